@@ -1,0 +1,5 @@
+CREATE TABLE logs (
+    id        INTEGER PRIMARY KEY,
+    message   TEXT NOT NULL,
+    timestamp TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);

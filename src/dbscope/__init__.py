@@ -1,0 +1,44 @@
+"""dbscope: a fresh, fully migrated, isolated database for every test.
+
+    from dbscope import IsolationManager
+    with IsolationManager("sqlite://", migrations="migrations/") as manager:
+        with manager.scope("checkout works") as scope:
+            scope.client().execute("SELECT 1")
+"""
+
+from __future__ import annotations
+
+from .client import Client, ResultSet, Row, Transaction
+from .config import Config, EnvVarSpec
+from .errors import (
+    BackendUnavailableError,
+    CleanupError,
+    ClientClosedError,
+    ConfigError,
+    DbscopeError,
+    MigrationError,
+    ScopeError,
+)
+from .manager import IsolationManager
+from .scope import Scope
+
+__all__ = [
+    "BackendUnavailableError",
+    "CleanupError",
+    "Client",
+    "ClientClosedError",
+    "Config",
+    "ConfigError",
+    "DbscopeError",
+    "EnvVarSpec",
+    "IsolationManager",
+    "MigrationError",
+    "ResultSet",
+    "Row",
+    "Scope",
+    "ScopeError",
+    "Transaction",
+    "__version__",
+]
+
+__version__ = "0.1.0"

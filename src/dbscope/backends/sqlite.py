@@ -1,0 +1,284 @@
+"""SQLite backend: per-scope databases in memory (the default) or in files.
+
+In memory, the template is a private ``:memory:`` database migrated once per process;
+each scope gets a copy made with ``backup()`` into a ``file:/<name>?vfs=memdb`` URI, which
+any other connection of the process (another thread, a SQLAlchemy engine) can open by
+name while dbscope's anchor connection keeps it alive. ``backup()`` was measured against
+``deserialize()`` (benchmarks/bench_sqlite.py): both cost about the same, and only the
+former gives a database other connections can reach.
+
+In files, the template is a file built atomically (temporary name, then rename) and
+kept under its fingerprint, so later runs and other processes reuse it; each scope gets
+a copy of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailableError, MigrationError
+from ..migrations import MigrationSet, combined_fingerprint
+
+__all__ = ["SQLiteBackend", "SQLiteDialect"]
+
+log = logging.getLogger("dbscope.database")
+
+PREFIX = "dbscope_"
+_APPLICATION_ID = 0x64627363  # "dbsc": gives an empty template a header page
+
+
+class SQLiteDialect:
+    """SQLite takes ``?`` and ``:name`` placeholders as they are."""
+
+    name = "sqlite"
+
+    def translate(self, sql: str, args: Any) -> tuple[str, Any]:
+        return sql, args
+
+    def begin(self) -> str:
+        return "BEGIN"
+
+
+DIALECT = SQLiteDialect()
+
+
+def _open(target: str, *, uri: bool, autocommit: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        target, uri=uri, check_same_thread=False, isolation_level=None if autocommit else ""
+    )
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _build(conn: sqlite3.Connection, migrations: MigrationSet, seed: MigrationSet) -> None:
+    conn.execute("PRAGMA foreign_keys = ON")
+    migrations.apply(conn)
+    seed.apply(conn)
+    if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
+        conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
+    conn.commit()
+
+
+@dataclass
+class MemoryTemplate:
+    fingerprint: str
+    connection: sqlite3.Connection
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class FileTemplate:
+    fingerprint: str
+    path: Path
+
+
+class SQLiteMemoryDatabase:
+    """A scope's in-memory database, alive while its anchor connection is open."""
+
+    dialect = DIALECT
+
+    def __init__(self, name: str, template: MemoryTemplate) -> None:
+        self.name = name
+        self._uri = f"file:/{name}?vfs=memdb"
+        self._anchor: sqlite3.Connection | None = _open(self._uri, uri=True, autocommit=True)
+        with template.lock:
+            template.connection.backup(self._anchor)
+
+    def url(self, fmt: str = "sqlalchemy") -> str:
+        if fmt == "dsn":
+            return self._uri
+        driver = "sqlite+aiosqlite" if fmt == "async" else "sqlite"
+        return f"{driver}:///file:/{self.name}?vfs=memdb&uri=true"
+
+    def connect(self, *, autocommit: bool = False) -> sqlite3.Connection:
+        return _open(self._uri, uri=True, autocommit=autocommit)
+
+    def restore(self, template: Any) -> None:
+        if self._anchor is None:
+            raise BackendUnavailableError(f"database {self.name} was already released")
+        with template.lock:
+            template.connection.backup(self._anchor)
+
+    def release(self) -> None:
+        anchor, self._anchor = self._anchor, None
+        if anchor is not None:
+            anchor.close()
+
+    def count_foreign_connections(self) -> int:
+        """Whether anything still holds the database: a fresh name would be empty.
+
+        SQLite cannot count the connections to a memdb database, so a leak counts as one.
+        """
+        probe = sqlite3.connect(self._uri, uri=True)
+        try:
+            pages = probe.execute("PRAGMA page_count").fetchone()[0]
+        finally:
+            probe.close()
+        return 1 if pages else 0
+
+    def drop(self) -> None:
+        self.release()  # the database disappears with its last connection
+
+    def __repr__(self) -> str:
+        return f"<SQLiteMemoryDatabase {self.name}>"
+
+
+class SQLiteFileDatabase:
+    """A scope's database file, copied from the template file."""
+
+    dialect = DIALECT
+
+    def __init__(self, path: Path, template: FileTemplate) -> None:
+        self.name = path.stem
+        self.path = path
+        shutil.copyfile(template.path, path)
+
+    def url(self, fmt: str = "sqlalchemy") -> str:
+        if fmt == "dsn":
+            return str(self.path)
+        driver = "sqlite+aiosqlite" if fmt == "async" else "sqlite"
+        return f"{driver}:///{self.path}"
+
+    def connect(self, *, autocommit: bool = False) -> sqlite3.Connection:
+        return _open(str(self.path), uri=False, autocommit=autocommit)
+
+    def restore(self, template: Any) -> None:
+        source = sqlite3.connect(str(template.path))
+        target = sqlite3.connect(str(self.path))
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+
+    def release(self) -> None:
+        pass
+
+    def count_foreign_connections(self) -> int:
+        """Open descriptors of this process on the file (each SQLite connection holds one)."""
+        fd_dir = "/proc/self/fd"
+        if not os.path.isdir(fd_dir):
+            return 0
+        target = str(self.path)
+        count = 0
+        for fd in os.listdir(fd_dir):
+            try:
+                if os.readlink(f"{fd_dir}/{fd}") == target:
+                    count += 1
+            except OSError:
+                continue
+        return count
+
+    def drop(self) -> None:
+        if not self.path.name.startswith(PREFIX):
+            raise BackendUnavailableError(f"refusing to delete {self.path}: dbscope did not create it")
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            try:
+                os.unlink(f"{self.path}{suffix}")
+            except FileNotFoundError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<SQLiteFileDatabase {self.path}>"
+
+
+class SQLiteBackend:
+    """Templates and per-scope databases for ``sqlite://`` and ``sqlite:///dir``."""
+
+    dialect = DIALECT
+
+    def __init__(self, *, directory: str | None = None, in_memory: bool = True, run_id: str | None = None) -> None:
+        self.in_memory = in_memory
+        self.run_id = run_id or uuid.uuid4().hex[:8]
+        self._templates: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._own_directory = False
+        self.directory: Path | None = None
+        if not in_memory:
+            if directory is None:
+                base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+                directory = tempfile.mkdtemp(prefix=PREFIX, dir=base)
+                self._own_directory = True
+            self.directory = Path(directory).resolve()
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise BackendUnavailableError(
+                    f"cannot create the SQLite directory {self.directory}: {exc.strerror}; "
+                    "point dbscope_url at a writable directory (sqlite:///path/to/dir)"
+                ) from exc
+
+    def template(self, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool = False) -> Any:
+        fingerprint = combined_fingerprint(migrations, seed)
+        with self._lock:
+            cached = self._templates.get(fingerprint)
+            if cached is not None:
+                return cached
+            if self.in_memory:
+                template: Any = self._build_memory(fingerprint, migrations, seed)
+            else:
+                template = self._build_file(fingerprint, migrations, seed, rebuild=rebuild)
+            self._templates[fingerprint] = template
+            return template
+
+    def _build_memory(self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet) -> MemoryTemplate:
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        try:
+            _build(conn, migrations, seed)
+        except BaseException:
+            conn.close()
+            raise
+        log.debug("built in-memory template %s", fingerprint)
+        return MemoryTemplate(fingerprint, conn)
+
+    def _build_file(self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool) -> FileTemplate:
+        assert self.directory is not None
+        final = self.directory / f"{PREFIX}tpl_{fingerprint}.sqlite3"
+        if final.exists() and not rebuild:
+            log.debug("reusing template file %s", final)
+            return FileTemplate(fingerprint, final)
+        building = self.directory / f"{PREFIX}tpl_{fingerprint}.{os.getpid()}.{uuid.uuid4().hex[:6]}.building"
+        conn = sqlite3.connect(str(building))
+        try:
+            _build(conn, migrations, seed)
+            conn.close()
+            os.replace(building, final)  # atomic: no one ever opens a half-built template
+        except BaseException as exc:
+            conn.close()
+            building.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and not isinstance(exc, MigrationError):
+                raise BackendUnavailableError(f"cannot write the template {final}: {exc}") from exc
+            raise
+        log.debug("built template file %s", final)
+        return FileTemplate(fingerprint, final)
+
+    def create(self, template: Any, *, label: str) -> SQLiteMemoryDatabase | SQLiteFileDatabase:
+        name = f"{PREFIX}{self.run_id}_{label}"
+        if self.in_memory:
+            return SQLiteMemoryDatabase(name, template)
+        assert self.directory is not None
+        try:
+            return SQLiteFileDatabase(self.directory / f"{name}.sqlite3", template)
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"cannot create the database file {name}.sqlite3 in {self.directory}: {exc.strerror}; "
+                "free some disk space or point dbscope_url at another directory"
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            for template in self._templates.values():
+                if isinstance(template, MemoryTemplate):
+                    template.connection.close()
+            self._templates.clear()
+        if self._own_directory and self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,412 @@
+"""Client, Transaction and ResultSet: a small, thread-safe API over a DB-API connection.
+
+The client serializes its statements with a lock, so threads can share one client. A
+transaction holds that lock from begin to commit/rollback; nested transactions (and
+every transaction under the ``rollback`` strategy) become savepoints. After its scope
+ends, any use raises :class:`~dbscope.ClientClosedError` saying which scope, which test
+and where it was closed, never the driver's own "closed" error.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from .errors import ClientClosedError, DbscopeError
+
+__all__ = ["Client", "ClientState", "ResultSet", "Row", "Transaction"]
+
+log = logging.getLogger("dbscope.database")
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+Args = Sequence[Any] | Mapping[str, Any]
+StatementLike = str | tuple[str, Args]
+
+
+class Row(Sequence[Any]):
+    """One result row, readable by index (``row[0]``) and by column name (``row["name"]``)."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, values: tuple[Any, ...], index: Mapping[str, int]) -> None:
+        self._values = values
+        self._index = index
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            try:
+                return self._values[self._index[key]]
+            except KeyError:
+                raise KeyError(f"no column {key!r}; columns are {', '.join(self._index)}") from None
+        return self._values[key]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[self._index[name]]
+        except KeyError:
+            raise AttributeError(f"no column {name!r}; columns are {', '.join(self._index)}") from None
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Row):
+            return self._values == other._values
+        if isinstance(other, tuple):
+            return self._values == other
+        if isinstance(other, Mapping):
+            return self.as_dict() == dict(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values)
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: self._values[i] for name, i in self._index.items()}
+
+    def __repr__(self) -> str:
+        return f"Row({self.as_dict()!r})"
+
+
+class ResultSet:
+    """The outcome of one statement: rows, column names, affected rows, last row id."""
+
+    __slots__ = ("columns", "last_insert_rowid", "rows", "rows_affected")
+
+    def __init__(
+        self, rows: list[Row], columns: tuple[str, ...], rows_affected: int, last_insert_rowid: int | None
+    ) -> None:
+        self.rows = rows
+        self.columns = columns
+        self.rows_affected = rows_affected
+        self.last_insert_rowid = last_insert_rowid
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or None when there are no rows."""
+        return self.rows[0][0] if self.rows else None
+
+    def __repr__(self) -> str:
+        return f"<ResultSet rows={len(self.rows)} columns={self.columns} rows_affected={self.rows_affected}>"
+
+
+class ClientState(enum.Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _caller_location() -> str:
+    """File and line of the nearest caller outside dbscope, for 'closed at' messages."""
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f"{frame.filename}:{frame.lineno}"
+    return "inside dbscope"
+
+
+class Client:
+    """A database client bound to one scope's database.
+
+    Safe to share between threads. Used after close (explicitly, or by its scope
+    ending) it raises :class:`ClientClosedError`.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[..., Any],
+        dialect: Any,
+        *,
+        scope_id: str = "",
+        test_name: str = "",
+        close_timeout: float = 5.0,
+        connection: Any = None,
+        in_outer_transaction: bool = False,
+    ) -> None:
+        self._connect = connect
+        self._dialect = dialect
+        self.scope_id = scope_id
+        self.test_name = test_name
+        self.close_timeout = close_timeout
+        self._owns_connection = connection is None
+        self._conn = connect(autocommit=True) if connection is None else connection
+        self._lock = threading.RLock()
+        self._depth = 1 if in_outer_transaction else 0
+        self._base_depth = self._depth
+        self._state = ClientState.OPEN
+        self._closed_at: str | None = None
+        self._extra: list[Any] = []
+        self._counts = {"statements": 0, "transactions": 0, "batches": 0, "errors": 0, "connections_opened": 1}
+        self._created = time.monotonic()
+
+    # -- state ---------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._state is ClientState.CLOSED
+
+    @property
+    def state(self) -> ClientState:
+        return self._state
+
+    def _check_open(self) -> None:
+        if self._state is ClientState.CLOSED:
+            raise ClientClosedError(self._closed_message())
+
+    def _closed_message(self) -> str:
+        scope = f"scope {self.scope_id}" if self.scope_id else "this client"
+        test = f" (test {self.test_name!r})" if self.test_name else ""
+        return (
+            f"the client of {scope}{test} is closed: it was closed {self._closed_at}. "
+            "A client lives only as long as its test's scope; ask for the `db` fixture in the test "
+            "that uses it (or call get_scoped_client() for the current scope) instead of keeping "
+            "a client across tests."
+        )
+
+    # -- statements ----------------------------------------------------------------
+
+    def execute(self, sql: str, args: Args = ()) -> ResultSet:
+        """Run one statement with positional (``?``) or named (``:name``) arguments."""
+        with self._lock:
+            self._check_open()
+            return self._run(sql, args)
+
+    def _run(self, sql: str, args: Args) -> ResultSet:
+        sql, args = self._dialect.translate(sql, args)
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, args)
+            self._counts["statements"] += 1
+            description = cursor.description
+            if description:
+                columns = tuple(d[0] for d in description)
+                index = {name: i for i, name in enumerate(columns)}
+                rows = [Row(tuple(r), index) for r in cursor.fetchall()]
+            else:
+                columns, rows = (), []
+            affected = cursor.rowcount if cursor.rowcount and cursor.rowcount > 0 else 0
+            return ResultSet(rows, columns, affected, getattr(cursor, "lastrowid", None))
+        except Exception:
+            self._counts["errors"] += 1
+            raise
+        finally:
+            cursor.close()
+
+    def batch(self, statements: Iterable[StatementLike]) -> list[ResultSet]:
+        """Run statements in one transaction: all of them take effect, or none does."""
+        items = [(s, ()) if isinstance(s, str) else (s[0], s[1]) for s in statements]
+        with self._lock:
+            self._check_open()
+            self._counts["batches"] += 1
+            with Transaction(self) as tx:
+                return [tx.execute(sql, args) for sql, args in items]
+
+    def transaction(self) -> Transaction:
+        """Begin a transaction: use it as a context manager, or call commit()/rollback()."""
+        self._check_open()
+        return Transaction(self)
+
+    def connect(self) -> Any:
+        """A new DB-API connection to the same database, closed when the scope ends."""
+        with self._lock:
+            self._check_open()
+            conn = self._connect(autocommit=False)
+            self._extra.append(conn)
+            self._counts["connections_opened"] += 1
+            return conn
+
+    def health_check(self) -> bool:
+        """True when the client is open and its database answers ``SELECT 1``."""
+        if self.closed:
+            return False
+        try:
+            return self.execute("SELECT 1").scalar() == 1
+        except Exception:
+            return False
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this client, as a plain dict."""
+        return {
+            "scope_id": self.scope_id,
+            "test_name": self.test_name,
+            "state": self._state.value,
+            "open_connections": 0 if self.closed else 1 + len(self._extra),
+            "in_transaction": self._depth > self._base_depth,
+            "age_ms": round((time.monotonic() - self._created) * 1000, 3),
+            **self._counts,
+        }
+
+    # -- closing -------------------------------------------------------------------
+
+    def close(self, timeout: float | None = None, *, reason: str | None = None) -> bool:
+        """Close the client and every connection it opened; True if all closed cleanly.
+
+        Waits at most ``timeout`` seconds (default: the scope's close timeout) for a
+        statement running in another thread, then interrupts it. A second close is a no-op.
+        """
+        if self._state is ClientState.CLOSED:
+            return True
+        limit = self.close_timeout if timeout is None else timeout
+        acquired = self._lock.acquire(timeout=limit)
+        if not acquired:
+            log.warning("client of scope %s busy at close; interrupting its statement", self.scope_id)
+            _interrupt(self._conn)
+            acquired = self._lock.acquire(timeout=min(limit, 1.0))
+        try:
+            if self._state is ClientState.CLOSED:
+                return True
+            self._state = ClientState.CLOSED
+            self._closed_at = reason or f"at {_caller_location()}"
+            ok = acquired
+            for conn in [*self._extra, self._conn] if self._owns_connection else self._extra:
+                ok = _close_quietly(conn, self.scope_id) and ok
+            self._extra.clear()
+            return ok
+        finally:
+            if acquired:
+                self._lock.release()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Client scope={self.scope_id} {self._state.value}>"
+
+
+def _interrupt(conn: Any) -> None:
+    for name in ("interrupt", "cancel"):
+        method = getattr(conn, name, None)
+        if method is not None:
+            try:
+                method()
+            except Exception:  # the statement may have just finished
+                pass
+            return
+
+
+def _close_quietly(conn: Any, scope_id: str) -> bool:
+    try:
+        conn.close()
+        return True
+    except Exception as exc:
+        log.warning("error closing a connection of scope %s: %s", scope_id, exc)
+        return False
+
+
+class TransactionState(enum.Enum):
+    ACTIVE = "active"
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled back"
+
+
+class Transaction:
+    """A transaction on a client: a savepoint when nested or under the rollback strategy.
+
+    It holds the client's lock until it ends, so other threads wait rather than
+    interleave their statements with it. End it in the thread that began it.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        client._lock.acquire()
+        try:
+            client._check_open()
+            self._savepoint = f"dbscope_sp_{client._depth}" if client._depth > 0 else None
+            client._run(f"SAVEPOINT {self._savepoint}" if self._savepoint else client._dialect.begin(), ())
+            client._depth += 1
+            client._counts["transactions"] += 1
+        except BaseException:
+            client._lock.release()
+            raise
+        self._state = TransactionState.ACTIVE
+
+    @property
+    def active(self) -> bool:
+        return self._state is TransactionState.ACTIVE
+
+    def _check_active(self) -> None:
+        self._client._check_open()
+        if self._state is not TransactionState.ACTIVE:
+            raise DbscopeError(f"this transaction was already {self._state.value}; begin a new one with client.transaction()")
+
+    def execute(self, sql: str, args: Args = ()) -> ResultSet:
+        self._check_active()
+        return self._client._run(sql, args)
+
+    def commit(self) -> None:
+        self._check_active()
+        self._end(f"RELEASE SAVEPOINT {self._savepoint}" if self._savepoint else "COMMIT", TransactionState.COMMITTED)
+
+    def rollback(self) -> None:
+        if self._state is not TransactionState.ACTIVE:
+            return
+        if self._client.closed:
+            self._finish(TransactionState.ROLLED_BACK)
+            return
+        if self._savepoint:
+            self._end(f"ROLLBACK TO SAVEPOINT {self._savepoint}", None)
+            self._end(f"RELEASE SAVEPOINT {self._savepoint}", TransactionState.ROLLED_BACK)
+        else:
+            self._end("ROLLBACK", TransactionState.ROLLED_BACK)
+
+    def _end(self, sql: str, state: TransactionState | None) -> None:
+        try:
+            self._client._run(sql, ())
+        except BaseException:
+            if state is not None:
+                self._undo_quietly()
+                self._finish(TransactionState.ROLLED_BACK)
+            raise
+        if state is not None:
+            self._finish(state)
+
+    def _undo_quietly(self) -> None:
+        """After a failed COMMIT/RELEASE the transaction may still be open: roll it back."""
+        undo = (
+            [f"ROLLBACK TO SAVEPOINT {self._savepoint}", f"RELEASE SAVEPOINT {self._savepoint}"]
+            if self._savepoint
+            else ["ROLLBACK"]
+        )
+        for sql in undo:
+            try:
+                self._client._run(sql, ())
+            except Exception:
+                pass
+
+    def _finish(self, state: TransactionState) -> None:
+        self._state = state
+        self._client._depth -= 1
+        self._client._lock.release()
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._state is not TransactionState.ACTIVE:
+            return
+        if exc_type is None:
+            self.commit()
+        else:
+            self.rollback()
+
+    def __repr__(self) -> str:
+        return f"<Transaction {self._state.value} savepoint={self._savepoint}>"

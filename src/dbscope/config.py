@@ -1,0 +1,256 @@
+"""Settings: one frozen dataclass, built in one function from CLI, environment and ini.
+
+Precedence is command line > environment (``DBSCOPE_<NAME>``) > config file > default,
+decided with ``is None`` so a falsy command-line value still wins. Every parse error
+names the setting, the value and where it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+from .urls import mask_password, parse_backend_url
+
+__all__ = ["SETTINGS", "Config", "EnvVarSpec", "Setting", "build_config"]
+
+STRATEGIES = ("clone", "reset", "rollback")
+ENV_FORMATS = ("sqlalchemy", "async", "dsn")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class EnvVarSpec:
+    """An environment variable that receives the scope's URL, in one format."""
+
+    name: str
+    format: str = "sqlalchemy"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every dbscope setting, resolved and validated."""
+
+    url: str = "sqlite://"
+    migrations: str | None = None
+    seed: str | None = None
+    strategy: str = "clone"
+    env_vars: tuple[EnvVarSpec, ...] = (EnvVarSpec("DATABASE_URL"),)
+    unset_env: tuple[str, ...] = ()
+    set_env: tuple[tuple[str, str], ...] = ()
+    reset_modules: tuple[str, ...] = ()
+    reset_hooks: tuple[str, ...] = ()
+    autouse: bool = False
+    close_timeout: float = 5.0
+    slow_test_s: float = 5.0
+    memory_growth_mb: float = 50.0
+    allow_remote: bool = False
+    rebuild: bool = False
+    keep_failed: bool = False
+    report: str | None = None
+    html: str | None = None
+    fail_on_leak: bool = False
+    baseline: str | None = None
+    save_baseline: str | None = None
+    base_dir: str | None = field(default=None, compare=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={mask_password(str(getattr(self, f.name)))!r}"
+            if f.name == "url"
+            else f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"Config({shown})"
+
+
+# --- parsers: each takes the raw value and returns the typed one or raises ValueError ---
+
+
+def _text(raw: Any) -> str | None:
+    value = str(raw).strip()
+    return value or None
+
+
+def _items(raw: Any) -> list[str]:
+    if isinstance(raw, (list, tuple)):
+        parts = [str(p) for p in raw]
+    else:
+        parts = re.split(r"[,\n]", str(raw))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _url(raw: Any) -> str:
+    value = str(raw).strip()
+    parse_backend_url(value)
+    return value
+
+
+def _strategy(raw: Any) -> str:
+    value = str(raw).strip().lower()
+    if value not in STRATEGIES:
+        raise ValueError(f"must be one of {', '.join(STRATEGIES)}")
+    return value
+
+
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _positive_float(raw: Any) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+    if not value > 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _env_names(raw: Any) -> tuple[str, ...]:
+    names = tuple(_items(raw))
+    for name in names:
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+    return names
+
+
+def _env_vars(raw: Any) -> tuple[EnvVarSpec, ...]:
+    specs: list[EnvVarSpec] = []
+    for item in _items(raw):
+        name, _, fmt = item.partition(":")
+        name, fmt = name.strip(), (fmt.strip().lower() or "sqlalchemy")
+        if not _ENV_NAME.match(name):
+            raise ValueError(f"{name!r} is not an environment variable name")
+        if fmt not in ENV_FORMATS:
+            raise ValueError(f"format {fmt!r} of {name} must be one of {', '.join(ENV_FORMATS)}")
+        if any(s.name == name for s in specs):
+            raise ValueError(f"{name} is given twice")
+        specs.append(EnvVarSpec(name, fmt))
+    return tuple(specs)
+
+
+def _assignments(raw: Any) -> tuple[tuple[str, str], ...]:
+    pairs: list[tuple[str, str]] = []
+    for item in _items(raw):
+        name, sep, value = item.partition("=")
+        if not sep or not _ENV_NAME.match(name.strip()):
+            raise ValueError(f"{item!r} is not NAME=VALUE")
+        pairs.append((name.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def _hooks(raw: Any) -> tuple[str, ...]:
+    hooks = tuple(_items(raw))
+    for hook in hooks:
+        if ":" not in hook:
+            raise ValueError(f"{hook!r} is not module:callable")
+    return hooks
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, help text (shared by CLI and ini), parser and CLI form."""
+
+    name: str
+    help: str
+    parse: Callable[[Any], Any]
+    cli: bool = True
+    ini: bool = True
+    flag: bool = False  # a CLI switch without a value
+    listish: bool = False
+
+    @property
+    def ini_name(self) -> str:
+        return f"dbscope_{self.name}"
+
+    @property
+    def option(self) -> str:
+        return "--dbscope-" + self.name.replace("_", "-")
+
+    @property
+    def env_name(self) -> str:
+        return f"DBSCOPE_{self.name.upper()}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("url", "database URL: sqlite:// (default, in memory), sqlite:///dir, postgresql://..., postgresql+proc://", _url),
+    Setting("migrations", "directory of .sql files, one .sql file, or package.module:callable", _text),
+    Setting("seed", "seed data applied after the migrations, in the same forms", _text),
+    Setting("strategy", "isolation strategy: clone (default), reset or rollback", _strategy),
+    Setting("env_var", "environment variables set to the scope's URL: NAME or NAME:sqlalchemy|async|dsn", _env_vars, cli=False, listish=True),
+    Setting("unset_env", "environment variables deleted at session start", _env_names, cli=False, listish=True),
+    Setting("set_env", "NAME=VALUE pairs set at session start", _assignments, cli=False, listish=True),
+    Setting("reset_modules", "module names purged from sys.modules at each scope boundary", lambda r: tuple(_items(r)), cli=False, listish=True),
+    Setting("reset_hooks", "module:callable run at each scope boundary", _hooks, cli=False, listish=True),
+    Setting("autouse", "give every test a scope, even without a dbscope fixture", _bool, flag=True),
+    Setting("close_timeout", "seconds each connection close may take (default 5)", _positive_float),
+    Setting("slow_test_s", "a test slower than this many seconds is reported (default 5)", _positive_float),
+    Setting("memory_growth_mb", "memory growth in MB over which a test is reported (default 50)", _positive_float),
+    Setting("allow_remote", "allow a database server that is not on this machine", _bool, flag=True),
+    Setting("rebuild", "ignore cached templates and build them again", _bool, flag=True, ini=False),
+    Setting("keep_failed", "keep a failed test's database and print its URL", _bool, flag=True),
+    Setting("report", "write the isolation report as JSON to this path", _text),
+    Setting("html", "write the isolation report as a self-contained HTML page", _text),
+    Setting("fail_on_leak", "fail the run when a test leaks a connection or scope", _bool, flag=True),
+    Setting("baseline", "compare the run with this saved baseline", _text),
+    Setting("save_baseline", "save this run's figures as a baseline", _text),
+)
+
+_FIELD_FOR = {"env_var": "env_vars"}
+
+
+def build_config(
+    *,
+    cli: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    ini: Mapping[str, Any] | None = None,
+    ini_source: str = "config file",
+    base_dir: str | None = None,
+) -> Config:
+    """Resolve every setting (CLI > env > ini > default) into one validated Config.
+
+    ``cli`` and ``ini`` map setting names (``url``, ``env_var``, ...) to raw values, None
+    when not given. ``env`` is the process environment.
+    """
+    cli, env, ini = cli or {}, env or {}, ini or {}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw, origin = _pick(setting, cli, env, ini, ini_source)
+        if raw is None:
+            continue
+        try:
+            values[_FIELD_FOR.get(setting.name, setting.name)] = setting.parse(raw)
+        except ValueError as exc:
+            reason = str(exc)
+            raise ConfigError(
+                f"{setting.ini_name} = {mask_password(str(raw))!r} (from {origin}) is not valid: {reason}"
+            ) from None
+    if "env_vars" in values and not values["env_vars"]:
+        values["env_vars"] = ()
+    return Config(base_dir=base_dir, **values)
+
+
+def _pick(
+    setting: Setting, cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, Any], ini_source: str
+) -> tuple[Any, str]:
+    value = cli.get(setting.name)
+    if value is not None and setting.cli:
+        return value, f"{setting.option} on the command line"
+    value = env.get(setting.env_name)
+    if value is not None and value != "":
+        return value, f"the {setting.env_name} environment variable"
+    value = ini.get(setting.name)
+    if value is not None and value != "" and value != [] and setting.ini:
+        return value, f"{setting.ini_name} in {ini_source}"
+    return None, "default"

@@ -1,0 +1,81 @@
+"""Every error dbscope raises.
+
+Each message names the thing that failed, the value involved and what to do next.
+
+    DbscopeError
+     ├── ConfigError              a setting has a bad value (names the setting and its source)
+     ├── MigrationError           a migration or seed failed (names the file and statement)
+     ├── BackendUnavailableError  the database server or driver cannot be used
+     ├── ClientClosedError        a client was used after its scope ended
+     ├── ScopeError               an unknown or already destroyed scope was used
+     └── CleanupError             cleanup finished but something could not be closed or dropped
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "CleanupError",
+    "ClientClosedError",
+    "ConfigError",
+    "DbscopeError",
+    "MigrationError",
+    "ScopeError",
+]
+
+
+class DbscopeError(Exception):
+    """Base class of every error dbscope raises."""
+
+    __module__ = "dbscope"
+
+
+class ConfigError(DbscopeError, ValueError):
+    """A setting has a value dbscope cannot use."""
+
+    __module__ = "dbscope"
+
+
+class MigrationError(DbscopeError):
+    """A migration or seed step failed while building the template database."""
+
+    __module__ = "dbscope"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        statement: str | None = None,
+        statement_index: int | None = None,
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.source = source
+        self.statement = statement
+        self.statement_index = statement_index
+        self.line = line
+
+
+class BackendUnavailableError(DbscopeError):
+    """The database backend (server, driver or executable) cannot be used."""
+
+    __module__ = "dbscope"
+
+
+class ClientClosedError(DbscopeError):
+    """A client, transaction or connection was used after it was closed."""
+
+    __module__ = "dbscope"
+
+
+class ScopeError(DbscopeError, LookupError):
+    """A scope id is unknown, or the scope is no longer active."""
+
+    __module__ = "dbscope"
+
+
+class CleanupError(DbscopeError):
+    """Cleanup ran to the end but some resources could not be released."""
+
+    __module__ = "dbscope"

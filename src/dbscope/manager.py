@@ -1,0 +1,480 @@
+"""IsolationManager: scopes, connection registry, metrics, env and module resets, cleanup.
+
+This is the seed's Test Isolation Manager in Python. It never imports pytest: the
+plugin is a thin layer over it, and it works on its own as a library.
+
+Lifecycle of one scope: purge ``reset_modules`` and run reset hooks -> clone the
+database from the template -> (set the environment) -> work -> close every tracked
+connection, each bounded by the close timeout -> count connections left open by others
+(leaks) -> drop the database -> restore the environment -> record metrics. A failure in
+any step falls back to emergency cleanup, which still leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import secrets
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import fields, replace
+from typing import Any
+
+from .backends import Backend, open_backend
+from .client import Client
+from .config import Config, build_config
+from .errors import ConfigError, DbscopeError, MigrationError, ScopeError
+from .logs import configure_debug_logging
+from .migrations import MigrationSet, load_migrations
+from .scope import Scope, ScopeOptions, ScopeState
+from .urls import mask_password, parse_backend_url
+
+__all__ = ["IsolationManager"]
+
+log = logging.getLogger("dbscope.isolation")
+
+_SCOPE_OPTIONS = {"url", "migrations", "seed", "strategy", "close_timeout"}
+_IMPLEMENTED_STRATEGIES = ("clone",)
+
+
+class IsolationManager:
+    """Creates and destroys isolated scopes, each with a fresh migrated database.
+
+    ``IsolationManager("sqlite://", migrations="migrations/")``: keyword arguments are
+    the settings of :class:`~dbscope.Config` (``seed``, ``strategy``, ``env_vars``,
+    ``reset_modules``, ``close_timeout``, ...); or pass a ready ``config=``.
+    """
+
+    def __init__(self, url: str | None = None, *, config: Config | None = None, **settings: Any) -> None:
+        if config is None:
+            raw = {("env_var" if k == "env_vars" else k): v for k, v in settings.items()}
+            known = {f.name for f in fields(Config)} | {"env_var"}
+            unknown = sorted(set(raw) - known)
+            if unknown:
+                raise ConfigError(f"unknown IsolationManager settings: {', '.join(unknown)}")
+            base_dir = raw.pop("base_dir", None)
+            if url is not None:
+                raw["url"] = url
+            config = build_config(ini=raw, ini_source="IsolationManager arguments", base_dir=base_dir)
+        elif url is not None or settings:
+            raise ConfigError("pass either config= or settings, not both")
+        self.config = config
+        self.run_id = secrets.token_hex(4)
+        self.worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        self.is_test_mode = False
+        self.current_test_id: str | None = None
+        self.active_scopes: dict[str, Scope] = {}
+        self.global_connection_registry: set[Any] = set()
+        self._counters: Counter[str] = Counter()
+        self._cleanup_ms_total = 0.0
+        self._backends: dict[str, Backend] = {}
+        self._migration_sets: dict[tuple[str, str | None], MigrationSet] = {}
+        self._template_errors: dict[tuple[str, str | None, str | None], MigrationError] = {}
+        self._saved_env: dict[str, dict[str, str | None]] = {}
+        self._serial = 0
+        self._lock = threading.RLock()
+        self._closed = False
+        configure_debug_logging()
+
+    # -- metrics and stats ------------------------------------------------------------
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The seed's performance metrics as a plain dict."""
+        destroyed = self._counters["scopes_destroyed"]
+        return {
+            "scopes_created": self._counters["scopes_created"],
+            "scopes_destroyed": destroyed,
+            "connections_created": self._counters["connections_created"],
+            "connections_closed": self._counters["connections_closed"],
+            "connections_leaked": self._counters["connections_leaked"],
+            "average_cleanup_ms": round(self._cleanup_ms_total / destroyed, 3) if destroyed else 0.0,
+            "emergency_cleanups": self._counters["emergency_cleanups"],
+            "modules_cleared": self._counters["modules_cleared"],
+            "cleanup_failures": self._counters["cleanup_failures"],
+        }
+
+    def get_stats(self) -> dict[str, Any]:
+        """A snapshot: test mode, current scope, active scopes and their connections."""
+        scopes = list(self.active_scopes.values())
+        return {
+            "is_test_mode": self.is_test_mode,
+            "current_test_id": self.current_test_id,
+            "active_scope_count": len(scopes),
+            "active_connection_count": sum(s.connection_count for s in scopes),
+            "scopes": [s.stats() for s in scopes],
+        }
+
+    # -- seed API ---------------------------------------------------------------------
+
+    def initialize_test_mode(self) -> None:
+        """Enter test mode, cleaning up whatever an earlier run of this manager left."""
+        if self.active_scopes:
+            self.emergency_cleanup()
+        self.is_test_mode = True
+        log.debug("test isolation manager initialized (run %s, worker %s)", self.run_id, self.worker_id)
+
+    def create_scope(self, test_name: str, **options: Any) -> str:
+        """Create a scope with a fresh database cloned from the template; return its id."""
+        self._check_open()
+        started = time.perf_counter()
+        opts = self._scope_options(options)
+        scope_id = f"test_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
+        self.clear_module_cache()
+        self._run_reset_hooks(scope_id, test_name, at="start")
+        backend = self._backend(opts.url)
+        template = self._template(backend, opts)
+        with self._lock:
+            self._serial += 1
+            label = f"{self.worker_id}_{self._serial}"
+        database = backend.create(template, label=label)
+        scope = Scope(
+            scope_id, test_name, opts, database, on_track=self._on_track, on_untrack=self._on_untrack
+        )
+        scope.setup_ms = (time.perf_counter() - started) * 1000
+        with self._lock:
+            self.active_scopes[scope_id] = scope
+            self._counters["scopes_created"] += 1
+        log.debug("created scope %s for test %r (%s, %.2f ms)", scope_id, test_name, database.name, scope.setup_ms)
+        return scope_id
+
+    def destroy_scope(self, scope_id: str) -> bool:
+        """Close everything of a scope and drop its database; True if all went cleanly."""
+        scope = self.active_scopes.get(scope_id)
+        if scope is None or scope.state is not ScopeState.ACTIVE:
+            log.warning("scope %s not found for destruction", scope_id)
+            return False
+        started = time.perf_counter()
+        scope.state = ScopeState.CLOSING
+        log.debug("destroying scope %s (test %r)", scope_id, scope.test_name)
+        ok = True
+        try:
+            ok = self._close_connections(scope)
+            scope.database.release()
+            leaked = scope.database.count_foreign_connections()
+            scope.leaked_connections = leaked
+            if leaked:
+                self._counters["connections_leaked"] += leaked
+                log.warning(
+                    "connection leak in test %r: %d connection(s) to %s still open after the test "
+                    "(scope %s); dispose engines and close connections the test opened",
+                    scope.test_name, leaked, scope.database.name, scope_id,
+                )
+            if not scope.kept:
+                scope.database.drop()
+            ok = self._run_reset_hooks(scope_id, scope.test_name, at="end") and ok
+            self.clear_module_cache()
+        except Exception as exc:
+            log.error("cleanup of scope %s (test %r) failed: %s; running emergency cleanup", scope_id, scope.test_name, exc)
+            self._emergency(scope)
+            self._counters["emergency_cleanups"] += 1
+            ok = False
+        finally:
+            self._finish(scope, started)
+        if not ok:
+            self._counters["cleanup_failures"] += 1
+        return ok
+
+    def get_scoped_client(self, scope_id: str | None = None) -> Client:
+        """A new tracked client on a scope's database (default: the current test's scope)."""
+        return self._scope(scope_id).client()
+
+    def get_scope(self, scope_id: str | None = None) -> Scope:
+        """The active scope with this id (default: the current test's scope)."""
+        return self._scope(scope_id)
+
+    def ensure_test_isolation(self, test_name: str, **options: Any) -> str:
+        """Begin a test: end the previous one if still open, create and enter a new scope."""
+        if self.current_test_id is not None:
+            self.complete_test()
+        scope_id = self.create_scope(test_name, **options)
+        self._enter(scope_id)
+        return scope_id
+
+    def complete_test(self) -> bool:
+        """End the current test's scope; False if there was none or cleanup failed."""
+        scope_id = self.current_test_id
+        if scope_id is None:
+            return False
+        return self.destroy_scope(scope_id)
+
+    def emergency_cleanup(self, scope_id: str | None = None) -> bool:
+        """Force-release one scope (or all): close, drop, restore env; never raises."""
+        targets = (
+            [s for s in [self.active_scopes.get(scope_id)] if s is not None]
+            if scope_id is not None
+            else list(self.active_scopes.values())
+        )
+        log.warning("emergency cleanup of %s", scope_id or f"all {len(targets)} scope(s)")
+        ok = True
+        for scope in targets:
+            ok = self._emergency(scope) and ok
+            self._finish(scope, time.perf_counter())
+        if scope_id is None:
+            for resource in list(self.global_connection_registry):
+                ok = _close_quietly(resource, self.config.close_timeout) and ok
+            self.global_connection_registry.clear()
+        self.clear_module_cache()
+        self._counters["emergency_cleanups"] += 1
+        return ok
+
+    def clear_module_cache(self) -> int:
+        """Purge the modules named in ``reset_modules`` (and their submodules)."""
+        names = self.config.reset_modules
+        if not names:
+            return 0
+        doomed = [m for m in list(sys.modules) if any(m == n or m.startswith(n + ".") for n in names)]
+        for name in doomed:
+            sys.modules.pop(name, None)
+        if doomed:
+            self._counters["modules_cleared"] += len(doomed)
+            log.debug("cleared %d module(s) from sys.modules: %s", len(doomed), ", ".join(doomed))
+        return len(doomed)
+
+    @contextlib.contextmanager
+    def scope(self, test_name: str, **options: Any) -> Iterator[Scope]:
+        """A scope for the ``with`` block: its database, its env vars, then cleanup."""
+        scope_id = self.create_scope(test_name, **options)
+        previous = self.current_test_id
+        try:
+            self._enter(scope_id)
+        except BaseException:
+            self.destroy_scope(scope_id)
+            raise
+        try:
+            yield self.active_scopes[scope_id]
+        finally:
+            self.destroy_scope(scope_id)
+            self.current_test_id = previous
+
+    def close(self) -> None:
+        """Destroy every active scope and release the backends and templates."""
+        if self._closed:
+            return
+        for scope_id in list(self.active_scopes):
+            if not self.destroy_scope(scope_id):
+                self.emergency_cleanup(scope_id)
+        for backend in self._backends.values():
+            try:
+                backend.close()
+            except Exception as exc:
+                log.warning("error closing backend: %s", exc)
+        self._backends.clear()
+        self.is_test_mode = False
+        self._closed = True
+
+    def __enter__(self) -> IsolationManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<IsolationManager {mask_password(self.config.url)} scopes={len(self.active_scopes)}>"
+
+    # -- internals --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DbscopeError("this IsolationManager was closed; create a new one")
+
+    def _scope(self, scope_id: str | None) -> Scope:
+        if scope_id is None:
+            scope_id = self.current_test_id
+            if scope_id is None:
+                raise ScopeError("there is no current test scope; call ensure_test_isolation() first or pass a scope id")
+        scope = self.active_scopes.get(scope_id)
+        if scope is None:
+            raise ScopeError(f"test scope {scope_id} not found: it was never created or was already destroyed")
+        return scope
+
+    def _scope_options(self, options: dict[str, Any]) -> ScopeOptions:
+        unknown = sorted(set(options) - _SCOPE_OPTIONS)
+        if unknown:
+            raise ConfigError(f"unknown scope option(s) {', '.join(unknown)}; known: {', '.join(sorted(_SCOPE_OPTIONS))}")
+        if options:
+            try:
+                merged = replace(self.config, **options)
+                build_config(ini={k: v for k, v in options.items() if v is not None}, ini_source="scope options")
+            except ConfigError:
+                raise
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"bad scope options {options!r}: {exc}") from None
+        else:
+            merged = self.config
+        if merged.strategy not in _IMPLEMENTED_STRATEGIES:
+            raise ConfigError(
+                f"dbscope_strategy = {merged.strategy!r} is not available in this version of dbscope; "
+                "use 'clone' (a fresh database per test)"
+            )
+        return ScopeOptions(merged.url, merged.migrations, merged.seed, merged.strategy, merged.close_timeout)
+
+    def _backend(self, url: str) -> Backend:
+        with self._lock:
+            backend = self._backends.get(url)
+            if backend is None:
+                parsed = parse_backend_url(url)
+                if parsed.path is not None and not os.path.isabs(parsed.path) and self.config.base_dir:
+                    parsed = replace(parsed, path=os.path.join(self.config.base_dir, parsed.path))
+                backend = open_backend(parsed, run_id=self.run_id, config=self.config)
+                self._backends[url] = backend
+            return backend
+
+    def _migration_set(self, spec: str | None, setting: str) -> MigrationSet:
+        key = (setting, spec)
+        cached = self._migration_sets.get(key)
+        if cached is None:
+            cached = load_migrations(spec, setting=setting, base_dir=self.config.base_dir)
+            self._migration_sets[key] = cached
+        return cached
+
+    def _template(self, backend: Backend, opts: ScopeOptions) -> Any:
+        key = (opts.url, opts.migrations, opts.seed)
+        failed = self._template_errors.get(key)
+        if failed is not None:
+            raise MigrationError(
+                f"{failed} (the template build failed earlier in this session)",
+                source=failed.source, statement=failed.statement,
+                statement_index=failed.statement_index, line=failed.line,
+            )
+        migrations = self._migration_set(opts.migrations, "dbscope_migrations")
+        seed = self._migration_set(opts.seed, "dbscope_seed")
+        try:
+            return backend.template(migrations, seed, rebuild=self.config.rebuild)
+        except MigrationError as exc:
+            self._template_errors[key] = exc
+            raise
+
+    def _enter(self, scope_id: str) -> None:
+        scope = self.active_scopes[scope_id]
+        saved: dict[str, str | None] = {}
+        for spec in self.config.env_vars:
+            saved[spec.name] = os.environ.get(spec.name)
+            os.environ[spec.name] = scope.url(spec.format)
+        self._saved_env[scope_id] = saved
+        self.current_test_id = scope_id
+
+    def _restore_env(self, scope_id: str) -> None:
+        for name, value in self._saved_env.pop(scope_id, {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def _on_track(self, resource: Any) -> None:
+        self.global_connection_registry.add(resource)
+        self._counters["connections_created"] += 1
+
+    def _on_untrack(self, resource: Any) -> None:
+        self.global_connection_registry.discard(resource)
+
+    def _close_connections(self, scope: Scope) -> bool:
+        """Close every tracked connection; each bounded by the timeout, none stops the rest."""
+        ok = True
+        reason = f"by dbscope when scope {scope.id} ended (end of test {scope.test_name!r})"
+        for resource in scope.connections:
+            if isinstance(resource, Client):
+                closed = resource.close(scope.options.close_timeout, reason=reason)
+            else:
+                closed = _close_quietly(resource, scope.options.close_timeout)
+            if closed:
+                self._counters["connections_closed"] += 1
+            else:
+                ok = False
+                log.warning("a connection of scope %s (test %r) did not close cleanly", scope.id, scope.test_name)
+            self.global_connection_registry.discard(resource)
+        scope.connections.clear()
+        return ok
+
+    def _emergency(self, scope: Scope) -> bool:
+        ok = True
+        for resource in scope.connections:
+            ok = _close_quietly(resource, min(scope.options.close_timeout, 1.0)) and ok
+            self.global_connection_registry.discard(resource)
+        scope.connections.clear()
+        for step in (scope.database.release, scope.database.drop):
+            try:
+                step()
+            except Exception as exc:
+                ok = False
+                log.error("emergency cleanup of scope %s: %s", scope.id, exc)
+        return ok
+
+    def _finish(self, scope: Scope, started: float) -> None:
+        with self._lock:
+            self.active_scopes.pop(scope.id, None)
+            self._restore_env(scope.id)
+            if self.current_test_id == scope.id:
+                self.current_test_id = None
+            scope.state = ScopeState.CLOSED
+            scope._ended = time.monotonic()
+            scope.teardown_ms = (time.perf_counter() - started) * 1000
+            self._counters["scopes_destroyed"] += 1
+            self._cleanup_ms_total += scope.teardown_ms
+        log.debug("destroyed scope %s (test %r) in %.2f ms", scope.id, scope.test_name, scope.teardown_ms)
+
+    def _run_reset_hooks(self, scope_id: str, test_name: str, *, at: str) -> bool:
+        ok = True
+        for spec in self.config.reset_hooks:
+            module_name, _, attr = spec.partition(":")
+            try:
+                target: Any = importlib.import_module(module_name)
+                for part in attr.split("."):
+                    target = getattr(target, part)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError(
+                    f"dbscope_reset_hooks: cannot load {spec!r}: {exc}; give module:callable of a function "
+                    "that resets your application's singletons"
+                ) from exc
+            try:
+                target()
+            except Exception as exc:
+                if at == "start":
+                    raise DbscopeError(f"reset hook {spec} failed before test {test_name!r}: {exc}") from exc
+                log.warning("reset hook %s failed after test %r (scope %s): %s", spec, test_name, scope_id, exc)
+                ok = False
+        return ok
+
+
+def _close_quietly(resource: Any, timeout: float) -> bool:
+    """Close anything with close(), waiting at most ``timeout`` seconds; never raises.
+
+    A Client bounds its own close. Anything else is closed in a helper thread so that
+    a close that hangs (a dead server, a user's own object) cannot hang the test run.
+    """
+    if isinstance(resource, Client):
+        try:
+            return resource.close(timeout)
+        except Exception as exc:
+            log.warning("error closing %r: %s", resource, exc)
+            return False
+    if getattr(resource, "closed", False) is True:
+        return True
+    interrupt = getattr(resource, "interrupt", None)  # sqlite3: stop a running statement first
+    if callable(interrupt):
+        with contextlib.suppress(Exception):
+            interrupt()
+    outcome: list[BaseException | None] = []
+
+    def close() -> None:
+        try:
+            resource.close()
+            outcome.append(None)
+        except BaseException as exc:  # reported below, in the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=close, name="dbscope-close", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        log.warning("closing %r took longer than %.1f s; abandoned it", resource, timeout)
+        return False
+    if outcome and outcome[0] is not None:
+        log.warning("error closing %r: %s", resource, outcome[0])
+        return False
+    return True

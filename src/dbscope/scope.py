@@ -1,0 +1,132 @@
+"""Scope: one test's isolated database and everything opened on it."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .client import Client
+from .errors import ScopeError
+
+if TYPE_CHECKING:
+    from .backends.base import Database
+
+__all__ = ["Scope", "ScopeOptions", "ScopeState"]
+
+
+class ScopeState(enum.Enum):
+    ACTIVE = "active"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class ScopeOptions:
+    """Per-scope overrides (the ``dbscope`` marker, or ``create_scope(**options)``)."""
+
+    url: str
+    migrations: str | None
+    seed: str | None
+    strategy: str
+    close_timeout: float
+
+
+class Scope:
+    """A test's scope: its database, URL and every connection dbscope tracks for it."""
+
+    def __init__(
+        self,
+        scope_id: str,
+        test_name: str,
+        options: ScopeOptions,
+        database: Database,
+        *,
+        on_track: Callable[[Any], None],
+        on_untrack: Callable[[Any], None],
+    ) -> None:
+        self.id = scope_id
+        self.test_name = test_name
+        self.options = options
+        self.database = database
+        self.created_at = time.time()
+        self._started = time.monotonic()
+        self._ended: float | None = None
+        self.state = ScopeState.ACTIVE
+        self.migration_completed = True
+        self.connections: list[Any] = []
+        self.leaked_connections = 0
+        self.setup_ms = 0.0
+        self.teardown_ms = 0.0
+        self.kept = False
+        self._on_track = on_track
+        self._on_untrack = on_untrack
+
+    @property
+    def active(self) -> bool:
+        return self.state is ScopeState.ACTIVE
+
+    def _check_active(self) -> None:
+        if self.state is not ScopeState.ACTIVE:
+            raise ScopeError(
+                f"scope {self.id} (test {self.test_name!r}) is {self.state.value}; "
+                "open a new scope for new work"
+            )
+
+    def url(self, fmt: str = "sqlalchemy") -> str:
+        """This scope's database URL: ``sqlalchemy`` (default), ``async`` or ``dsn``."""
+        return self.database.url(fmt)
+
+    def client(self) -> Client:
+        """A new client on this scope's database, closed when the scope ends."""
+        self._check_active()
+        client = Client(
+            self.database.connect,
+            self.database.dialect,
+            scope_id=self.id,
+            test_name=self.test_name,
+            close_timeout=self.options.close_timeout,
+        )
+        return self.track(client)
+
+    def connect(self) -> Any:
+        """A new DB-API connection to this scope's database, closed when the scope ends."""
+        self._check_active()
+        return self.track(self.database.connect())
+
+    def track(self, resource: Any) -> Any:
+        """Close ``resource`` (anything with ``close()``) when this scope ends."""
+        self._check_active()
+        if not callable(getattr(resource, "close", None)):
+            raise TypeError(f"cannot track {resource!r}: it has no close() method")
+        self.connections.append(resource)
+        self._on_track(resource)
+        return resource
+
+    def untrack(self, resource: Any) -> None:
+        if resource in self.connections:
+            self.connections.remove(resource)
+            self._on_untrack(resource)
+
+    @property
+    def connection_count(self) -> int:
+        return sum(1 for c in self.connections if not getattr(c, "closed", False))
+
+    @property
+    def duration_ms(self) -> float:
+        end = self._ended if self._ended is not None else time.monotonic()
+        return round((end - self._started) * 1000, 3)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "test_name": self.test_name,
+            "connection_count": self.connection_count,
+            "duration_ms": self.duration_ms,
+            "migration_completed": self.migration_completed,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Scope {self.id} test={self.test_name!r} {self.state.value}>"
