@@ -48,6 +48,8 @@ class Row(Sequence[Any]):
         return self._values[key]
 
     def __getattr__(self, name: str) -> Any:
+        if name in Row.__slots__:  # not set yet (copy, pickle): no recursion through self._index
+            raise AttributeError(name)
         try:
             return self._values[self._index[name]]
         except KeyError:
@@ -183,6 +185,7 @@ class Client:
 
     def execute(self, sql: str, args: Args = ()) -> ResultSet:
         """Run one statement with positional (``?``) or named (``:name``) arguments."""
+        self._check_open()  # before the lock: a transaction left open by a closed client still holds it
         with self._lock:
             self._check_open()
             return self._run(sql, args)
@@ -211,6 +214,7 @@ class Client:
     def batch(self, statements: Iterable[StatementLike]) -> list[ResultSet]:
         """Run statements in one transaction: all of them take effect, or none does."""
         items = [(s, ()) if isinstance(s, str) else (s[0], s[1]) for s in statements]
+        self._check_open()
         with self._lock:
             self._check_open()
             self._counts["batches"] += 1
@@ -224,6 +228,7 @@ class Client:
 
     def connect(self) -> Any:
         """A new DB-API connection to the same database, closed when the scope ends."""
+        self._check_open()
         with self._lock:
             self._check_open()
             conn = self._connect(autocommit=False)
@@ -344,6 +349,10 @@ class Transaction:
         return self._state is TransactionState.ACTIVE
 
     def _check_active(self) -> None:
+        if self._client.closed and self._state is TransactionState.ACTIVE:
+            # its connection is gone and the transaction with it: give the lock back, or
+            # every other thread would wait for it forever instead of getting ClientClosedError
+            self._finish(TransactionState.ROLLED_BACK)
         self._client._check_open()
         if self._state is not TransactionState.ACTIVE:
             raise DbscopeError(f"this transaction was already {self._state.value}; begin a new one with client.transaction()")

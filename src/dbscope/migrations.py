@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .errors import ConfigError, MigrationError
 
@@ -194,15 +194,13 @@ def split_statements(sql: str) -> list[Statement]:
             continue
         if start is None:
             start = i
-        dollar = _DOLLAR_TAG.match(sql, i) if ch == "$" else None
-        word = _WORD.match(sql, i)
         if ch in "'\"`":
             i = _after(sql, ch, i + 1)  # '' and "" escapes close and reopen: same result
         elif ch == "[":
             i = _after(sql, "]", i + 1)
-        elif dollar and not (i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")):
-            i = _after(sql, dollar.group(), dollar.end())
-        elif word:
+        elif ch == "$" and (dollar := _DOLLAR_TAG.match(sql, i)) and not _in_word(sql, i):
+            i = _after(sql, dollar.group(), dollar.end())  # $$...$$ or $tag$...$tag$
+        elif word := _WORD.match(sql, i):
             keyword = word.group().upper()
             if len(words) < 3:
                 words.append(keyword)
@@ -232,7 +230,9 @@ def load_migrations(
     Raises ConfigError when the value cannot be used and MigrationError when a file
     is unreadable, not UTF-8, or has no statements.
     """
-    if spec is None or spec == "":
+    if spec is None:
+        return MigrationSet()
+    if isinstance(spec, str) and not spec.strip():
         return MigrationSet(spec=spec)
     if callable(spec):
         step = _callable_step(spec)
@@ -330,7 +330,7 @@ def _import_callable(
             f"{setting}: {text!r} is a {type(obj).__name__}, not a callable; "
             "point it at a function that takes a DB-API connection"
         )
-    return obj  # type: ignore[no-any-return]
+    return cast("Callable[[Any], None]", obj)
 
 
 def _callable_step(func: Callable[[Any], None], *, name: str | None = None) -> CallableStep:
@@ -357,6 +357,11 @@ def _after(sql: str, closing: str, start: int) -> int:
     """Offset just past the next ``closing`` at or after ``start``, or the end of the text."""
     end = sql.find(closing, start)
     return len(sql) if end < 0 else end + len(closing)
+
+
+def _in_word(sql: str, i: int) -> bool:
+    """Whether offset ``i`` continues a word (``price$usd``), so a ``$`` there is no quote."""
+    return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")
 
 
 def _is_trigger(words: list[str]) -> bool:

@@ -41,8 +41,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             parser.addini(setting.ini_name, help=setting.help, type="linelist" if setting.listish else "string")
 
 
-def _resolve(config: pytest.Config) -> Config:
-    cli = {s.name: config.getoption(s.ini_name) for s in SETTINGS if s.cli}
+def _resolve(config: pytest.Config, *, early: bool = False) -> Config:
+    if early:  # before the full parse only the known-args namespace has the command line
+        namespace = vars(config.known_args_namespace)
+        cli = {s.name: namespace.get(s.ini_name) for s in SETTINGS if s.cli}
+    else:
+        cli = {s.name: config.getoption(s.ini_name) for s in SETTINGS if s.cli}
     ini = {s.name: config.getini(s.ini_name) for s in SETTINGS if s.ini}
     inipath = config.inipath
     source = f"config file {inipath.name}" if inipath else "config file"
@@ -56,8 +60,7 @@ def _resolve(config: pytest.Config) -> Config:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """Environment safety before any conftest is imported (the seed's setup file)."""
-    settings = _resolve(early_config)
-    early_config.stash[CONFIG_KEY] = settings
+    settings = _resolve(early_config, early=True)
     saved: dict[str, str | None] = {}
     for name in settings.unset_env:
         saved.setdefault(name, os.environ.get(name))
@@ -70,7 +73,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
-    settings = config.stash.get(CONFIG_KEY, None) or _resolve(config)
+    settings = _resolve(config)
     config.stash[CONFIG_KEY] = settings
     config.stash[LEAKS_KEY] = []
     manager = IsolationManager(config=settings)

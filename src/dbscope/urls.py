@@ -18,8 +18,10 @@ _SCHEMES = {
     "postgresql+proc": ("postgresql", "proc"),
 }
 
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)")
-_PASSWORD_IN_DSN = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'[^']*'|\S+)", re.IGNORECASE)
+# As urlsplit reads it: the user ends at the first ':', the password at the last '@' of the
+# host part (which ends at '/', '?' or '#'), so a raw '@' in a password is masked too.
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/?#\s]*:)(?P<pw>[^/?#\s]*)(?P<tail>@)")
+_PASSWORD_IN_DSN = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 def mask_password(text: str) -> str:
@@ -75,7 +77,8 @@ def parse_backend_url(raw: str) -> BackendURL:
             return BackendURL(value, family, "file", path=unquote(path_part[1:]), query=query)
         if path_part not in ("", "/"):
             raise ConfigError(
-                f"{value!r}: a SQLite URL has no host ({path_part!r}); use sqlite:// for memory "
+                f"{mask_password(value)!r}: a SQLite URL has no host ({mask_password(scheme + '://' + path_part)!r}); "
+                "use sqlite:// for memory "
                 "or sqlite:///path/to/dir for files"
             )
         return BackendURL(value, family, kind, path=None, query=query)

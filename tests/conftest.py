@@ -1,0 +1,29 @@
+"""Shared helpers for dbscope's own tests."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+USERS_SQL = """
+CREATE TABLE users (
+    id    INTEGER PRIMARY KEY,
+    name  TEXT NOT NULL,
+    email TEXT NOT NULL UNIQUE
+);
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester):
+    """A pytester project with a migrations/ directory and a pytest.ini using it."""
+
+    def make(ini: str = "", migrations: dict[str, str] | None = None) -> pytest.Pytester:
+        migrations_dir = pytester.mkdir("migrations")
+        for name, sql in (migrations or {"0001_users.sql": USERS_SQL}).items():
+            (migrations_dir / name).write_text(textwrap.dedent(sql))
+        pytester.makefile(".ini", pytest="[pytest]\ndbscope_migrations = migrations\n" + textwrap.dedent(ini))
+        return pytester
+
+    return make

@@ -1,0 +1,343 @@
+"""End-to-end: real pytest runs of real test files with the dbscope plugin."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import pytest
+
+
+def test_every_test_gets_its_own_fresh_migrated_database(project):
+    pytester = project()
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(5))
+        def test_insert_the_same_unique_row(db, n):
+            db.execute("INSERT INTO users (name, email) VALUES (?, ?)", [f"u{n}", "same@example.com"])
+            assert db.execute("SELECT COUNT(*) FROM users").scalar() == 1
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["*dbscope isolation report*", "scopes created: 5, destroyed: 5"])
+
+
+def test_runs_under_xdist_with_one_combined_report(project):
+    pytester = project()
+    pytester.makepyfile(
+        """
+        import os, pytest
+
+        @pytest.mark.parametrize("n", range(12))
+        def test_isolated(db, n):
+            db.execute("INSERT INTO users (name, email) VALUES ('x', 'x@example.com')")
+            assert db.execute("SELECT COUNT(*) FROM users").scalar() == 1
+            assert os.environ["PYTEST_XDIST_WORKER"] in os.environ["DATABASE_URL"]
+        """
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:benchmark")
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["scopes created: 12, destroyed: 12", "*leaked: 0"])
+
+
+def test_a_broken_migration_fails_the_session_once_naming_file_and_statement(project):
+    pytester = project(
+        migrations={
+            "0001_users.sql": "CREATE TABLE users (id INTEGER PRIMARY KEY);",
+            "0002_broken.sql": "CREATE INDEX users_email ON users (id);\nINSERT INTO userz VALUES (1);",
+        }
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_needs_db(db, n):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*MigrationError: migration failed in *0002_broken.sql, statement 2 (line 2): no such table: userz*",
+            "*INSERT INTO userz VALUES (1)*",
+            "*dbscope: the template database could not be built*",
+        ]
+    )
+    assert result.ret == 1
+
+
+def test_collect_only_does_not_build_the_template(project):
+    pytester = project(migrations={"0001_broken.sql": "THIS IS NOT SQL;"})
+    pytester.makepyfile("def test_needs_db(db): pass")
+    result = pytester.runpytest("--collect-only", "-q")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*test_needs_db*"])
+
+
+def test_the_template_is_built_once_per_process(project):
+    pytester = project(ini="dbscope_seed = seeding:run\n")
+    pytester.makepyfile(
+        seeding="""
+        CALLS = []
+
+        def run(conn):
+            CALLS.append(1)
+            conn.execute("INSERT INTO users (name, email) VALUES ('seeded', 's@example.com')")
+        """,
+        test_once="""
+        import pytest, seeding
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_seeded(db, n):
+            assert db.execute("SELECT name FROM users").scalar() == "seeded"
+            assert len(seeding.CALLS) == 1
+        """,
+    )
+    pytester.syspathinsert()
+    pytester.runpytest().assert_outcomes(passed=6)
+
+
+@pytest.mark.parametrize(
+    ("how", "origin"),
+    [
+        ("cli", "--dbscope-strategy on the command line"),
+        ("env", "the DBSCOPE_STRATEGY environment variable"),
+        ("ini", "dbscope_strategy in config file pytest.ini"),
+    ],
+)
+def test_a_bad_setting_names_where_it_came_from(project, monkeypatch, how, origin):
+    pytester = project(ini="dbscope_strategy = from-ini\n" if how == "ini" else "")
+    pytester.makepyfile("def test_nothing(): pass")
+    args = ["--dbscope-strategy", "from-cli"] if how == "cli" else []
+    if how == "env":
+        monkeypatch.setenv("DBSCOPE_STRATEGY", "from-env")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*dbscope_strategy = 'from-{how}' (from {origin}) is not valid: must be one of clone, reset, rollback*"])
+
+
+def test_command_line_beats_environment_beats_ini(project, monkeypatch, tmp_path):
+    pytester = project(ini="dbscope_url = sqlite:///from-ini\n")
+    pytester.makepyfile(
+        """
+        def test_url(dbscope):
+            print("URL", dbscope.config.url)
+        """
+    )
+    monkeypatch.setenv("DBSCOPE_URL", "sqlite:///from-env")
+    pytester.runpytest("-s").stdout.fnmatch_lines(["*URL sqlite:///from-env"])
+    pytester.runpytest("-s", "--dbscope-url", "sqlite://").stdout.fnmatch_lines(["*URL sqlite://"])
+    monkeypatch.delenv("DBSCOPE_URL")
+    pytester.runpytest("-s").stdout.fnmatch_lines(["*URL sqlite:///from-ini"])
+
+
+def test_env_vars_are_set_for_each_test_and_restored(project, monkeypatch):
+    monkeypatch.setenv("APP_DB", "untouched")
+    pytester = project(ini="dbscope_env_var =\n    DATABASE_URL\n    APP_DB:dsn\n    APP_ASYNC:async\n")
+    pytester.makepyfile(
+        """
+        import os, sqlite3
+
+        def test_urls(db, db_url, dbscope_scope):
+            assert os.environ["DATABASE_URL"] == db_url
+            assert os.environ["APP_ASYNC"].startswith("sqlite+aiosqlite:///file:/dbscope_")
+            db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@example.com')")
+            raw = sqlite3.connect(os.environ["APP_DB"], uri=True)
+            assert raw.execute("SELECT COUNT(*) FROM users").fetchone() == (1,)
+            raw.close()
+
+        def test_without_a_scope_sees_the_original():
+            assert os.environ["APP_DB"] == "untouched"
+            assert "APP_ASYNC" not in os.environ
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+    assert os.environ["APP_DB"] == "untouched"
+
+
+def test_environment_safety_applies_before_conftest_is_imported(project, monkeypatch):
+    monkeypatch.setenv("TURSO_AUTH_TOKEN", "a-real-secret")
+    pytester = project(
+        ini="dbscope_unset_env = TURSO_AUTH_TOKEN\ndbscope_set_env =\n    FEATURE_ENABLE_CONNECTION_POOL=false\n"
+    )
+    pytester.makeconftest(
+        """
+        import os
+        SEEN = (os.environ.get("TURSO_AUTH_TOKEN"), os.environ.get("FEATURE_ENABLE_CONNECTION_POOL"))
+        """
+    )
+    pytester.makepyfile(
+        """
+        import conftest
+
+        def test_env():
+            assert conftest.SEEN == (None, "false")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert os.environ["TURSO_AUTH_TOKEN"] == "a-real-secret"
+    assert "FEATURE_ENABLE_CONNECTION_POOL" not in os.environ
+
+
+def test_reset_modules_and_hooks_run_at_every_scope_boundary(project):
+    pytester = project(ini="dbscope_reset_modules = appdb\ndbscope_reset_hooks = appstate:reset\n")
+    pytester.makepyfile(
+        appdb="""
+        import os
+        ENGINE_URL = os.environ.get("DATABASE_URL")
+        """,
+        appstate="""
+        CACHE = {}
+        RESETS = []
+
+        def reset():
+            CACHE.clear()
+            RESETS.append(1)
+        """,
+        test_resets="""
+        import importlib, os, appstate
+
+        def test_first(db):
+            import appdb
+            assert appdb.ENGINE_URL == os.environ["DATABASE_URL"]
+            appstate.CACHE["user"] = "stale"
+
+        def test_second(db, dbscope):
+            import appdb  # imported fresh: the module-level singleton sees this test's URL
+            assert appdb.ENGINE_URL == os.environ["DATABASE_URL"]
+            assert appstate.CACHE == {}
+            assert len(appstate.RESETS) == 3  # start and end of test_first, start of this one
+            assert dbscope.metrics["modules_cleared"] >= 1
+        """,
+    )
+    pytester.syspathinsert()
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_autouse_gives_every_test_a_scope(project):
+    pytester = project(ini="dbscope_autouse = true\n")
+    pytester.makepyfile(
+        """
+        import os
+
+        def test_plain():
+            assert os.environ["DATABASE_URL"].startswith("sqlite:///file:/dbscope_")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["scopes created: 1, destroyed: 1"])
+
+
+def test_the_marker_overrides_migrations_for_one_test(project):
+    pytester = project()
+    pytester.path.joinpath("other.sql").write_text("CREATE TABLE other (x INTEGER);")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.dbscope(migrations="other.sql")
+        def test_other(db):
+            assert [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")] == ["other"]
+
+        def test_default(db):
+            assert db.execute("SELECT COUNT(*) FROM users").scalar() == 0
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=2)
+
+
+def test_db_engine_is_a_sqlalchemy_engine_on_the_test_database(project):
+    pytester = project()
+    pytester.makepyfile(
+        """
+        import sqlalchemy as sa
+
+        def test_engine(db, db_engine):
+            db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@example.com')")
+            with db_engine.connect() as conn:
+                assert conn.execute(sa.text("SELECT COUNT(*) FROM users")).scalar() == 1
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*leaked: 0"])
+
+
+def test_a_connection_kept_in_a_global_is_reported_as_a_leak(project):
+    pytester = project()
+    pytester.makepyfile(
+        """
+        import os, sqlalchemy as sa
+
+        KEPT = []
+
+        def test_leaky(db):
+            engine = sa.create_engine(os.environ["DATABASE_URL"])
+            KEPT.append(engine.connect())  # never closed, never disposed
+
+        def test_clean(db):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*leaked: 1", "connection leak in test_a_connection_kept*.py::test_leaky: 1 connection(s) left open"])
+
+
+def test_a_client_kept_across_tests_fails_with_a_clear_error(project):
+    pytester = project()
+    pytester.makepyfile(
+        """
+        KEPT = []
+
+        def test_keeps_its_client(db):
+            KEPT.append(db)
+
+        def test_uses_the_stale_client():
+            KEPT[0].execute("SELECT 1")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*ClientClosedError: the client of scope test_* (test '*::test_keeps_its_client') is closed*"]
+    )
+
+
+def test_file_backend_gives_each_test_its_own_file(project, tmp_path):
+    pytester = project(ini=f"dbscope_url = sqlite:///{tmp_path}/dbs\n")
+    pytester.makepyfile(
+        """
+        import os, pytest, sqlite3
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_file(db, n):
+            path = os.environ["DATABASE_URL"].removeprefix("sqlite:///")
+            assert os.path.basename(path).startswith("dbscope_")
+            db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@example.com')")
+            other = sqlite3.connect(path)  # e.g. an app in another process opening the file
+            assert other.execute("SELECT COUNT(*) FROM users").fetchone() == (1,)
+            other.close()
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=3)
+    left = sorted(p.name for p in (tmp_path / "dbs").iterdir())
+    assert len(left) == 1 and left[0].startswith("dbscope_tpl_")  # only the reusable template remains
+
+
+def test_a_strategy_not_yet_available_is_a_clear_error(project):
+    pytester = project(ini="dbscope_strategy = reset\n")
+    pytester.makepyfile("def test_x(db): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*dbscope_strategy = 'reset' is not available in this version*"])
+
+
+def test_the_plugin_is_registered_through_its_entry_point(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*dbscope:*", "*--dbscope-url=VALUE*", "*dbscope_migrations (string):*"])
