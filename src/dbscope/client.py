@@ -172,10 +172,10 @@ class Client:
             raise ClientClosedError(self._closed_message())
 
     def _closed_message(self) -> str:
-        scope = f"scope {self.scope_id}" if self.scope_id else "this client"
+        client = f"the client of scope {self.scope_id}" if self.scope_id else "this client"
         test = f" (test {self.test_name!r})" if self.test_name else ""
         return (
-            f"the client of {scope}{test} is closed: it was closed {self._closed_at}. "
+            f"{client}{test} is closed: it was closed {self._closed_at}. "
             "A client lives only as long as its test's scope; ask for the `db` fixture in the test "
             "that uses it (or call get_scoped_client() for the current scope) instead of keeping "
             "a client across tests."

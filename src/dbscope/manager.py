@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from typing import Any
 
@@ -31,6 +31,7 @@ from .config import Config, build_config
 from .errors import ConfigError, DbscopeError, MigrationError, ScopeError
 from .logs import configure_debug_logging
 from .migrations import MigrationSet, load_migrations
+from .pool import ClonePool
 from .scope import Scope, ScopeOptions, ScopeState
 from .urls import mask_password, parse_backend_url
 
@@ -75,10 +76,14 @@ class IsolationManager:
         self._backends: dict[str, Backend] = {}
         self._migration_sets: dict[tuple[str, str | None], MigrationSet] = {}
         self._template_errors: dict[tuple[str, str | None, str | None], MigrationError] = {}
+        self._templates: dict[tuple[str, str | None, str | None], Any] = {}
+        self._pools: dict[tuple[str, str | None, str | None], ClonePool] = {}
         self._saved_env: dict[str, dict[str, str | None]] = {}
         self._serial = 0
         self._lock = threading.RLock()
         self._closed = False
+        self.pool_size = 2
+        self.scope_listeners: list[Callable[[Scope], None]] = []
         configure_debug_logging()
 
     # -- metrics and stats ------------------------------------------------------------
@@ -97,6 +102,8 @@ class IsolationManager:
             "emergency_cleanups": self._counters["emergency_cleanups"],
             "modules_cleared": self._counters["modules_cleared"],
             "cleanup_failures": self._counters["cleanup_failures"],
+            "pool_hits": sum(p.hits for p in self._pools.values()),
+            "pool_misses": sum(p.misses for p in self._pools.values()),
         }
 
     def get_stats(self) -> dict[str, Any]:
@@ -127,12 +134,7 @@ class IsolationManager:
         scope_id = f"test_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
         self.clear_module_cache()
         self._run_reset_hooks(scope_id, test_name, at="start")
-        backend = self._backend(opts.url)
-        template = self._template(backend, opts)
-        with self._lock:
-            self._serial += 1
-            label = f"{self.worker_id}_{self._serial}"
-        database = backend.create(template, label=label)
+        database = self._clone(opts)
         scope = Scope(
             scope_id, test_name, opts, database, on_track=self._on_track, on_untrack=self._on_untrack
         )
@@ -259,6 +261,9 @@ class IsolationManager:
         for scope_id in list(self.active_scopes):
             if not self.destroy_scope(scope_id):
                 self.emergency_cleanup(scope_id)
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
         for backend in self._backends.values():
             try:
                 backend.close()
@@ -333,8 +338,31 @@ class IsolationManager:
             self._migration_sets[key] = cached
         return cached
 
+    def _clone(self, opts: ScopeOptions) -> Any:
+        """A fresh database for these options, from the pool that keeps clones ready."""
+        key = (opts.url, opts.migrations, opts.seed)
+        pool = self._pools.get(key)
+        if pool is None:
+            backend = self._backend(opts.url)
+            template = self._template(backend, opts)
+
+            def create() -> Any:
+                with self._lock:
+                    self._serial += 1
+                    label = f"{self.worker_id}_{self._serial}"
+                return backend.create(template, label=label)
+
+            with self._lock:
+                pool = self._pools.get(key)
+                if pool is None:
+                    pool = self._pools[key] = ClonePool(create, size=self.pool_size)
+        return pool.take()
+
     def _template(self, backend: Backend, opts: ScopeOptions) -> Any:
         key = (opts.url, opts.migrations, opts.seed)
+        ready = self._templates.get(key)
+        if ready is not None:
+            return ready
         failed = self._template_errors.get(key)
         if failed is not None:
             raise MigrationError(
@@ -345,10 +373,12 @@ class IsolationManager:
         migrations = self._migration_set(opts.migrations, "dbscope_migrations")
         seed = self._migration_set(opts.seed, "dbscope_seed")
         try:
-            return backend.template(migrations, seed, rebuild=self.config.rebuild)
+            template = backend.template(migrations, seed, rebuild=self.config.rebuild)
         except MigrationError as exc:
             self._template_errors[key] = exc
             raise
+        self._templates[key] = template
+        return template
 
     def _enter(self, scope_id: str) -> None:
         scope = self.active_scopes[scope_id]
@@ -417,6 +447,11 @@ class IsolationManager:
             self._counters["scopes_destroyed"] += 1
             self._cleanup_ms_total += scope.teardown_ms
         log.debug("destroyed scope %s (test %r) in %.2f ms", scope.id, scope.test_name, scope.teardown_ms)
+        for listener in self.scope_listeners:
+            try:
+                listener(scope)
+            except Exception as exc:  # a broken observer must not break cleanup
+                log.warning("scope listener %r failed: %s", listener, exc)
 
     def _run_reset_hooks(self, scope_id: str, test_name: str, *, at: str) -> bool:
         ok = True

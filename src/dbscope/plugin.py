@@ -1,7 +1,7 @@
 """pytest plugin: settings -> Config, fixtures, the ``dbscope`` marker, a summary.
 
 Thin on purpose: every lifecycle step is the IsolationManager's. Run state lives in
-``config.stash``; xdist hooks are registered only when xdist is installed.
+``config.stash``; the report is its own plugin object (reporting.py).
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import pytest
 from .config import SETTINGS, Config, build_config
 from .errors import ConfigError, MigrationError
 from .manager import IsolationManager
+from .reporting import ReportPlugin
 from .scope import Scope
 
 CONFIG_KEY = pytest.StashKey[Config]()
 MANAGER_KEY = pytest.StashKey[IsolationManager]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, "str | None"]]()
-LEAKS_KEY = pytest.StashKey[list[tuple[str, int]]]()
-WORKER_RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
 
 MARKER = (
     "dbscope(seed=None, migrations=None, url=None, strategy=None, close_timeout=None): "
@@ -75,12 +74,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     settings = _resolve(config)
     config.stash[CONFIG_KEY] = settings
-    config.stash[LEAKS_KEY] = []
     manager = IsolationManager(config=settings)
     manager.initialize_test_mode()
     config.stash[MANAGER_KEY] = manager
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistHooks(config), "dbscope-xdist")
+    config.pluginmanager.register(ReportPlugin(config, manager), "dbscope-report")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -119,8 +116,6 @@ def dbscope_scope(request: pytest.FixtureRequest, dbscope: IsolationManager) -> 
         yield scope
     finally:
         context.__exit__(None, None, None)
-        if scope.leaked_connections:
-            request.config.stash[LEAKS_KEY].append((request.node.nodeid, scope.leaked_connections))
 
 
 @pytest.fixture
@@ -155,68 +150,3 @@ def db_engine(dbscope_scope: Scope) -> Iterator[Any]:
 def _dbscope_autouse(request: pytest.FixtureRequest) -> None:
     if request.config.stash[CONFIG_KEY].autouse:
         request.getfixturevalue("dbscope_scope")
-
-
-# -- report -----------------------------------------------------------------------------
-
-
-def _summary_lines(metrics: dict[str, Any], leaks: list[tuple[str, int]]) -> list[str]:
-    lines = [
-        f"scopes created: {metrics['scopes_created']}, destroyed: {metrics['scopes_destroyed']}",
-        f"connections created: {metrics['connections_created']}, closed: {metrics['connections_closed']}, "
-        f"leaked: {metrics['connections_leaked']}",
-        f"average cleanup: {metrics['average_cleanup_ms']:.3f} ms, emergency cleanups: "
-        f"{metrics['emergency_cleanups']}, modules cleared: {metrics['modules_cleared']}",
-    ]
-    lines += [f"connection leak in {nodeid}: {count} connection(s) left open" for nodeid, count in leaks]
-    return lines
-
-
-def _merge_metrics(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    total: dict[str, Any] = {}
-    for part in parts:
-        for key, value in part.items():
-            total[key] = total.get(key, 0) + value
-    destroyed = total.get("scopes_destroyed", 0)
-    if destroyed:
-        weighted = sum(p["average_cleanup_ms"] * p["scopes_destroyed"] for p in parts)
-        total["average_cleanup_ms"] = round(weighted / destroyed, 3)
-    return total
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    workeroutput = getattr(config, "workeroutput", None)
-    manager = config.stash.get(MANAGER_KEY, None)
-    if workeroutput is not None and manager is not None:
-        workeroutput["dbscope"] = {"metrics": manager.metrics, "leaks": config.stash[LEAKS_KEY]}
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    manager = config.stash.get(MANAGER_KEY, None)
-    if manager is None or hasattr(config, "workerinput"):
-        return
-    parts = config.stash.get(WORKER_RESULTS_KEY, [])
-    if parts:
-        metrics = _merge_metrics([p["metrics"] for p in parts])
-        leaks = [tuple(leak) for p in parts for leak in p["leaks"]]
-    else:
-        metrics, leaks = manager.metrics, config.stash[LEAKS_KEY]
-    if not metrics.get("scopes_created"):
-        return
-    terminalreporter.write_sep("=", "dbscope isolation report")
-    for line in _summary_lines(metrics, leaks):  # type: ignore[arg-type]
-        terminalreporter.write_line(line)
-
-
-class XdistHooks:
-    """Controller side of xdist: collect each worker's figures for one combined report."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        config.stash[WORKER_RESULTS_KEY] = []
-
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        output = getattr(node, "workeroutput", {}) or {}
-        if "dbscope" in output:
-            self.config.stash[WORKER_RESULTS_KEY].append(output["dbscope"])

@@ -61,6 +61,7 @@ class Scope:
         self.setup_ms = 0.0
         self.teardown_ms = 0.0
         self.kept = False
+        self._lent_primary = False
         self._on_track = on_track
         self._on_untrack = on_untrack
 
@@ -82,12 +83,17 @@ class Scope:
     def client(self) -> Client:
         """A new client on this scope's database, closed when the scope ends."""
         self._check_active()
+        # The first client borrows the connection that keeps the database alive: one
+        # connection (and one schema parse) less per test. Later clients open their own.
+        shared = None if self._lent_primary else self.database.primary_connection()
+        self._lent_primary = True
         client = Client(
             self.database.connect,
             self.database.dialect,
             scope_id=self.id,
             test_name=self.test_name,
             close_timeout=self.options.close_timeout,
+            connection=shared,
         )
         return self.track(client)
 

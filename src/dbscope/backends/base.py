@@ -46,6 +46,10 @@ class Database(Protocol):
         """A new DB-API connection to this database."""
         ...
 
+    def primary_connection(self) -> Any:
+        """dbscope's own autocommit connection to this database, or None to open a new one."""
+        ...
+
     def release(self) -> None:
         """Close what keeps the database alive on dbscope's side (not the database)."""
         ...

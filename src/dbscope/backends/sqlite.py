@@ -102,6 +102,9 @@ class SQLiteMemoryDatabase:
     def connect(self, *, autocommit: bool = False) -> sqlite3.Connection:
         return _open(self._uri, uri=True, autocommit=autocommit)
 
+    def primary_connection(self) -> sqlite3.Connection | None:
+        return self._anchor
+
     def restore(self, template: Any) -> None:
         if self._anchor is None:
             raise BackendUnavailableError(f"database {self.name} was already released")
@@ -159,6 +162,9 @@ class SQLiteFileDatabase:
         finally:
             source.close()
             target.close()
+
+    def primary_connection(self) -> None:
+        return None
 
     def release(self) -> None:
         pass
@@ -247,7 +253,12 @@ class SQLiteBackend:
             log.debug("reusing template file %s", final)
             return FileTemplate(fingerprint, final)
         building = self.directory / f"{PREFIX}tpl_{fingerprint}.{os.getpid()}.{uuid.uuid4().hex[:6]}.building"
-        conn = sqlite3.connect(str(building))
+        try:
+            conn = sqlite3.connect(str(building))
+        except sqlite3.Error as exc:  # the directory vanished or turned read-only since __init__
+            raise BackendUnavailableError(
+                f"cannot write the template {final}: {exc}; point dbscope_url at a writable directory"
+            ) from exc
         try:
             _build(conn, migrations, seed)
             conn.close()

@@ -1,0 +1,214 @@
+"""What a fresh, migrated SQLite database costs per test: dbscope against the naive way.
+
+Schema: benchmarks/schema/sqlite (30 tables, 43 indexes, 4 views, 30 triggers, 235 seed rows).
+
+Part 1, the clone alone (in-process, N repetitions, median and p95):
+  * dbscope clone: backup() of the migrated template into a file:/name?vfs=memdb database
+  * deserialize(): the template's bytes into a private :memory: database
+  * naive: a new :memory: database running every migration and seed statement
+
+Part 2, whole pytest runs of the same TESTS trivial tests, side by side and interleaved,
+ROUNDS times, timing each run's test loop (pytest_runtestloop) so interpreter start-up
+and collection do not add noise: tests taking no database (the baseline), tests taking dbscope's `db`
+fixture, the same with the JSON report on, and tests taking a naive migrate-per-test
+fixture. Per-test overhead = (run time - baseline run time) / TESTS, medians over rounds.
+
+Usage: python benchmarks/bench_sqlite.py [--tests 1000] [--rounds 5] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from dbscope.migrations import load_migrations
+
+HERE = Path(__file__).resolve().parent
+SCHEMA = HERE / "schema" / "sqlite"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct))]
+
+
+def clone_costs(repetitions: int) -> dict[str, dict[str, float]]:
+    migrations = load_migrations(str(SCHEMA / "migrations"))
+    seed = load_migrations(str(SCHEMA / "seed.sql"), setting="dbscope_seed")
+    template = sqlite3.connect(":memory:", check_same_thread=False)
+    migrations.apply(template)
+    seed.apply(template)
+    image = template.serialize()
+    statements = [s.sql for step in (*migrations.steps, *seed.steps) for s in step.statements]  # type: ignore[attr-defined]
+
+    def backup_memdb(i: int) -> None:
+        conn = sqlite3.connect(f"file:/bench_{i}?vfs=memdb", uri=True, check_same_thread=False)
+        template.backup(conn)
+        conn.close()
+
+    def deserialize(i: int) -> None:
+        conn = sqlite3.connect(":memory:")
+        conn.deserialize(image)
+        conn.close()
+
+    def naive(i: int) -> None:
+        conn = sqlite3.connect(":memory:")
+        for sql in statements:
+            conn.execute(sql)
+        conn.commit()
+        conn.close()
+
+    results: dict[str, dict[str, float]] = {}
+    methods = {"dbscope clone (backup into memdb)": backup_memdb, "deserialize()": deserialize, "naive (run every migration)": naive}
+    samples: dict[str, list[float]] = {name: [] for name in methods}
+    for i in range(repetitions):  # interleaved so that machine noise hits every method alike
+        for name, method in methods.items():
+            started = time.perf_counter_ns()
+            method(i)
+            samples[name].append((time.perf_counter_ns() - started) / 1e6)
+    for name, values in samples.items():
+        results[name] = {"median_ms": statistics.median(values), "p95_ms": percentile(values, 0.95)}
+    results["_statements"] = {"count": float(len(statements)), "image_kb": len(image) / 1024}
+    return results
+
+
+CONFTEST = '''
+import os
+import sqlite3
+import time
+import pytest
+from dbscope.migrations import load_migrations
+
+_SETS = [load_migrations({migrations!r}), load_migrations({seed!r}, setting="dbscope_seed")]
+STATEMENTS = [s.sql for m in _SETS for step in m.steps for s in step.statements]
+
+@pytest.fixture
+def naive_db():
+    conn = sqlite3.connect(":memory:")
+    for sql in STATEMENTS:
+        conn.execute(sql)
+    conn.commit()
+    yield conn
+    conn.close()
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    # time only the test loop: interpreter start-up and collection are the same for all
+    started = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        with open(os.environ["BENCH_LOOP_FILE"], "w") as out:
+            out.write(repr(time.perf_counter() - started))
+'''
+
+
+def write_suite(root: Path, tests: int) -> None:
+    (root / "pytest.ini").write_text(
+        f"[pytest]\ndbscope_migrations = {SCHEMA / 'migrations'}\ndbscope_seed = {SCHEMA / 'seed.sql'}\n"
+    )
+    (root / "conftest.py").write_text(CONFTEST.format(migrations=str(SCHEMA / "migrations"), seed=str(SCHEMA / "seed.sql")))
+    for name, arg in (("none", ""), ("dbscope", "db"), ("naive", "naive_db")):
+        (root / f"test_{name}.py").write_text(
+            textwrap.dedent(
+                f"""
+                import pytest
+
+                @pytest.mark.parametrize("n", range({tests}))
+                def test_{name}({arg + ', ' if arg else ''}n):
+                    pass
+                """
+            )
+        )
+
+
+def run_suite(root: Path, file: str, extra: list[str]) -> float:
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:benchmark", file, *extra]
+    loop_file = root / "loop_seconds.txt"
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "BENCH_LOOP_FILE": str(loop_file)}
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark run failed: {' '.join(command)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return float(loop_file.read_text())
+
+
+def pytest_costs(tests: int, rounds: int) -> dict[str, dict[str, float]]:
+    variants = {
+        "no database (baseline)": ("test_none.py", []),
+        "dbscope db fixture": ("test_dbscope.py", []),
+        # the JSON report variant is added with the report (issue 4)
+        "naive migrate-per-test fixture": ("test_naive.py", []),
+    }
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    with tempfile.TemporaryDirectory(prefix="dbscope_bench_") as tmp:
+        root = Path(tmp)
+        write_suite(root, tests)
+        for name, (file, extra) in variants.items():  # warm-up: imports, bytecode, page cache
+            run_suite(root, file, extra)
+        for _ in range(rounds):
+            for name, (file, extra) in variants.items():
+                times[name].append(run_suite(root, file, extra))
+    baseline = times["no database (baseline)"]
+    results = {}
+    for name, values in times.items():
+        per_test = [(v - b) * 1000 / tests for v, b in zip(values, baseline)]
+        results[name] = {
+            "run_median_s": statistics.median(values),
+            "overhead_per_test_ms": statistics.median(per_test),
+            "overhead_min_ms": min(per_test),
+            "overhead_max_ms": max(per_test),
+        }
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tests", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--clones", type=int, default=2000)
+    parser.add_argument("--json", default=str(HERE / "results" / "bench_sqlite.json"))
+    parser.add_argument("--report-supported", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    clones = clone_costs(args.clones)
+    runs = pytest_costs(args.tests, args.rounds)
+    info = clones.pop("_statements")
+
+    print(f"\nSQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs; "
+          f"schema: {int(info['count'])} statements, image {info['image_kb']:.0f} kB")
+    print(f"\nA fresh database alone ({args.clones} each, interleaved)")
+    print(f"{'method':40} {'median ms':>10} {'p95 ms':>10}")
+    for name, r in clones.items():
+        print(f"{name:40} {r['median_ms']:>10.3f} {r['p95_ms']:>10.3f}")
+    print(f"\nWhole pytest runs, {args.tests} tests each, {args.rounds} interleaved rounds")
+    print(f"{'variant':40} {'run s':>8} {'per-test overhead ms (median, min-max)':>40}")
+    for name, r in runs.items():
+        spread = f"{r['overhead_per_test_ms']:.3f} ({r['overhead_min_ms']:.3f}-{r['overhead_max_ms']:.3f})"
+        print(f"{name:40} {r['run_median_s']:>8.3f} {spread:>40}")
+    ours = runs["dbscope db fixture"]["overhead_per_test_ms"]
+    naive = runs["naive migrate-per-test fixture"]["overhead_per_test_ms"]
+    ratio = naive / ours if ours > 0 else float("inf")
+    print(f"\ndbscope per-test overhead {ours:.3f} ms; naive {naive:.3f} ms; naive / dbscope = {ratio:.1f}x")
+
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "machine": {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count()},
+        "schema": info, "clone": clones, "pytest": runs, "naive_over_dbscope": ratio,
+        "tests": args.tests, "rounds": args.rounds,
+    }, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""ClonePool: databases cloned ahead of need by a background thread.
+
+A test then takes a ready database instead of waiting for the clone. For SQLite the
+copy (``backup()``) and the connect release the GIL, so the thread works while pytest
+runs the test; for PostgreSQL it hides ``CREATE DATABASE ... TEMPLATE``. When the pool
+is empty, ``take()`` clones synchronously, so a slow pool never blocks a test for
+longer than cloning would.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ClonePool"]
+
+log = logging.getLogger("dbscope.database")
+
+
+class ClonePool:
+    """Keeps up to ``size`` databases ready, made by ``create`` in a daemon thread."""
+
+    def __init__(self, create: Callable[[], Any], *, size: int = 2, name: str = "dbscope-pool") -> None:
+        self._create = create
+        self._size = size
+        self._ready: deque[Any] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self.hits = 0
+        self.misses = 0
+        self.failure: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if size > 0:
+            self._thread = threading.Thread(target=self._fill, name=name, daemon=True)
+            self._thread.start()
+
+    def take(self) -> Any:
+        """A ready database if there is one, else a freshly cloned one."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the clone pool is closed")
+            if self._ready:
+                self.hits += 1
+                database = self._ready.popleft()
+                self._cond.notify()
+                return database
+            self.misses += 1
+            self._cond.notify()
+        return self._create()
+
+    def _fill(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and len(self._ready) >= self._size:
+                    self._cond.wait()
+                if self._closed:
+                    return
+            try:
+                database = self._create()
+            except BaseException as exc:  # take() clones synchronously and raises it there
+                self.failure = exc
+                log.warning("clone pool stopped filling: %s", exc)
+                return
+            with self._cond:
+                if not self._closed:
+                    self._ready.append(database)
+                    continue
+            _drop_quietly(database)
+            return
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread and drop every database still waiting in the pool."""
+        with self._cond:
+            self._closed = True
+            ready = list(self._ready)
+            self._ready.clear()
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for database in ready:
+            _drop_quietly(database)
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+
+def _drop_quietly(database: Any) -> None:
+    try:
+        database.release()
+        database.drop()
+    except Exception as exc:
+        log.warning("could not drop pooled database %r: %s", database, exc)
