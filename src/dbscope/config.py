@@ -61,7 +61,7 @@ class Config:
         shown = ", ".join(
             f"{f.name}={mask_password(str(getattr(self, f.name)))!r}"
             if f.name == "url"
-            else f"{f.name}={getattr(self, f.name)!r}"
+            else f"{f.name}={mask_password(repr(getattr(self, f.name)))}"
             for f in fields(self)
         )
         return f"Config({shown})"
@@ -232,7 +232,7 @@ def build_config(
         try:
             values[_FIELD_FOR.get(setting.name, setting.name)] = setting.parse(raw)
         except ValueError as exc:
-            reason = str(exc)
+            reason = mask_password(str(exc))
             raise ConfigError(
                 f"{setting.ini_name} = {mask_password(str(raw))!r} (from {origin}) is not valid: {reason}"
             ) from None

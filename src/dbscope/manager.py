@@ -62,6 +62,8 @@ class IsolationManager:
             if url is not None:
                 raw["url"] = url
             config = build_config(ini=raw, ini_source="IsolationManager arguments", base_dir=base_dir)
+            if raw.get("env_var") is not None and not raw["env_var"]:
+                config = replace(config, env_vars=())  # an explicit empty list: set no variable
         elif url is not None or settings:
             raise ConfigError("pass either config= or settings, not both")
         self.config = config

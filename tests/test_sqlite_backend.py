@@ -1,0 +1,634 @@
+"""The SQLite backend: templates, clones in memory and in files, leaks, restore, drop."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from dbscope.backends.sqlite import SQLiteBackend, SQLiteFileDatabase, SQLiteMemoryDatabase
+from dbscope.errors import BackendUnavailableError, MigrationError
+from dbscope.migrations import MigrationSet, load_migrations
+
+USERS_SQL = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);\n"
+NO_SEED = MigrationSet()
+
+
+def write_migrations(directory: Path, files: dict[str, str]) -> MigrationSet:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, sql in files.items():
+        (directory / name).write_text(sql)
+    return load_migrations(directory)
+
+
+def counting_migration(calls: list[int]) -> MigrationSet:
+    """A migration that records each time it runs, i.e. each template build."""
+
+    def create_users(conn: Any) -> None:
+        calls.append(1)
+        conn.execute(USERS_SQL)
+
+    return load_migrations(create_users)
+
+
+def user_names(conn: sqlite3.Connection) -> list[str]:
+    return [name for (name,) in conn.execute("SELECT name FROM users ORDER BY id")]
+
+
+def tables(conn: sqlite3.Connection) -> list[str]:
+    return [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+
+def add_user(database: SQLiteMemoryDatabase | SQLiteFileDatabase, name: str) -> None:
+    conn = database.connect(autocommit=True)
+    try:
+        conn.execute("INSERT INTO users (name) VALUES (?)", [name])
+    finally:
+        conn.close()
+
+
+def names_in(database: SQLiteMemoryDatabase | SQLiteFileDatabase) -> list[str]:
+    conn = database.connect()
+    try:
+        return user_names(conn)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def migrations(tmp_path: Path) -> MigrationSet:
+    return write_migrations(tmp_path / "migrations", {"0001_users.sql": USERS_SQL})
+
+
+@pytest.fixture
+def seed(tmp_path: Path) -> MigrationSet:
+    return write_migrations(tmp_path / "seed", {"seed.sql": "INSERT INTO users (name) VALUES ('Ana');\n"})
+
+
+@pytest.fixture
+def backend() -> Iterator[SQLiteBackend]:
+    backend = SQLiteBackend()
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def clones(backend: SQLiteBackend) -> Iterator[Callable[..., SQLiteMemoryDatabase]]:
+    """Create in-memory clones; every one is dropped at the end of the test."""
+    made: list[SQLiteMemoryDatabase] = []
+
+    def create(migrations: MigrationSet, seed: MigrationSet = NO_SEED, label: str = "") -> SQLiteMemoryDatabase:
+        database = backend.create(backend.template(migrations, seed), label=label or f"clone{len(made)}")
+        assert isinstance(database, SQLiteMemoryDatabase)
+        made.append(database)
+        return database
+
+    yield create
+    for database in made:
+        database.drop()
+
+
+@pytest.fixture
+def db_dir(tmp_path: Path) -> Path:
+    return tmp_path / "databases"
+
+
+@pytest.fixture
+def file_backend(db_dir: Path) -> Iterator[SQLiteBackend]:
+    backend = SQLiteBackend(directory=str(db_dir), in_memory=False)
+    yield backend
+    backend.close()
+
+
+def file_clone(backend: SQLiteBackend, migrations: MigrationSet, label: str = "one") -> SQLiteFileDatabase:
+    database = backend.create(backend.template(migrations, NO_SEED), label=label)
+    assert isinstance(database, SQLiteFileDatabase)
+    return database
+
+
+# --- in memory: templates ----------------------------------------------------------
+
+
+def test_a_template_is_built_once_per_fingerprint(backend: SQLiteBackend) -> None:
+    calls: list[int] = []
+    migrations = counting_migration(calls)
+
+    first = backend.template(migrations, NO_SEED)
+    again = backend.template(migrations, NO_SEED)
+
+    assert again is first
+    assert calls == [1]
+
+
+def test_migrations_with_other_content_give_another_template(
+    backend: SQLiteBackend, tmp_path: Path, seed: MigrationSet
+) -> None:
+    users = write_migrations(tmp_path / "a", {"0001.sql": USERS_SQL})
+    same_files = load_migrations(tmp_path / "a")
+    other = write_migrations(tmp_path / "b", {"0001.sql": "CREATE TABLE orders (id INTEGER PRIMARY KEY);\n"})
+
+    template = backend.template(users, NO_SEED)
+
+    assert backend.template(same_files, NO_SEED) is template
+    assert backend.template(other, NO_SEED) is not template
+    assert backend.template(other, NO_SEED).fingerprint != template.fingerprint
+    assert backend.template(users, seed) is not template  # the seed is part of the key
+
+
+def test_threads_asking_for_the_same_template_at_once_build_it_once(backend: SQLiteBackend) -> None:
+    calls: list[int] = []
+    migrations = counting_migration(calls)
+    start = threading.Barrier(8)
+    templates: list[Any] = []
+
+    def ask() -> None:
+        start.wait(10)
+        templates.append(backend.template(migrations, NO_SEED))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+
+    assert calls == [1]
+    assert len(templates) == 8
+    assert all(t is templates[0] for t in templates)
+
+
+def test_a_failing_migration_raises_migration_error_and_is_not_cached(backend: SQLiteBackend, tmp_path: Path) -> None:
+    broken = write_migrations(tmp_path / "broken", {"0001_users.sql": USERS_SQL, "0002_bad.sql": "CREATE TABLE;\n"})
+
+    for _ in range(2):
+        with pytest.raises(MigrationError, match=r"migration failed in .*0002_bad\.sql, statement 1 \(line 1\)"):
+            backend.template(broken, NO_SEED)
+
+
+def test_closing_the_backend_closes_its_templates(migrations: MigrationSet) -> None:
+    backend = SQLiteBackend()
+    template = backend.template(migrations, NO_SEED)
+
+    backend.close()
+
+    with pytest.raises(sqlite3.ProgrammingError, match="Cannot operate on a closed database"):
+        template.connection.execute("SELECT 1")
+
+
+# --- in memory: clones ---------------------------------------------------------------
+
+
+def test_a_clone_has_the_migrated_schema_and_the_seed_data(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet, seed: MigrationSet
+) -> None:
+    database = clones(migrations, seed)
+
+    conn = database.connect()
+    try:
+        assert tables(conn) == ["users"]
+        assert user_names(conn) == ["Ana"]
+    finally:
+        conn.close()
+
+
+def test_clones_are_independent_of_each_other_and_of_the_template(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet, seed: MigrationSet
+) -> None:
+    first, second = clones(migrations, seed), clones(migrations, seed)
+
+    add_user(first, "Bea")
+
+    assert names_in(first) == ["Ana", "Bea"]
+    assert names_in(second) == ["Ana"]
+    assert names_in(clones(migrations, seed)) == ["Ana"]
+
+
+def test_a_clone_is_named_with_the_prefix_the_run_and_the_label(migrations: MigrationSet) -> None:
+    backend = SQLiteBackend(run_id="r1")
+    try:
+        database = backend.create(backend.template(migrations, NO_SEED), label="gw0_7")
+        try:
+            assert database.name == "dbscope_r1_gw0_7"
+            assert database.url("dsn") == "file:/dbscope_r1_gw0_7?vfs=memdb"
+            assert database.url() == "sqlite:///file:/dbscope_r1_gw0_7?vfs=memdb&uri=true"
+            assert database.url("sqlalchemy") == database.url()
+            assert database.url("async") == "sqlite+aiosqlite:///file:/dbscope_r1_gw0_7?vfs=memdb&uri=true"
+        finally:
+            database.drop()
+    finally:
+        backend.close()
+
+
+def test_two_backends_never_share_a_clone_with_the_same_label(migrations: MigrationSet) -> None:
+    one, two = SQLiteBackend(), SQLiteBackend()
+    try:
+        a = one.create(one.template(migrations, NO_SEED), label="same")
+        b = two.create(two.template(migrations, NO_SEED), label="same")
+        add_user(a, "Ana")
+
+        assert a.name != b.name
+        assert names_in(b) == []
+        a.drop()
+        b.drop()
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_raw_sqlite3_connection_to_the_dsn_sees_the_clones_data(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    add_user(database, "Ana")
+
+    conn = sqlite3.connect(database.url("dsn"), uri=True)
+    try:
+        assert user_names(conn) == ["Ana"]
+        conn.execute("INSERT INTO users (name) VALUES ('Bea')")
+        conn.commit()
+    finally:
+        conn.close()
+    assert names_in(database) == ["Ana", "Bea"]
+
+
+def test_a_sqlalchemy_engine_from_the_url_sees_the_clones_data(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    add_user(database, "Ana")
+
+    engine = sa.create_engine(database.url())
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT name FROM users")).scalars().all() == ["Ana"]
+            conn.execute(sa.text("INSERT INTO users (name) VALUES ('Bea')"))
+    finally:
+        engine.dispose()
+    assert names_in(database) == ["Ana", "Bea"]
+
+
+def test_a_connection_opened_in_another_thread_sees_the_clones_data(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    add_user(database, "Ana")
+    seen: list[list[str]] = []
+
+    def read() -> None:
+        conn = sqlite3.connect(database.url("dsn"), uri=True)
+        try:
+            seen.append(user_names(conn))
+        finally:
+            conn.close()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join(10)
+
+    assert seen == [["Ana"]]
+
+
+def test_after_release_and_drop_the_name_is_empty_again(backend: SQLiteBackend, migrations: MigrationSet) -> None:
+    database = backend.create(backend.template(migrations, NO_SEED), label="dropped")
+    add_user(database, "Ana")
+
+    database.release()
+    database.drop()
+
+    conn = sqlite3.connect(database.url("dsn"), uri=True)
+    try:
+        assert tables(conn) == []
+        assert conn.execute("PRAGMA page_count").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
+def test_no_foreign_connection_is_counted_when_nothing_else_holds_the_clone(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    own = database.connect()
+    own.close()
+
+    database.release()
+
+    assert database.count_foreign_connections() == 0
+
+
+def test_a_raw_connection_left_open_is_counted_as_a_foreign_connection(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    leaked = sqlite3.connect(database.url("dsn"), uri=True)
+    try:
+        database.release()
+
+        assert database.count_foreign_connections() == 1
+    finally:
+        leaked.close()
+    assert database.count_foreign_connections() == 0
+
+
+def test_a_sqlalchemy_engine_never_disposed_is_counted_as_a_foreign_connection(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    engine = sa.create_engine(database.url())
+    try:
+        with engine.connect() as conn:  # returned to the engine's pool, so still open
+            conn.execute(sa.text("SELECT 1"))
+        database.release()
+
+        assert database.count_foreign_connections() == 1
+    finally:
+        engine.dispose()
+    assert database.count_foreign_connections() == 0
+
+
+def test_a_clone_of_an_empty_template_still_detects_a_leak(
+    clones: Callable[..., SQLiteMemoryDatabase],
+) -> None:
+    database = clones(NO_SEED)  # no migrations at all
+    leaked = database.connect()
+    try:
+        database.release()
+
+        assert database.count_foreign_connections() == 1
+    finally:
+        leaked.close()
+    assert database.count_foreign_connections() == 0
+
+
+def test_restore_brings_back_the_template_contents_in_place_while_another_connection_stays_open(
+    clones: Callable[..., SQLiteMemoryDatabase], backend: SQLiteBackend, migrations: MigrationSet, seed: MigrationSet
+) -> None:
+    database = clones(migrations, seed)
+    app = sqlite3.connect(database.url("dsn"), uri=True)  # e.g. the app's engine, built once at import
+    try:
+        app.execute("INSERT INTO users (name) VALUES ('Bea')")
+        app.execute("CREATE TABLE scratch (x)")
+        app.commit()
+        assert user_names(app) == ["Ana", "Bea"]
+
+        database.restore(backend.template(migrations, seed))
+
+        assert user_names(app) == ["Ana"]
+        assert tables(app) == ["users"]
+    finally:
+        app.close()
+
+
+def test_restore_after_release_says_the_database_was_released(backend: SQLiteBackend, migrations: MigrationSet) -> None:
+    template = backend.template(migrations, NO_SEED)
+    database = backend.create(template, label="released")
+    database.release()
+
+    with pytest.raises(BackendUnavailableError, match=f"database {database.name} was already released"):
+        database.restore(template)
+    database.drop()
+
+
+# --- in files --------------------------------------------------------------------------
+
+
+def test_the_template_file_is_named_after_the_fingerprint(
+    file_backend: SQLiteBackend, db_dir: Path, migrations: MigrationSet
+) -> None:
+    template = file_backend.template(migrations, NO_SEED)
+
+    assert template.path == db_dir.resolve() / f"dbscope_tpl_{template.fingerprint}.sqlite3"
+    assert sorted(os.listdir(db_dir)) == [template.path.name]
+    conn = sqlite3.connect(template.path)
+    try:
+        assert tables(conn) == ["users"]
+    finally:
+        conn.close()
+
+
+def test_the_template_file_is_reused_by_a_later_backend(db_dir: Path) -> None:
+    calls: list[int] = []
+    migrations = counting_migration(calls)
+    first = SQLiteBackend(directory=str(db_dir), in_memory=False)
+    path = first.template(migrations, NO_SEED).path
+    first.close()
+    built = path.stat().st_mtime_ns
+
+    later = SQLiteBackend(directory=str(db_dir), in_memory=False)
+    try:
+        assert later.template(migrations, NO_SEED).path == path
+    finally:
+        later.close()
+
+    assert calls == [1]
+    assert path.stat().st_mtime_ns == built
+
+
+def test_rebuild_builds_the_template_file_again(db_dir: Path) -> None:
+    calls: list[int] = []
+    migrations = counting_migration(calls)
+    first = SQLiteBackend(directory=str(db_dir), in_memory=False)
+    path = first.template(migrations, NO_SEED).path
+    first.close()
+    with sqlite3.connect(path) as conn:  # a mark that only a rebuild removes
+        conn.execute("INSERT INTO users (name) VALUES ('stale')")
+    conn.close()
+
+    later = SQLiteBackend(directory=str(db_dir), in_memory=False)
+    try:
+        later.template(migrations, NO_SEED, rebuild=True)
+    finally:
+        later.close()
+
+    assert calls == [1, 1]
+    conn = sqlite3.connect(path)
+    try:
+        assert user_names(conn) == []
+    finally:
+        conn.close()
+    assert sorted(os.listdir(db_dir)) == [path.name]
+
+
+def test_a_failing_migration_leaves_no_template_and_no_building_file(
+    file_backend: SQLiteBackend, db_dir: Path, tmp_path: Path
+) -> None:
+    broken = write_migrations(
+        tmp_path / "broken", {"0001_users.sql": USERS_SQL, "0002_bad.sql": "INSERT INTO nowhere VALUES (1);\n"}
+    )
+
+    with pytest.raises(
+        MigrationError, match=r"migration failed in .*0002_bad\.sql, statement 1 \(line 1\): no such table: nowhere"
+    ):
+        file_backend.template(broken, NO_SEED)
+
+    assert os.listdir(db_dir) == []
+
+
+def test_a_directory_that_vanished_gives_backend_unavailable_error(
+    file_backend: SQLiteBackend, db_dir: Path, migrations: MigrationSet
+) -> None:
+    db_dir.rmdir()
+
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r"cannot write the template .*dbscope_tpl_\w+\.sqlite3: unable to open database file; "
+        r"point dbscope_url at a writable directory",
+    ):
+        file_backend.template(migrations, NO_SEED)
+
+
+def test_a_file_clone_is_a_prefixed_copy_of_the_template(
+    file_backend: SQLiteBackend, db_dir: Path, migrations: MigrationSet
+) -> None:
+    database = file_clone(file_backend, migrations)
+
+    assert database.path.parent == db_dir.resolve()
+    assert database.path.name == f"dbscope_{file_backend.run_id}_one.sqlite3"
+    assert database.name == database.path.stem
+    assert names_in(database) == []
+    assert database.url("dsn") == str(database.path)
+    assert database.url() == f"sqlite:///{database.path}"
+    assert database.url("async") == f"sqlite+aiosqlite:///{database.path}"
+
+
+def test_file_clones_are_independent(file_backend: SQLiteBackend, migrations: MigrationSet) -> None:
+    first, second = file_clone(file_backend, migrations, "a"), file_clone(file_backend, migrations, "b")
+
+    add_user(first, "Ana")
+
+    assert names_in(first) == ["Ana"]
+    assert names_in(second) == []
+
+
+def test_a_file_clone_is_reachable_from_another_process(file_backend: SQLiteBackend, migrations: MigrationSet) -> None:
+    database = file_clone(file_backend, migrations)
+    add_user(database, "Ana")
+
+    script = "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT name FROM users').fetchone()[0])"
+    result = subprocess.run(
+        [sys.executable, "-c", script, database.url("dsn")], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout.strip() == "Ana"
+
+
+def test_a_sqlalchemy_engine_from_the_file_url_sees_the_clones_data(
+    file_backend: SQLiteBackend, migrations: MigrationSet
+) -> None:
+    database = file_clone(file_backend, migrations)
+    add_user(database, "Ana")
+
+    engine = sa.create_engine(database.url())
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM users")).scalars().all() == ["Ana"]
+    finally:
+        engine.dispose()
+
+
+def test_drop_removes_the_file_and_its_journal_and_wal_siblings(
+    file_backend: SQLiteBackend, migrations: MigrationSet
+) -> None:
+    database = file_clone(file_backend, migrations)
+    template_file = file_backend.template(migrations, NO_SEED).path
+    for suffix in ("-journal", "-wal", "-shm"):
+        Path(f"{database.path}{suffix}").touch()
+
+    database.drop()
+
+    assert sorted(os.listdir(database.path.parent)) == [template_file.name]
+
+
+def test_count_foreign_connections_counts_open_connections_to_the_file_exactly(
+    file_backend: SQLiteBackend, migrations: MigrationSet
+) -> None:
+    database = file_clone(file_backend, migrations)
+    database.release()
+    assert database.count_foreign_connections() == 0
+
+    first = database.connect()
+    assert database.count_foreign_connections() == 1
+    second = sqlite3.connect(database.url("dsn"))
+    assert database.count_foreign_connections() == 2
+
+    first.close()
+    assert database.count_foreign_connections() == 1
+    second.close()
+    assert database.count_foreign_connections() == 0
+
+
+def test_restore_brings_back_a_file_clones_contents_in_place(
+    file_backend: SQLiteBackend, migrations: MigrationSet
+) -> None:
+    template = file_backend.template(migrations, NO_SEED)
+    database = file_clone(file_backend, migrations)
+    app = sqlite3.connect(database.url("dsn"))
+    try:
+        app.execute("INSERT INTO users (name) VALUES ('Ana')")
+        app.commit()
+
+        database.restore(template)
+
+        assert user_names(app) == []
+    finally:
+        app.close()
+
+
+def test_drop_refuses_a_file_without_the_dbscope_prefix(
+    file_backend: SQLiteBackend, tmp_path: Path, migrations: MigrationSet
+) -> None:
+    precious = tmp_path / "precious.sqlite3"
+    database = SQLiteFileDatabase(precious, file_backend.template(migrations, NO_SEED))
+
+    with pytest.raises(
+        BackendUnavailableError, match=r"refusing to delete .*precious\.sqlite3: dbscope did not create it"
+    ):
+        database.drop()
+
+    assert precious.exists()
+
+
+def test_without_a_directory_file_databases_go_to_a_temp_dir_that_close_removes(migrations: MigrationSet) -> None:
+    backend = SQLiteBackend(in_memory=False)
+    directory = backend.directory
+    assert directory is not None
+    database = file_clone(backend, migrations)
+    assert directory.name.startswith("dbscope_")
+    assert database.path.parent == directory
+
+    backend.close()
+
+    assert not directory.exists()
+
+
+def test_a_directory_that_cannot_be_created_gives_backend_unavailable_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a directory")
+    target = tmp_path / "afile" / "sub"
+
+    with pytest.raises(
+        BackendUnavailableError,
+        match=rf"cannot create the SQLite directory {re.escape(str(target))}: Not a directory; "
+        r"point dbscope_url at a writable directory \(sqlite:///path/to/dir\)",
+    ):
+        SQLiteBackend(directory=str(target), in_memory=False)
+
+
+def test_a_clone_that_cannot_be_written_gives_backend_unavailable_error(
+    file_backend: SQLiteBackend, db_dir: Path, migrations: MigrationSet
+) -> None:
+    template = file_backend.template(migrations, NO_SEED)
+    template.path.unlink()
+
+    with pytest.raises(
+        BackendUnavailableError,
+        match=rf"cannot create the database file dbscope_{file_backend.run_id}_x\.sqlite3 in {re.escape(str(db_dir.resolve()))}: "
+        r"No such file or directory; free some disk space or point dbscope_url at another directory",
+    ):
+        file_backend.create(template, label="x")
