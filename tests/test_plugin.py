@@ -331,13 +331,6 @@ def test_file_backend_gives_each_test_its_own_file(project, tmp_path):
     assert len(left) == 1 and left[0].startswith("dbscope_tpl_")  # only the reusable template remains
 
 
-def test_a_strategy_not_yet_available_is_a_clear_error(project):
-    pytester = project(ini="dbscope_strategy = reset\n")
-    pytester.makepyfile("def test_x(db): pass")
-    result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["*dbscope_strategy = 'reset' is not available in this version*"])
-
-
 def test_the_plugin_is_registered_through_its_entry_point(pytester):
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*dbscope:*", "*--dbscope-url=VALUE*", "*dbscope_migrations (string):*"])

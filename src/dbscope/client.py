@@ -140,6 +140,7 @@ class Client:
         close_timeout: float = 5.0,
         connection: Any = None,
         in_outer_transaction: bool = False,
+        lock: threading.RLock | None = None,
     ) -> None:
         self._connect = connect
         self._dialect = dialect
@@ -148,7 +149,7 @@ class Client:
         self.close_timeout = close_timeout
         self._owns_connection = connection is None
         self._conn = connect(autocommit=True) if connection is None else connection
-        self._lock = threading.RLock()
+        self._lock = lock if lock is not None else threading.RLock()
         self._depth = 1 if in_outer_transaction else 0
         self._base_depth = self._depth
         self._state = ClientState.OPEN

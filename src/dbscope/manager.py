@@ -40,7 +40,19 @@ __all__ = ["IsolationManager"]
 log = logging.getLogger("dbscope.isolation")
 
 _SCOPE_OPTIONS = {"url", "migrations", "seed", "strategy", "close_timeout"}
-_IMPLEMENTED_STRATEGIES = ("clone",)
+
+
+class _SharedDatabase:
+    """The one database a worker keeps for the reset and rollback strategies."""
+
+    def __init__(self, database: Any, template: Any, strategy: str) -> None:
+        self.database = database
+        self.template = template
+        self.strategy = strategy
+        self.lock = threading.RLock()
+        self.outer: Any = None  # rollback: the connection holding each test's transaction
+        if strategy == "rollback":
+            self.outer = database.primary_connection() or database.connect(autocommit=True)
 
 
 class IsolationManager:
@@ -80,6 +92,7 @@ class IsolationManager:
         self._template_errors: dict[tuple[str, str | None, str | None], MigrationError] = {}
         self._templates: dict[tuple[str, str | None, str | None], Any] = {}
         self._pools: dict[tuple[str, str | None, str | None], ClonePool] = {}
+        self._shared: dict[tuple[str, str | None, str | None, str], _SharedDatabase] = {}
         self._saved_env: dict[str, dict[str, str | None]] = {}
         self._serial = 0
         self._lock = threading.RLock()
@@ -136,10 +149,15 @@ class IsolationManager:
         scope_id = f"test_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
         self.clear_module_cache()
         self._run_reset_hooks(scope_id, test_name, at="start")
-        database = self._clone(opts)
+        shared = None if opts.strategy == "clone" else self._shared_database(opts)
+        database = self._clone(opts) if shared is None else shared.database
         scope = Scope(
             scope_id, test_name, opts, database, on_track=self._on_track, on_untrack=self._on_untrack
         )
+        if shared is not None:
+            scope.shared = shared
+            if shared.outer is not None:
+                _execute(shared.outer, database.dialect.begin())
         scope.setup_ms = (time.perf_counter() - started) * 1000
         with self._lock:
             self.active_scopes[scope_id] = scope
@@ -159,18 +177,10 @@ class IsolationManager:
         ok = True
         try:
             ok = self._close_connections(scope)
-            scope.database.release()
-            leaked = scope.database.count_foreign_connections()
-            scope.leaked_connections = leaked
-            if leaked:
-                self._counters["connections_leaked"] += leaked
-                log.warning(
-                    "connection leak in test %r: %d connection(s) to %s still open after the test "
-                    "(scope %s); dispose engines and close connections the test opened",
-                    scope.test_name, leaked, scope.database.name, scope_id,
-                )
-            if not scope.kept:
-                scope.database.drop()
+            if scope.shared is not None:
+                self._reset_shared(scope)
+            else:
+                self._release_own(scope)
             ok = self._run_reset_hooks(scope_id, scope.test_name, at="end") and ok
             self.clear_module_cache()
         except Exception as exc:
@@ -183,6 +193,39 @@ class IsolationManager:
         if not ok:
             self._counters["cleanup_failures"] += 1
         return ok
+
+    def _release_own(self, scope: Scope) -> None:
+        """Clone strategy: count leaks once dbscope's own connections are closed, then drop."""
+        if scope.kept:
+            keep = getattr(scope.database, "keep", None)
+            scope.kept_url = keep() if keep is not None else scope.database.url()
+            log.warning("kept the database of failed test %r: %s", scope.test_name, mask_password(scope.kept_url))
+        scope.database.release()
+        leaked = scope.database.count_foreign_connections()
+        scope.leaked_connections = leaked
+        if leaked:
+            self._counters["connections_leaked"] += leaked
+            log.warning(
+                "connection leak in test %r: %d connection(s) to %s still open after the test "
+                "(scope %s); dispose engines and close connections the test opened",
+                scope.test_name, leaked, scope.database.name, scope.id,
+            )
+        if not scope.kept:
+            scope.database.drop()
+
+    def _reset_shared(self, scope: Scope) -> None:
+        """Reset and rollback strategies: put the worker's database back as the template left it."""
+        shared = scope.shared
+        assert shared is not None
+        if shared.outer is not None and _in_transaction(shared.outer):
+            _execute(shared.outer, "ROLLBACK")
+            return
+        if shared.outer is not None:
+            log.warning(
+                "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
+                "restoring the database from the template instead", scope.test_name,
+            )
+        shared.database.restore(shared.template)
 
     def get_scoped_client(self, scope_id: str | None = None) -> Client:
         """A new tracked client on a scope's database (default: the current test's scope)."""
@@ -266,6 +309,13 @@ class IsolationManager:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+        for shared in self._shared.values():
+            for step in (shared.database.release, shared.database.drop):
+                try:
+                    step()
+                except Exception as exc:
+                    log.warning("error dropping %s: %s", shared.database.name, exc)
+        self._shared.clear()
         for backend in self._backends.values():
             try:
                 backend.close()
@@ -314,11 +364,6 @@ class IsolationManager:
                 raise ConfigError(f"bad scope options {options!r}: {exc}") from None
         else:
             merged = self.config
-        if merged.strategy not in _IMPLEMENTED_STRATEGIES:
-            raise ConfigError(
-                f"dbscope_strategy = {merged.strategy!r} is not available in this version of dbscope; "
-                "use 'clone' (a fresh database per test)"
-            )
         return ScopeOptions(merged.url, merged.migrations, merged.seed, merged.strategy, merged.close_timeout)
 
     def _backend(self, url: str) -> Backend:
@@ -359,6 +404,29 @@ class IsolationManager:
                 if pool is None:
                     pool = self._pools[key] = ClonePool(create, size=self.pool_size)
         return pool.take()
+
+    def _shared_database(self, opts: ScopeOptions) -> _SharedDatabase:
+        key = (opts.url, opts.migrations, opts.seed, opts.strategy)
+        with self._lock:
+            shared = self._shared.get(key)
+            if shared is None:
+                backend = self._backend(opts.url)
+                template = self._template(backend, opts)
+                database = backend.create(template, label=f"{self.worker_id}_{opts.strategy}")
+                shared = self._shared[key] = _SharedDatabase(database, template, opts.strategy)
+                log.debug("worker %s keeps %s for the %s strategy", self.worker_id, database.name, opts.strategy)
+            return shared
+
+    def shared_environment(self) -> dict[str, str]:
+        """For the reset/rollback strategies: the env vars pointing at the worker's database.
+
+        The database is created (and the template built) now, so an app that builds its
+        engine at import time from these variables finds it. Empty for ``clone``.
+        """
+        if self.config.strategy == "clone":
+            return {}
+        shared = self._shared_database(self._scope_options({}))
+        return {spec.name: shared.database.url(spec.format) for spec in self.config.env_vars}
 
     def _template(self, backend: Backend, opts: ScopeOptions) -> Any:
         key = (opts.url, opts.migrations, opts.seed)
@@ -429,6 +497,13 @@ class IsolationManager:
             ok = _close_quietly(resource, min(scope.options.close_timeout, 1.0)) and ok
             self.global_connection_registry.discard(resource)
         scope.connections.clear()
+        if scope.shared is not None:
+            try:
+                self._reset_shared(scope)
+                return ok
+            except Exception as exc:
+                log.error("emergency cleanup of scope %s: could not reset %s: %s", scope.id, scope.database.name, exc)
+                return False
         for step in (scope.database.release, scope.database.drop):
             try:
                 step()
@@ -476,6 +551,23 @@ class IsolationManager:
                 log.warning("reset hook %s failed after test %r (scope %s): %s", spec, test_name, scope_id, exc)
                 ok = False
         return ok
+
+
+def _execute(conn: Any, sql: str) -> None:
+    cursor = conn.cursor()
+    try:
+        cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+def _in_transaction(conn: Any) -> bool:
+    """Whether a DB-API connection (sqlite3 or psycopg) has a transaction open."""
+    if hasattr(conn, "in_transaction"):
+        return bool(conn.in_transaction)
+    info = getattr(conn, "info", None)
+    status = getattr(info, "transaction_status", None)
+    return status is not None and int(status) != 0
 
 
 def _close_quietly(resource: Any, timeout: float) -> bool:

@@ -13,14 +13,17 @@ from typing import Any
 import pytest
 
 from .config import SETTINGS, Config, build_config
-from .errors import ConfigError, MigrationError
+from .errors import ConfigError, DbscopeError, MigrationError
 from .manager import IsolationManager
 from .reporting import ReportPlugin
 from .scope import Scope
+from .urls import mask_password
 
 CONFIG_KEY = pytest.StashKey[Config]()
 MANAGER_KEY = pytest.StashKey[IsolationManager]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, "str | None"]]()
+FAILED_KEY = pytest.StashKey[bool]()
+KEPT_KEY = pytest.StashKey[list[tuple[str, str]]]()
 
 MARKER = (
     "dbscope(seed=None, migrations=None, url=None, strategy=None, close_timeout=None): "
@@ -58,23 +61,49 @@ def _resolve(config: pytest.Config, *, early: bool = False) -> Config:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    """Environment safety before any conftest is imported (the seed's setup file)."""
+    """Before any conftest is imported: environment safety, and the worker's database URL.
+
+    Under the reset and rollback strategies the URL never changes, so it goes into the
+    environment now, where module-level engines of conftests and test modules find it.
+    """
     settings = _resolve(early_config, early=True)
     saved: dict[str, str | None] = {}
+    early_config.stash[SAVED_ENV_KEY] = saved
     for name in settings.unset_env:
         saved.setdefault(name, os.environ.get(name))
         os.environ.pop(name, None)
     for name, value in settings.set_env:
         saved.setdefault(name, os.environ.get(name))
         os.environ[name] = value
-    early_config.stash[SAVED_ENV_KEY] = saved
+    manager = IsolationManager(config=settings)
+    early_config.stash[MANAGER_KEY] = manager
+    if settings.strategy == "clone" or _is_xdist_controller(early_config):
+        return
+    try:
+        environment = manager.shared_environment()
+    except DbscopeError:
+        return  # the first test that needs the database reports it, with its context
+    for name, value in environment.items():
+        saved.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
+
+def _is_xdist_controller(config: pytest.Config) -> bool:
+    """True in the xdist controller, which runs no test (workers have PYTEST_XDIST_WORKER)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return False
+    return bool(getattr(config.known_args_namespace, "numprocesses", None))
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     settings = _resolve(config)
     config.stash[CONFIG_KEY] = settings
-    manager = IsolationManager(config=settings)
+    manager = config.stash.get(MANAGER_KEY, None)
+    if manager is None or manager.config != settings:
+        if manager is not None:
+            manager.close()
+        manager = IsolationManager(config=settings)
     manager.initialize_test_mode()
     config.stash[MANAGER_KEY] = manager
     config.pluginmanager.register(ReportPlugin(config, manager), "dbscope-report")
@@ -115,7 +144,11 @@ def dbscope_scope(request: pytest.FixtureRequest, dbscope: IsolationManager) -> 
     try:
         yield scope
     finally:
+        if request.config.stash[CONFIG_KEY].keep_failed and request.node.stash.get(FAILED_KEY, False):
+            scope.kept = True
         context.__exit__(None, None, None)
+        if scope.kept_url:
+            request.config.stash.setdefault(KEPT_KEY, []).append((request.node.nodeid, scope.kept_url))
 
 
 @pytest.fixture
@@ -150,3 +183,19 @@ def db_engine(dbscope_scope: Scope) -> Iterator[Any]:
 def _dbscope_autouse(request: pytest.FixtureRequest) -> None:
     if request.config.stash[CONFIG_KEY].autouse:
         request.getfixturevalue("dbscope_scope")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[FAILED_KEY] = True
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    kept = config.stash.get(KEPT_KEY, [])
+    if kept:
+        terminalreporter.write_sep("-", "dbscope: databases of failed tests, kept")
+        for nodeid, url in kept:
+            terminalreporter.write_line(f"{nodeid}: {mask_password(url)}")

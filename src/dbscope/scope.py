@@ -61,6 +61,8 @@ class Scope:
         self.setup_ms = 0.0
         self.teardown_ms = 0.0
         self.kept = False
+        self.kept_url: str | None = None
+        self.shared: Any = None  # the worker's database under the reset/rollback strategies
         self._lent_primary = False
         self._on_track = on_track
         self._on_untrack = on_untrack
@@ -83,9 +85,22 @@ class Scope:
     def client(self) -> Client:
         """A new client on this scope's database, closed when the scope ends."""
         self._check_active()
+        if self.shared is not None and self.shared.outer is not None:
+            # rollback strategy: every client works inside the test's transaction
+            client = Client(
+                self.database.connect,
+                self.database.dialect,
+                scope_id=self.id,
+                test_name=self.test_name,
+                close_timeout=self.options.close_timeout,
+                connection=self.shared.outer,
+                in_outer_transaction=True,
+                lock=self.shared.lock,
+            )
+            return self.track(client)
         # The first client borrows the connection that keeps the database alive: one
         # connection (and one schema parse) less per test. Later clients open their own.
-        shared = None if self._lent_primary else self.database.primary_connection()
+        shared = None if self._lent_primary or self.shared is not None else self.database.primary_connection()
         self._lent_primary = True
         client = Client(
             self.database.connect,

@@ -111,6 +111,20 @@ class SQLiteMemoryDatabase:
         with template.lock:
             template.connection.backup(self._anchor)
 
+    def keep(self) -> str:
+        """Save a copy to .dbscope/failed/ (memory dies with the process); return its URL."""
+        directory = Path.cwd() / ".dbscope" / "failed"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{self.name}.sqlite3"
+        target = sqlite3.connect(str(path))
+        try:
+            if self._anchor is not None:
+                self._anchor.backup(target)
+        finally:
+            target.close()
+        self.release()
+        return f"sqlite:///{path}"
+
     def release(self) -> None:
         anchor, self._anchor = self._anchor, None
         if anchor is not None:
@@ -165,6 +179,9 @@ class SQLiteFileDatabase:
 
     def primary_connection(self) -> None:
         return None
+
+    def keep(self) -> str:
+        return self.url()
 
     def release(self) -> None:
         pass

@@ -1,0 +1,108 @@
+"""The reset and rollback strategies, and keeping a failed test's database."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+APP_CONFTEST = """
+import os, sqlite3
+
+# What real suites do: connect at import time from an environment variable.
+URL = os.environ.get("TEST_DATABASE_URI", "file:/shared-by-everyone?vfs=memdb")
+APP_CONN = sqlite3.connect(URL, uri=True, check_same_thread=False, isolation_level=None)
+"""
+
+APP_TESTS = """
+import os, pytest, conftest
+
+@pytest.mark.parametrize("n", range(6))
+def test_app_connection_sees_a_clean_database(n):
+    assert os.environ["TEST_DATABASE_URI"] == conftest.URL  # never changes
+    conn = conftest.APP_CONN  # opened once, at import, and kept open
+    assert conn.execute("SELECT COUNT(*) FROM users").fetchone() == (0,)
+    conn.execute("INSERT INTO users (name, email) VALUES ('x', 'same@example.com')")
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite://", "sqlite:///{tmp}/dbs"])
+def test_reset_isolates_a_suite_that_connects_at_import_time(project, tmp_path, backend):
+    url = backend.format(tmp=tmp_path)
+    pytester = project(ini=f"dbscope_url = {url}\ndbscope_strategy = reset\ndbscope_env_var = TEST_DATABASE_URI:dsn\ndbscope_autouse = true\n")
+    pytester.makeconftest(APP_CONFTEST)
+    pytester.makepyfile(test_app=APP_TESTS)
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=6)
+
+
+def test_reset_works_under_xdist_with_one_database_per_worker(project):
+    pytester = project(ini="dbscope_strategy = reset\ndbscope_env_var = TEST_DATABASE_URI:dsn\ndbscope_autouse = true\n")
+    pytester.makeconftest(APP_CONFTEST)
+    pytester.makepyfile(
+        test_app=APP_TESTS
+        + """
+def test_each_worker_has_its_own_database():
+    assert os.environ["PYTEST_XDIST_WORKER"] in conftest.URL
+"""
+    )
+    pytester.runpytest_subprocess("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=7)
+
+
+def test_rollback_undoes_each_test_and_nests_transactions_as_savepoints(project):
+    pytester = project(ini="dbscope_strategy = rollback\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_writes_are_rolled_back(db, dbscope_scope, n):
+            assert db.execute("SELECT COUNT(*) FROM users").scalar() == 0
+            db.execute("INSERT INTO users (name, email) VALUES ('a', 'same@example.com')")
+            with pytest.raises(RuntimeError):
+                with db.transaction() as tx:
+                    tx.execute("INSERT INTO users (name, email) VALUES ('b', 'b@example.com')")
+                    raise RuntimeError("undo the savepoint only")
+            assert db.execute("SELECT COUNT(*) FROM users").scalar() == 1
+
+        def test_same_database_for_every_test(dbscope_scope, dbscope):
+            assert dbscope_scope.database.name.endswith("_rollback")
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=5)
+
+
+def test_rollback_survives_a_test_that_commits_on_its_own(project):
+    pytester = project(ini="dbscope_strategy = rollback\n")
+    pytester.makepyfile(
+        """
+        def test_commits_behind_dbscopes_back(db):
+            db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@example.com')")
+            db.execute("COMMIT")
+
+        def test_still_clean(db):
+            assert db.execute("SELECT COUNT(*) FROM users").scalar() == 0
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_keep_failed_saves_the_failed_tests_database_and_prints_its_url(project):
+    pytester = project()
+    pytester.makepyfile(
+        """
+        def test_fails_after_writing(db):
+            db.execute("INSERT INTO users (name, email) VALUES ('evidence', 'e@example.com')")
+            assert False, "look at the database"
+
+        def test_passes(db):
+            pass
+        """
+    )
+    result = pytester.runpytest("--dbscope-keep-failed")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*databases of failed tests, kept*", "*::test_fails_after_writing: sqlite:///*.sqlite3"])
+    kept = list((pytester.path / ".dbscope" / "failed").glob("*.sqlite3"))
+    assert len(kept) == 1
+    conn = sqlite3.connect(kept[0])
+    assert conn.execute("SELECT name FROM users").fetchall() == [("evidence",)]
+    conn.close()
