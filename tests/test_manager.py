@@ -1,0 +1,286 @@
+"""IsolationManager: the seed's API, metrics, resets and cleanup that cannot be skipped."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import sys
+import threading
+import types
+
+import pytest
+
+from dbscope import ClientClosedError, ConfigError, DbscopeError, IsolationManager, MigrationError, ScopeError
+from dbscope.manager import _close_quietly
+
+USERS = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE);"
+
+
+@pytest.fixture
+def migrations(tmp_path):
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    (directory / "0001_users.sql").write_text(USERS)
+    return str(directory)
+
+
+@pytest.fixture
+def manager(migrations):
+    with IsolationManager("sqlite://", migrations=migrations, env_vars=["DBSCOPE_TEST_URL"]) as m:
+        yield m
+
+
+class Hanging:
+    """A resource whose close() blocks until released: a close that hangs."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.closed = False
+
+    def close(self):
+        self.release.wait(30)
+        self.closed = True
+
+
+class Exploding:
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        raise OSError("driver error during close")
+
+
+class Recording:
+    def __init__(self):
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_create_scope_returns_an_id_in_the_seed_format(manager):
+    scope_id = manager.create_scope("checkout works")
+
+    assert re.fullmatch(r"test_\d{13}_[0-9a-f]{8}", scope_id)
+    assert manager.get_stats()["active_scope_count"] == 1
+    assert manager.destroy_scope(scope_id) is True
+    assert manager.active_scopes == {}
+
+
+def test_scopes_are_isolated_from_each_other(manager):
+    first = manager.get_scoped_client(manager.create_scope("first"))
+    second = manager.get_scoped_client(manager.create_scope("second"))
+    first.execute("INSERT INTO users (name, email) VALUES ('a', 'same@example.com')")
+    second.execute("INSERT INTO users (name, email) VALUES ('b', 'same@example.com')")
+
+    assert first.execute("SELECT name FROM users").rows == [("a",)]
+    assert second.execute("SELECT name FROM users").rows == [("b",)]
+
+
+def test_ensure_test_isolation_and_complete_test_follow_the_seed(manager):
+    manager.initialize_test_mode()
+    first = manager.ensure_test_isolation("first test")
+    manager.get_scoped_client().execute("INSERT INTO users (name) VALUES ('x')")
+    second = manager.ensure_test_isolation("second test")  # ends the first one
+
+    assert first not in manager.active_scopes
+    assert manager.get_stats()["current_test_id"] == second
+    assert manager.get_scoped_client().execute("SELECT COUNT(*) FROM users").scalar() == 0
+    assert manager.complete_test() is True
+    assert manager.complete_test() is False  # nothing current any more
+
+
+def test_get_stats_and_metrics_count_what_happened(manager):
+    with manager.scope("counted") as scope:
+        scope.client()
+        scope.client()
+        stats = manager.get_stats()
+        assert stats["active_connection_count"] == 2
+        assert stats["scopes"][0]["test_name"] == "counted"
+        assert stats["scopes"][0]["migration_completed"] is True
+
+    metrics = manager.metrics
+    assert metrics["scopes_created"] == metrics["scopes_destroyed"] == 1
+    assert metrics["connections_created"] == metrics["connections_closed"] == 2
+    assert metrics["average_cleanup_ms"] > 0
+    assert metrics["emergency_cleanups"] == 0
+
+
+def test_scope_sets_its_env_vars_and_restores_them(manager, monkeypatch):
+    monkeypatch.setenv("DBSCOPE_TEST_URL", "before")
+    with manager.scope("env") as scope:
+        assert os.environ["DBSCOPE_TEST_URL"] == scope.url()
+    assert os.environ["DBSCOPE_TEST_URL"] == "before"
+
+
+def test_unknown_scopes_are_errors_that_say_so(manager):
+    with pytest.raises(ScopeError, match="test scope test_0_nothing not found"):
+        manager.get_scoped_client("test_0_nothing")
+    with pytest.raises(ScopeError, match="no current test scope"):
+        manager.get_scoped_client()
+    assert manager.destroy_scope("test_0_nothing") is False
+
+
+def test_a_client_used_after_its_scope_ended_names_scope_and_test(manager):
+    with manager.scope("the short one") as scope:
+        client = scope.client()
+    with pytest.raises(ClientClosedError, match=rf"scope {scope.id} \(test 'the short one'\).*closed by dbscope"):
+        client.execute("SELECT 1")
+
+
+def test_a_close_that_hangs_is_bounded_and_the_rest_still_close(migrations):
+    hanging, after = Hanging(), Recording()
+    with IsolationManager("sqlite://", migrations=migrations, close_timeout=0.2) as manager:
+        scope_id = manager.create_scope("hangs")
+        scope = manager.get_scope(scope_id)
+        client = scope.client()
+        scope.track(hanging)
+        scope.track(after)
+
+        assert manager.destroy_scope(scope_id) is False
+        assert after.closed and client.closed
+        assert manager.active_scopes == {}
+        assert manager.global_connection_registry == set()
+        assert manager.metrics["cleanup_failures"] == 1
+    hanging.release.set()
+
+
+def test_a_driver_error_during_cleanup_does_not_stop_the_rest(manager):
+    scope_id = manager.create_scope("explodes")
+    scope = manager.get_scope(scope_id)
+    first, exploding, last = Recording(), Exploding(), Recording()
+    for resource in (first, exploding, last):
+        scope.track(resource)
+
+    assert manager.destroy_scope(scope_id) is False
+    assert first.closed and last.closed
+    assert manager.get_stats()["active_scope_count"] == 0
+
+
+def test_a_failing_drop_falls_back_to_emergency_cleanup_that_leaves_nothing(tmp_path, migrations):
+    with IsolationManager(f"sqlite:///{tmp_path}/dbs", migrations=migrations) as manager:
+        scope_id = manager.create_scope("drop fails")
+        scope = manager.get_scope(scope_id)
+        client = scope.client()
+        path = scope.database.path
+        # a real fault: the database file is replaced by a directory, so unlinking it fails
+        os.unlink(path)
+        os.mkdir(path)
+
+        assert manager.destroy_scope(scope_id) is False
+        assert client.closed
+        assert manager.active_scopes == {}
+        assert manager.metrics["emergency_cleanups"] == 1
+        os.rmdir(path)
+
+
+def test_emergency_cleanup_of_everything_closes_all_scopes(manager):
+    clients = [manager.get_scoped_client(manager.create_scope(f"t{i}")) for i in range(5)]
+    manager.current_test_id = next(iter(manager.active_scopes))
+
+    assert manager.emergency_cleanup() is True
+    assert all(c.closed for c in clients)
+    assert manager.get_stats() == {
+        "is_test_mode": False,
+        "current_test_id": None,
+        "active_scope_count": 0,
+        "active_connection_count": 0,
+        "scopes": [],
+    }
+    assert manager.metrics["emergency_cleanups"] == 1
+
+
+def test_emergency_cleanup_of_one_scope_leaves_the_others(manager):
+    keep, drop = manager.create_scope("keep"), manager.create_scope("drop")
+
+    assert manager.emergency_cleanup(drop) is True
+    assert list(manager.active_scopes) == [keep]
+
+
+def test_clear_module_cache_purges_named_modules_and_submodules(migrations):
+    for name in ("fakeapp_db", "fakeapp_db.engine", "fakeapp_dbx"):
+        sys.modules[name] = types.ModuleType(name)
+    try:
+        with IsolationManager("sqlite://", migrations=migrations, reset_modules=["fakeapp_db"]) as manager:
+            assert manager.clear_module_cache() == 2
+            assert "fakeapp_db" not in sys.modules and "fakeapp_db.engine" not in sys.modules
+            assert "fakeapp_dbx" in sys.modules
+            assert manager.metrics["modules_cleared"] == 2
+    finally:
+        sys.modules.pop("fakeapp_dbx", None)
+
+
+def test_reset_hooks_run_at_both_boundaries(migrations, tmp_path, monkeypatch):
+    (tmp_path / "hookmod.py").write_text("CALLS = []\ndef reset():\n    CALLS.append(1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import hookmod
+
+    with IsolationManager("sqlite://", migrations=migrations, reset_hooks=["hookmod:reset"]) as manager:
+        with manager.scope("hooked"):
+            assert hookmod.CALLS == [1]
+        assert hookmod.CALLS == [1, 1]
+
+
+def test_a_reset_hook_that_cannot_be_loaded_is_a_config_error(migrations):
+    with IsolationManager("sqlite://", migrations=migrations, reset_hooks=["no_such_module_x:reset"]) as manager:
+        with pytest.raises(ConfigError, match="dbscope_reset_hooks: cannot load 'no_such_module_x:reset'"):
+            manager.create_scope("t")
+
+
+def test_a_broken_migration_raises_once_and_then_the_same_error_quickly(tmp_path):
+    (tmp_path / "0001.sql").write_text("CREATE TABLE a (x INTEGER);\nINSERT INTO nope VALUES (1);")
+    with IsolationManager("sqlite://", migrations=str(tmp_path)) as manager:
+        with pytest.raises(MigrationError, match=r"0001.sql, statement 2 \(line 2\): no such table: nope"):
+            manager.create_scope("first")
+        with pytest.raises(MigrationError, match="failed earlier in this session"):
+            manager.create_scope("second")
+        assert manager.active_scopes == {}
+
+
+def test_scope_options_override_the_settings(manager, tmp_path):
+    other = tmp_path / "other.sql"
+    other.write_text("CREATE TABLE other (x INTEGER);")
+    with manager.scope("other schema", migrations=str(other)) as scope:
+        tables = scope.client().execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        assert [r[0] for r in tables] == ["other"]
+    with pytest.raises(ConfigError, match="unknown scope option"):
+        manager.create_scope("bad", colour="blue")
+
+
+def test_a_closed_manager_refuses_new_scopes(migrations):
+    manager = IsolationManager("sqlite://", migrations=migrations)
+    manager.close()
+    manager.close()  # idempotent
+    with pytest.raises(DbscopeError, match="IsolationManager was closed"):
+        manager.create_scope("late")
+
+
+def test_close_destroys_scopes_still_open(migrations):
+    manager = IsolationManager("sqlite://", migrations=migrations)
+    client = manager.get_scoped_client(manager.create_scope("left open"))
+    manager.close()
+
+    assert client.closed
+    assert manager.metrics["scopes_destroyed"] == 1
+
+
+def test_leaked_connections_are_counted_and_the_database_still_goes(manager):
+    with manager.scope("leaky") as scope:
+        leaked = sqlite3.connect(scope.url("dsn"), uri=True)
+    assert scope.leaked_connections == 1
+    assert manager.metrics["connections_leaked"] == 1
+    leaked.close()
+
+
+def test_close_quietly_bounds_any_resource():
+    hanging = Hanging()
+    assert _close_quietly(hanging, 0.1) is False
+    hanging.release.set()
+    assert _close_quietly(Recording(), 1) is True
+    assert _close_quietly(Exploding(), 1) is False
+
+
+def test_unknown_settings_are_rejected():
+    with pytest.raises(ConfigError, match="unknown IsolationManager settings: colour"):
+        IsolationManager("sqlite://", colour="blue")
