@@ -205,7 +205,7 @@ def test_a_missing_path_is_a_config_error_saying_where_it_looked(tmp_path: Path)
     assert str(info.value) == (
         f"dbscope_migrations: 'migrationz' does not exist (resolved to {tmp_path / 'migrationz'}, "
         f"relative to {tmp_path}); point it at a directory of .sql files, one .sql file, "
-        "or package.module:callable"
+        "package.module:callable, package.module:Base.metadata, or alembic:path/to/alembic.ini"
     )
 
 

@@ -28,7 +28,9 @@ from .errors import ConfigError, MigrationError
 
 __all__ = [
     "FORMAT_VERSION",
+    "AlembicStep",
     "CallableStep",
+    "MetadataStep",
     "MigrationSet",
     "MigrationStep",
     "SqlFileStep",
@@ -41,7 +43,10 @@ __all__ = [
 #: Bumped when the way templates are built changes, so old cached templates are not reused.
 FORMAT_VERSION = 1
 
-_WHAT_TO_GIVE = "a directory of .sql files, one .sql file, or package.module:callable"
+_WHAT_TO_GIVE = (
+    "a directory of .sql files, one .sql file, package.module:callable, "
+    "package.module:Base.metadata, or alembic:path/to/alembic.ini"
+)
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _WORD = re.compile(r"[A-Za-z_][\w$]*")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
@@ -62,7 +67,7 @@ class MigrationStep(Protocol):
     def name(self) -> str:
         """A file path (relative to the base directory when possible) or ``pkg.mod:func``."""
 
-    def apply(self, conn: Any) -> None:
+    def apply(self, conn: Any, url: str | None = None) -> None:
         """Run this step on a DB-API 2 connection (sqlite3 or psycopg); does not commit."""
 
     def digest(self) -> bytes:
@@ -77,7 +82,7 @@ class SqlFileStep:
     content: bytes
     statements: tuple[Statement, ...]
 
-    def apply(self, conn: Any) -> None:
+    def apply(self, conn: Any, url: str | None = None) -> None:
         """Execute each statement in order; the first failure raises MigrationError."""
         cursor = conn.cursor()
         try:
@@ -111,7 +116,7 @@ class CallableStep:
     func: Callable[[Any], None]
     source: bytes = b""
 
-    def apply(self, conn: Any) -> None:
+    def apply(self, conn: Any, url: str | None = None) -> None:
         """Call the function; any exception (not KeyboardInterrupt) becomes MigrationError."""
         try:
             self.func(conn)
@@ -124,6 +129,83 @@ class CallableStep:
 
     def digest(self) -> bytes:
         return self.name.encode() + b"\0" + self.source
+
+
+def _require_url(name: str, url: str | None) -> str:
+    if not url:
+        raise MigrationError(
+            f"migration {name} needs a database URL to connect with, and this backend gave none",
+            source=name,
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class MetadataStep:
+    """SQLAlchemy ``MetaData``: ``create_all`` on the template, through its URL."""
+
+    name: str
+    metadata: Any
+    source: bytes = b""
+    needs_url = True
+
+    def apply(self, conn: Any, url: str | None = None) -> None:
+        import sqlalchemy
+        from sqlalchemy.pool import NullPool
+
+        engine = sqlalchemy.create_engine(_require_url(self.name, url), poolclass=NullPool)
+        try:
+            self.metadata.create_all(engine)
+        except Exception as exc:
+            raise MigrationError(
+                f"migration failed in {self.name} (metadata.create_all): {type(exc).__name__}: {exc}\n"
+                "Fix the models and run again; the template was not saved.",
+                source=self.name,
+            ) from exc
+        finally:
+            engine.dispose()
+
+    def digest(self) -> bytes:
+        tables = ",".join(sorted(self.metadata.tables))
+        return self.name.encode() + b"\0" + tables.encode() + b"\0" + self.source
+
+
+@dataclass(frozen=True)
+class AlembicStep:
+    """``alembic upgrade head`` with the given alembic.ini, against the template's URL."""
+
+    name: str
+    ini_path: Path
+    script_location: Path
+    files: tuple[tuple[str, bytes], ...]
+    needs_url = True
+
+    def apply(self, conn: Any, url: str | None = None) -> None:
+        try:
+            from alembic import command
+            from alembic.config import Config as AlembicConfig
+        except ImportError as exc:
+            raise MigrationError(
+                f"{self.name} needs alembic: pip install alembic", source=self.name
+            ) from exc
+        config = AlembicConfig(str(self.ini_path))
+        config.set_main_option("script_location", str(self.script_location))
+        config.set_main_option("sqlalchemy.url", _require_url(self.name, url).replace("%", "%%"))
+        try:
+            command.upgrade(config, "head")
+        except Exception as exc:
+            raise MigrationError(
+                f"migration failed in {self.name} (alembic upgrade head): {type(exc).__name__}: {exc}\n"
+                "Fix the revision and run again; the template was not saved.",
+                source=self.name,
+            ) from exc
+
+    def digest(self) -> bytes:
+        digest = hashlib.sha256()
+        for name, content in self.files:
+            _feed(digest, name.encode())
+            _feed(digest, content)
+        return digest.digest()
 
 
 @dataclass(frozen=True)
@@ -142,10 +224,16 @@ class MigrationSet:
             _feed(digest, step.digest())
         return digest.hexdigest()[:16]
 
-    def apply(self, conn: Any) -> None:
-        """Run every step in order, then commit."""
+    def apply(self, conn: Any, url: str | None = None) -> None:
+        """Run every step in order, then commit.
+
+        ``url`` (a SQLAlchemy URL of the database ``conn`` is connected to) is needed by
+        alembic and SQLAlchemy-metadata steps, which open their own connection.
+        """
         for step in self.steps:
-            step.apply(conn)
+            if getattr(step, "needs_url", False):
+                conn.commit()  # their own connection must see (and not wait for) earlier work
+            step.apply(conn, url)
         conn.commit()
 
 
@@ -239,6 +327,8 @@ def load_migrations(
         return MigrationSet(spec=step.name, steps=(step,))
     text = os.fspath(spec).strip()
     base = Path(base_dir if base_dir is not None else os.getcwd()).absolute()
+    if text.startswith("alembic:"):
+        return MigrationSet(spec=text, steps=(_alembic_step(text, base, setting),))
     path = Path(os.path.normpath(base / text))
     if path.is_dir():
         files = sorted(
@@ -261,8 +351,10 @@ def load_migrations(
         return MigrationSet(spec=text, steps=(_sql_step(path, base),))
     module_name, colon, attribute = text.partition(":")
     if colon and _DOTTED.fullmatch(module_name):
-        func = _import_callable(text, module_name, attribute, setting)
-        return MigrationSet(spec=text, steps=(_callable_step(func, name=text),))
+        target = _import_callable(text, module_name, attribute, setting)
+        if _is_metadata(target):
+            return MigrationSet(spec=text, steps=(_metadata_step(target, name=text),))
+        return MigrationSet(spec=text, steps=(_callable_step(target, name=text),))
     where = "" if Path(text).is_absolute() else f", relative to {base}"
     raise ConfigError(
         f"{setting}: {text!r} does not exist (resolved to {path}{where}); "
@@ -325,12 +417,62 @@ def _import_callable(
                 f"{setting}: {text!r}: {module_name!r} has no attribute {attribute!r} "
                 f"(no {part!r}); define it or fix the name after ':'"
             ) from exc
-    if not callable(obj):
+    if not callable(obj) and not _is_metadata(obj):
         raise ConfigError(
             f"{setting}: {text!r} is a {type(obj).__name__}, not a callable; "
             "point it at a function that takes a DB-API connection"
         )
     return cast("Callable[[Any], None]", obj)
+
+
+def _is_metadata(obj: Any) -> bool:
+    """A SQLAlchemy MetaData (duck-typed: SQLAlchemy is only imported when it is used)."""
+    return hasattr(obj, "create_all") and hasattr(obj, "sorted_tables")
+
+
+def _module_source(module_name: str) -> bytes:
+    module = sys.modules.get(module_name)
+    try:
+        filename = inspect.getsourcefile(module) if module is not None else None
+        return Path(filename).read_bytes() if filename else b""
+    except (TypeError, OSError):
+        return b""
+
+
+def _metadata_step(metadata: Any, *, name: str) -> MetadataStep:
+    return MetadataStep(name=name, metadata=metadata, source=_module_source(name.partition(":")[0]))
+
+
+def _alembic_step(text: str, base: Path, setting: str) -> AlembicStep:
+    """``alembic:path/to/alembic.ini``: its script location's files key the fingerprint."""
+    import configparser
+
+    ini_text = text.removeprefix("alembic:").strip()
+    ini_path = Path(os.path.normpath(base / ini_text))
+    if not ini_path.is_file():
+        raise ConfigError(
+            f"{setting}: alembic ini {ini_text!r} does not exist (resolved to {ini_path}); "
+            "give alembic:path/to/alembic.ini"
+        )
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(ini_path, encoding="utf-8")
+        location = parser.get("alembic", "script_location", vars={"here": str(ini_path.parent)})
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{setting}: cannot read script_location from {ini_path}: {exc}") from exc
+    script_location = Path(location)
+    if not script_location.is_absolute():
+        script_location = ini_path.parent / script_location  # relative to the ini, not the cwd
+    if not script_location.is_dir():
+        raise ConfigError(
+            f"{setting}: alembic script_location {location!r} of {ini_path} is not a directory "
+            f"(resolved to {script_location})"
+        )
+    files = [("alembic.ini", ini_path.read_bytes())]
+    for path in sorted(script_location.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".mako", ".sql") and "__pycache__" not in path.parts:
+            files.append((path.relative_to(script_location).as_posix(), path.read_bytes()))
+    return AlembicStep(name=text, ini_path=ini_path, script_location=script_location, files=tuple(files))
 
 
 def _callable_step(func: Callable[[Any], None], *, name: str | None = None) -> CallableStep:

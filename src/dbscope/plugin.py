@@ -179,6 +179,35 @@ def db_engine(dbscope_scope: Scope) -> Iterator[Any]:
         engine.dispose()
 
 
+@pytest.fixture
+def db_async_engine(dbscope_scope: Scope) -> Iterator[Any]:
+    """A SQLAlchemy AsyncEngine on this test's database (aiosqlite / asyncpg), disposed after."""
+    try:
+        from sqlalchemy.ext.asyncio import create_async_engine
+    except ImportError as exc:
+        raise pytest.UsageError(
+            f"the db_async_engine fixture needs SQLAlchemy's asyncio support ({exc}): "
+            "pip install 'dbscope[sqlalchemy]' aiosqlite (or asyncpg for PostgreSQL)"
+        ) from None
+    engine = create_async_engine(dbscope_scope.url("async"))
+    try:
+        yield engine
+    finally:
+        _dispose_async(engine)
+
+
+def _dispose_async(engine: Any) -> None:
+    """Dispose an AsyncEngine from synchronous teardown, with or without a running loop."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(engine.dispose())
+    else:  # inside a running loop (anyio/pytest-asyncio teardown): close synchronously
+        engine.sync_engine.dispose()
+
+
 @pytest.fixture(autouse=True)
 def _dbscope_autouse(request: pytest.FixtureRequest) -> None:
     if request.config.stash[CONFIG_KEY].autouse:

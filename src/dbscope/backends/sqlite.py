@@ -59,10 +59,10 @@ def _open(target: str, *, uri: bool, autocommit: bool) -> sqlite3.Connection:
     return conn
 
 
-def _build(conn: sqlite3.Connection, migrations: MigrationSet, seed: MigrationSet) -> None:
+def _build(conn: sqlite3.Connection, migrations: MigrationSet, seed: MigrationSet, url: str) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
-    migrations.apply(conn)
-    seed.apply(conn)
+    migrations.apply(conn, url)
+    seed.apply(conn, url)
     if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
         conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
     conn.commit()
@@ -254,9 +254,12 @@ class SQLiteBackend:
             return template
 
     def _build_memory(self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet) -> MemoryTemplate:
-        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        # A named memdb database, so that alembic and SQLAlchemy metadata steps can reach
+        # the template through a URL while it is built; private to this process.
+        name = f"{PREFIX}tpl_{fingerprint}_{self.run_id}"
+        conn = sqlite3.connect(f"file:/{name}?vfs=memdb", uri=True, check_same_thread=False)
         try:
-            _build(conn, migrations, seed)
+            _build(conn, migrations, seed, f"sqlite:///file:/{name}?vfs=memdb&uri=true")
         except BaseException:
             conn.close()
             raise
@@ -277,7 +280,7 @@ class SQLiteBackend:
                 f"cannot write the template {final}: {exc}; point dbscope_url at a writable directory"
             ) from exc
         try:
-            _build(conn, migrations, seed)
+            _build(conn, migrations, seed, f"sqlite:///{building}")
             conn.close()
             os.replace(building, final)  # atomic: no one ever opens a half-built template
         except BaseException as exc:
