@@ -10,8 +10,8 @@ Part 1, the clone alone (in-process, N repetitions, median and p95):
 Part 2, whole pytest runs of the same TESTS trivial tests, side by side and interleaved,
 ROUNDS times, timing each run's test loop (pytest_runtestloop) so interpreter start-up
 and collection do not add noise: tests taking no database (the baseline), tests taking dbscope's `db`
-fixture, the same with the JSON report on, and tests taking a naive migrate-per-test
-fixture. Per-test overhead = (run time - baseline run time) / TESTS, medians over rounds.
+fixture (clone, and the reset and rollback strategies), the same with the JSON report
+on, and tests taking a naive migrate-per-test fixture. Per-test overhead = (run time - baseline run time) / TESTS, medians over rounds.
 
 Usage: python benchmarks/bench_sqlite.py [--tests 1000] [--rounds 5] [--json PATH]
 """
@@ -146,6 +146,8 @@ def pytest_costs(tests: int, rounds: int) -> dict[str, dict[str, float]]:
     variants = {
         "no database (baseline)": ("test_none.py", []),
         "dbscope db fixture": ("test_dbscope.py", []),
+        "dbscope db, strategy reset": ("test_dbscope.py", ["--dbscope-strategy=reset"]),
+        "dbscope db, strategy rollback": ("test_dbscope.py", ["--dbscope-strategy=rollback"]),
         # the JSON report variant is added with the report (issue 4)
         "naive migrate-per-test fixture": ("test_naive.py", []),
     }
