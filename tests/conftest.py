@@ -9,6 +9,9 @@ import pytest
 
 pytest_plugins = ["pgsupport"]
 
+# tests/replica is a suite that tests/test_real_world.py runs in a sandbox, not part of ours
+collect_ignore = ["replica"]
+
 USERS_SQL = """
 CREATE TABLE users (
     id    INTEGER PRIMARY KEY,

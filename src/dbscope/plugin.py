@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ CONFIG_KEY = pytest.StashKey[Config]()
 MANAGER_KEY = pytest.StashKey[IsolationManager]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, "str | None"]]()
 FAILED_KEY = pytest.StashKey[bool]()
+CLUSTER_KEY = pytest.StashKey[Any]()
+CLUSTER_URL_ENV = "DBSCOPE_CLUSTER_URL"
 KEPT_KEY = pytest.StashKey[list[tuple[str, str]]]()
 
 MARKER = (
@@ -54,9 +57,18 @@ def _resolve(config: pytest.Config, *, early: bool = False) -> Config:
     source = f"config file {inipath.name}" if inipath else "config file"
     base_dir = str(inipath.parent if inipath else config.rootpath)
     try:
-        return build_config(cli=cli, env=os.environ, ini=ini, ini_source=source, base_dir=base_dir)
+        settings = build_config(cli=cli, env=os.environ, ini=ini, ini_source=source, base_dir=base_dir)
     except ConfigError as exc:
         raise pytest.UsageError(f"dbscope: {exc}") from None
+    cluster_url = os.environ.get(CLUSTER_URL_ENV)
+    if cluster_url and _is_proc_url(settings.url):
+        # an xdist worker: the controller started one throwaway cluster for all workers
+        settings = replace(settings, url=cluster_url)
+    return settings
+
+
+def _is_proc_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() == "postgresql+proc"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -98,6 +110,8 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     settings = _resolve(config)
+    if _is_proc_url(settings.url) and _is_xdist_controller(config):
+        settings = _start_shared_cluster(config, settings)
     config.stash[CONFIG_KEY] = settings
     manager = config.stash.get(MANAGER_KEY, None)
     if manager is None or manager.config != settings:
@@ -109,10 +123,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ReportPlugin(config, manager), "dbscope-report")
 
 
+def _start_shared_cluster(config: pytest.Config, settings: Config) -> Config:
+    """xdist controller: one throwaway cluster serves every worker; they inherit its URL."""
+    from .backends.pg_cluster import start_cluster
+
+    try:
+        cluster = start_cluster(settings)
+    except DbscopeError as exc:
+        raise pytest.UsageError(f"dbscope: {exc}") from None
+    config.stash[CLUSTER_KEY] = cluster
+    config.stash[SAVED_ENV_KEY].setdefault(CLUSTER_URL_ENV, os.environ.get(CLUSTER_URL_ENV))
+    os.environ[CLUSTER_URL_ENV] = cluster.url  # workers are started after this, with this environment
+    return replace(settings, url=cluster.url)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     manager = config.stash.get(MANAGER_KEY, None)
     if manager is not None:
         manager.close()
+    cluster = config.stash.get(CLUSTER_KEY, None)
+    if cluster is not None:
+        cluster.stop()
     for name, value in config.stash.get(SAVED_ENV_KEY, {}).items():
         if value is None:
             os.environ.pop(name, None)
