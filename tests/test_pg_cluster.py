@@ -240,7 +240,9 @@ def test_root_without_the_server_user_is_explained(pg_bindir: Path, base_dir: Pa
 
 def test_a_server_that_fails_to_start_quotes_its_log_and_leaves_nothing(pg_bindir: Path, base_dir: Path) -> None:
     failing = ThrowawayCluster(base_dir=base_dir, settings={"no_such_setting": "1"})
-    with pytest.raises(BackendUnavailableError, match='did not start.*unrecognized configuration parameter "no_such_setting"'):
+    with pytest.raises(
+        BackendUnavailableError, match='(?s)did not start.*unrecognized configuration parameter "no_such_setting"'
+    ):
         failing.start()
     assert failing.state is ClusterState.STOPPED
     assert list(base_dir.iterdir()) == []
@@ -299,3 +301,31 @@ def test_the_next_start_cleans_the_cluster_of_a_dead_owner(pg_bindir: Path, base
         assert not alive(info["pid"])
         assert live_owner.exists()
         assert running.directory is not None and running.directory.exists()
+
+
+# --- as a backend ---
+
+
+def test_a_backend_on_its_own_cluster_clones_and_stops_the_cluster_when_closed(
+    pg_bindir: Path, base_dir: Path, tmp_path: Path
+) -> None:
+    from dbscope.backends.pg_cluster import open_cluster_backend
+    from dbscope.migrations import load_migrations
+
+    (tmp_path / "0001_users.sql").write_text("CREATE TABLE users (id serial PRIMARY KEY, name text NOT NULL);")
+    backend = open_cluster_backend(f"postgresql+proc://?dir={base_dir}", run_id="pgcluster")
+    try:
+        template = backend.template(load_migrations(str(tmp_path)), load_migrations(None))
+        database = backend.create(template, label="t1")
+        conn = database.connect(autocommit=True)
+        try:
+            conn.execute("INSERT INTO users (name) VALUES ('Ana')")
+            assert conn.execute("SELECT count(*) FROM users").fetchone() == (1,)
+        finally:
+            conn.close()
+        database.release()
+        database.drop()
+        assert [p for p in base_dir.iterdir()], "the cluster lives while the backend is open"
+    finally:
+        backend.close()
+    assert list(base_dir.iterdir()) == []

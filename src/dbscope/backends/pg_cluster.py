@@ -44,12 +44,17 @@ Cleanup that cannot be skipped, from the usual to the worst case:
   (checked by pid and process start time, on the same host), after stopping its
   postmaster if one still runs. Directories of live owners are never touched.
 
+One process, one cluster: ``open_cluster_backend(url, run_id=...)`` starts a cluster and
+returns a PostgreSQL backend on it whose ``close()`` stops it (``open_backend()`` for
+``postgresql+proc://``).
+
 One cluster for a whole pytest-xdist run: the controller (the process without
 ``config.workerinput``) calls ``start_cluster(config)`` once, stops it at
 ``pytest_unconfigure``, and hands ``cluster.url`` to every worker through
 ``workerinput``; workers then use that plain ``postgresql://`` URL as if the user had
-configured a server, so they never start, own or stop a cluster. Without xdist the
-single process is the controller.
+configured a server, so they never start, own or stop a cluster, and build the template
+once between them (the PostgreSQL backend's advisory lock). Without xdist the single
+process is the controller.
 """
 
 from __future__ import annotations
@@ -73,12 +78,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from types import MappingProxyType
+from typing import IO, TYPE_CHECKING, Any, Self
+from urllib.parse import parse_qsl, quote, urlsplit
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..urls import BackendURL
+    from .postgresql import PostgreSQLBackend
 
 if __name__ != "__main__":  # run as a script, this file is the watchdog and needs only the stdlib
     from ..errors import BackendUnavailableError, CleanupError, ConfigError
@@ -90,6 +97,7 @@ __all__ = [
     "ThrowawayCluster",
     "clean_stale_clusters",
     "find_bindir",
+    "open_cluster_backend",
     "start_cluster",
 ]
 
@@ -101,16 +109,18 @@ _OWNER_FILE = "owner.json"
 _LOG_FILE = "postgres.log"
 
 #: Server settings of every throwaway cluster; ``settings=`` (or the URL's query) overrides them.
-DEFAULT_SETTINGS: Mapping[str, str] = {
-    "fsync": "off",
-    "full_page_writes": "off",
-    "synchronous_commit": "off",
-    "autovacuum": "off",
-    "jit": "off",
-    "wal_level": "minimal",
-    "max_wal_senders": "0",
-    "max_connections": "200",
-}
+DEFAULT_SETTINGS: Mapping[str, str] = MappingProxyType(
+    {
+        "fsync": "off",
+        "full_page_writes": "off",
+        "synchronous_commit": "off",
+        "autovacuum": "off",
+        "jit": "off",
+        "wal_level": "minimal",
+        "max_wal_senders": "0",
+        "max_connections": "200",
+    }
+)
 
 INSTALL_HINT = (
     "install the PostgreSQL server: `apt-get install postgresql` (Debian, Ubuntu), "
@@ -491,6 +501,7 @@ class ThrowawayCluster:
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._watchdog_pipe: IO[bytes] | None = None
         self._timings: dict[str, float] = {}
+        self._torn_down = False  # set once _teardown() has run to its end
 
     # -- properties --
 
@@ -507,7 +518,7 @@ class ThrowawayCluster:
     def socket_url(self) -> str:
         """The same server through its unix socket (libpq URI with ``host=<dir>``)."""
         port = self._running_port()
-        return f"postgresql://postgres@/postgres?host={self._root}&port={port}"
+        return f"postgresql://postgres@/postgres?host={quote(str(self._root), safe='/')}&port={port}"
 
     @property
     def host(self) -> str:
@@ -570,8 +581,11 @@ class ThrowawayCluster:
         if self._state is not ClusterState.RUNNING or self._port is None:
             raise BackendUnavailableError(
                 f"the throwaway PostgreSQL cluster is {self._state.value}, not running; "
-                + ("call start() or use it as a context manager" if self._state is ClusterState.NEW
-                   else "create a new ThrowawayCluster")
+                + (
+                    "call start() or use it as a context manager"
+                    if self._state is ClusterState.NEW
+                    else "create a new ThrowawayCluster"
+                )
             )
         return self._port
 
@@ -586,7 +600,7 @@ class ThrowawayCluster:
 
     # -- lifecycle --
 
-    def __enter__(self) -> ThrowawayCluster:
+    def __enter__(self) -> Self:
         if self._state is not ClusterState.RUNNING:
             self.start()
         return self
@@ -594,7 +608,7 @@ class ThrowawayCluster:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def start(self) -> ThrowawayCluster:
+    def start(self) -> Self:
         """initdb and start the server; returns ``self``. Cleans up fully if it fails."""
         with self._lock:
             if self._state is ClusterState.RUNNING:
@@ -628,11 +642,11 @@ class ThrowawayCluster:
     def stop(self) -> None:
         """Stop the server (immediate shutdown) and remove its directory. Idempotent."""
         with self._lock:
-            if self._state is ClusterState.STOPPED:
+            if self._state is ClusterState.NEW:
+                self._state = ClusterState.STOPPED
                 return
-            was_running = self._state is ClusterState.RUNNING
             self._state = ClusterState.STOPPED
-            if not was_running:
+            if self._torn_down:
                 return
             began = time.monotonic()
             problems = self._teardown()
@@ -695,6 +709,7 @@ class ThrowawayCluster:
         try:
             return subprocess.run(
                 args,
+                check=False,
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
@@ -718,7 +733,8 @@ class ThrowawayCluster:
         major = int(match[1]) if match else 0
         args = [
             str(self._bindir / "initdb"),
-            "-D", str(self._root / "data"),
+            "-D",
+            str(self._root / "data"),
             "--auth=trust",
             "--username=postgres",
             "--encoding=UTF8",
@@ -757,11 +773,17 @@ class ThrowawayCluster:
             port = self._port_option or _free_port()
             log_start = log_path.stat().st_size if log_path.exists() else 0
             args = [
-                str(self._bindir / "pg_ctl"), "start",
-                "-w", "-t", str(int(self._start_timeout)),
-                "-D", str(self._root / "data"),
-                "-l", str(log_path),
-                "-o", self._server_options(port),
+                str(self._bindir / "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                str(int(self._start_timeout)),
+                "-D",
+                str(self._root / "data"),
+                "-l",
+                str(log_path),
+                "-o",
+                self._server_options(port),
             ]
             result = self._run(args, "pg_ctl start")
             if result.returncode == 0:
@@ -808,6 +830,7 @@ class ThrowawayCluster:
                 self._watchdog.wait()
             self._watchdog = None
         atexit.unregister(self._at_exit)
+        self._torn_down = True
         return problems
 
     def _at_exit(self) -> None:
@@ -815,7 +838,7 @@ class ThrowawayCluster:
             return  # a forked child inherited the handler; the cluster is its parent's
         try:
             self.stop()
-        except Exception as exc:  # at exit there is no one left to raise to
+        except (CleanupError, OSError) as exc:  # at exit there is no one left to raise to
             log.warning("%s", exc)
 
 
@@ -854,6 +877,27 @@ def start_cluster(config: Config | BackendURL | str, **options: Any) -> Throwawa
         kwargs["settings"] = {**settings, **options.pop("settings", {})}
     kwargs.update(options)
     return ThrowawayCluster(**kwargs).start()
+
+
+def open_cluster_backend(
+    url: Config | BackendURL | str, *, run_id: str, config: Any = None, **options: Any
+) -> PostgreSQLBackend:
+    """A PostgreSQL backend on a throwaway cluster of its own: closing the backend stops it.
+
+    For ``open_backend()`` when a process uses ``postgresql+proc://`` by itself (the library,
+    or pytest without xdist). Under xdist the controller starts one cluster with
+    ``start_cluster()`` and workers get its ``postgresql://`` URL instead.
+    """
+    from .postgresql import PostgreSQLBackend
+
+    cluster = start_cluster(url)
+    try:
+        return PostgreSQLBackend(
+            cluster.url, run_id=run_id, config=config, sweep=False, on_close=cluster.stop, **options
+        )
+    except BaseException:
+        cluster.stop()
+        raise
 
 
 if __name__ == "__main__":
