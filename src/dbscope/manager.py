@@ -402,7 +402,9 @@ class IsolationManager:
             with self._lock:
                 pool = self._pools.get(key)
                 if pool is None:
-                    pool = self._pools[key] = ClonePool(create, size=self.pool_size)
+                    # a server backend sizes the pool from its connection budget
+                    size = getattr(backend, "pool_size", self.pool_size)
+                    pool = self._pools[key] = ClonePool(create, size=size)
         return pool.take()
 
     def _shared_database(self, opts: ScopeOptions) -> _SharedDatabase:

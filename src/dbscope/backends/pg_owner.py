@@ -239,9 +239,13 @@ def ensure_registry(maintenance: psycopg.Connection[Any], record: OwnerRecord) -
 
 
 def ensure_schema(registry: psycopg.Connection[Any]) -> None:
+    """Create the ``runs`` table once; every role that runs dbscope on this server may use it."""
     with registry.transaction():
         registry.execute("SELECT pg_advisory_xact_lock(%s, 0)", [REGISTRY_LOCK])
-        registry.execute(REGISTRY_SCHEMA)
+        missing = registry.execute("SELECT to_regclass('runs') IS NULL").fetchone()
+        if missing and missing[0]:  # (IF NOT EXISTS would still need CREATE on the schema)
+            registry.execute(REGISTRY_SCHEMA)
+            registry.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON runs TO PUBLIC")
 
 
 def register_run(registry: psycopg.Connection[Any], record: OwnerRecord) -> None:
@@ -375,8 +379,8 @@ def plan_garbage(
         if record is None:
             items.append(GarbageItem(
                 name,
-                f"no dbscope owner record: dbscope did not create it (or was stopped between creating it and "
-                f"recording its owner); dbscope never drops it, drop it by hand if it is yours",
+                "no dbscope owner record: dbscope did not create it (or was stopped between creating it and "
+                "recording its owner); dbscope never drops it, drop it by hand if it is yours",
                 "keep",
             ))
         elif record.kind == "registry":

@@ -84,7 +84,7 @@ class FileTemplate:
 class SQLiteMemoryDatabase:
     """A scope's in-memory database, alive while its anchor connection is open."""
 
-    dialect = DIALECT
+    dialect: Any = DIALECT
 
     def __init__(self, name: str, template: MemoryTemplate) -> None:
         self.name = name

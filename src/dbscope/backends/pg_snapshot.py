@@ -1,0 +1,228 @@
+"""Restore a database's contents to its template's, in place (the ``reset`` strategy).
+
+PostgreSQL cannot copy rows between databases without an extension (dblink,
+postgres_fdw), and dropping and re-creating the database would break the connections
+an application keeps open. So the template's data is read once, as binary ``COPY``
+buffers, from a throwaway clone (the template itself accepts no connections), and a
+restore is, in one transaction on the database:
+
+1. drop tables the test created (they are not in the template);
+2. empty every table of the template: ``DELETE`` (children first) for tables under
+   :data:`TRUNCATE_ABOVE_BYTES`, ``TRUNCATE ... CASCADE`` for bigger ones. Measured on the
+   benchmark schema (30 tables): DELETE-based restores take ~30-90 ms where TRUNCATE takes
+   ~1 s on an ext4 data directory, because TRUNCATE creates a new file for every table and
+   index; the dead rows DELETE leaves are few and autovacuum reclaims them;
+3. ``COPY ... FROM STDIN (FORMAT binary)`` the template's rows back, with triggers off:
+   ``session_replication_role = replica`` for a superuser (user triggers and foreign-key
+   checks do not fire), else ``ALTER TABLE ... DISABLE TRIGGER USER`` and tables in
+   foreign-key order;
+4. ``setval`` every sequence to the template's value.
+
+Open connections stay open. The restore first takes ``EXCLUSIVE`` locks on every table:
+it waits (up to ``lock_timeout``) for a transaction that wrote and is still open, and
+writers wait for the restore; readers are never blocked. Schema changes other than new tables (an added column keeps its
+default; a dropped table is an error) are not undone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ..errors import CleanupError
+
+__all__ = ["Snapshot", "restore_snapshot", "take_snapshot"]
+
+Table = tuple[str, str]  # (schema, name)
+
+_USER_RELATIONS = (
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+)
+_EMPTY_BINARY_COPY = 21  # header (19 bytes) + trailer (2 bytes)
+#: Tables bigger than this are emptied with TRUNCATE (new files), smaller ones with DELETE.
+TRUNCATE_ABOVE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The template's rows and sequence values, and what a restore needs to know."""
+
+    tables: tuple[Table, ...]  # every table, parents before children (foreign keys)
+    columns: dict[Table, tuple[str, ...]]
+    data: dict[Table, bytes]  # binary COPY of each non-empty table
+    sequences: tuple[tuple[Table, int, bool], ...]  # (sequence, last_value, is_called)
+    trigger_tables: tuple[Table, ...]  # tables with user triggers
+    superuser: bool
+
+    @property
+    def size(self) -> int:
+        return sum(len(b) for b in self.data.values())
+
+
+def _ident(table: Table) -> sql.Identifier:
+    return sql.Identifier(*table)
+
+
+def _tables(conn: psycopg.Connection[Any]) -> list[Table]:
+    return [(str(s), str(n)) for s, n in conn.execute(f"SELECT n.nspname, c.relname {_USER_RELATIONS} AND c.relkind = 'r'")]
+
+
+def _fk_order(conn: psycopg.Connection[Any], tables: list[Table]) -> list[Table]:
+    """Tables with every referenced table before the ones referencing it (cycles: any order)."""
+    edges: dict[Table, set[Table]] = {t: set() for t in tables}
+    for cs, cn, ps, pn in conn.execute(
+        "SELECT cn.nspname, cc.relname, pn.nspname, pc.relname FROM pg_constraint k "
+        "JOIN pg_class cc ON cc.oid = k.conrelid JOIN pg_namespace cn ON cn.oid = cc.relnamespace "
+        "JOIN pg_class pc ON pc.oid = k.confrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace "
+        "WHERE k.contype = 'f'"
+    ):
+        child, parent = (str(cs), str(cn)), (str(ps), str(pn))
+        if child in edges and parent in edges and child != parent:
+            edges[child].add(parent)
+    ordered: list[Table] = []
+    state: dict[Table, int] = {}
+
+    def visit(table: Table) -> None:
+        if state.get(table):
+            return  # done, or on the current path (a cycle)
+        state[table] = 1
+        for parent in sorted(edges[table]):
+            visit(parent)
+        state[table] = 2
+        ordered.append(table)
+
+    for table in sorted(tables):
+        visit(table)
+    return ordered
+
+
+def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
+    """Read every table's rows and every sequence's value from ``conn``'s database."""
+    row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+    superuser = bool(row and row[0])
+    tables = _fk_order(conn, _tables(conn))
+    columns: dict[Table, list[str]] = {t: [] for t in tables}
+    for schema, name, column in conn.execute(
+        "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
+        "ORDER BY n.nspname, c.relname, a.attnum"
+    ):
+        key = (str(schema), str(name))
+        if key in columns:
+            columns[key].append(str(column))
+    data: dict[Table, bytes] = {}
+    with conn.cursor() as cur:
+        for table in tables:
+            buffer = bytearray()
+            statement = sql.SQL("COPY {} ({}) TO STDOUT (FORMAT binary)").format(
+                _ident(table), sql.SQL(", ").join(map(sql.Identifier, columns[table]))
+            )
+            with cur.copy(statement) as copy:
+                for chunk in copy:
+                    buffer += chunk
+            if len(buffer) > _EMPTY_BINARY_COPY:
+                data[table] = bytes(buffer)
+    sequences: list[tuple[Table, int, bool]] = []
+    for schema, name in conn.execute(f"SELECT n.nspname, c.relname {_USER_RELATIONS} AND c.relkind = 'S' ORDER BY 1, 2"):
+        seq = (str(schema), str(name))
+        value = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(_ident(seq))).fetchone()
+        assert value is not None
+        sequences.append((seq, int(value[0]), bool(value[1])))
+    trigger_tables = [
+        (str(s), str(n))
+        for s, n in conn.execute(
+            "SELECT DISTINCT n.nspname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal ORDER BY 1, 2"
+        )
+    ]
+    return Snapshot(
+        tuple(tables),
+        {t: tuple(c) for t, c in columns.items()},
+        data,
+        tuple(sequences),
+        tuple(t for t in trigger_tables if t in columns),
+        superuser,
+    )
+
+
+def restore_snapshot(conn: psycopg.Connection[Any], snapshot: Snapshot, *, database: str, lock_timeout_s: float) -> None:
+    """Put ``snapshot`` back into ``conn``'s database in one transaction (``conn`` is autocommit)."""
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
+            if snapshot.superuser:
+                conn.execute("SET LOCAL session_replication_role = replica")
+            present = set(_tables(conn))
+            missing = [t for t in snapshot.tables if t not in present]
+            if missing:
+                shown = ", ".join(".".join(t) for t in missing[:5])
+                raise CleanupError(
+                    f"cannot restore {database} in place: the test dropped table(s) {shown} of the template; "
+                    "use the clone strategy for tests that change the schema"
+                )
+            extra = sorted(present - set(snapshot.tables))
+            if extra:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.SQL(", ").join(map(_ident, extra))))
+            if snapshot.tables:  # wait for writers still in a transaction (bounded), keep new ones out
+                conn.execute(
+                    sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.SQL(", ").join(map(_ident, snapshot.tables)))
+                )
+            sizes = {
+                (str(schema), str(name)): int(size)
+                for schema, name, size in conn.execute(
+                    f"SELECT n.nspname, c.relname, pg_relation_size(c.oid) {_USER_RELATIONS} AND c.relkind = 'r'"
+                )
+            }
+            big = [t for t in snapshot.tables if sizes[t] > TRUNCATE_ABOVE_BYTES]
+            if big:
+                conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(map(_ident, big))))
+            toggled = [] if snapshot.superuser else list(snapshot.trigger_tables)
+            for table in toggled:
+                conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(_ident(table)))
+            for table in reversed(snapshot.tables):  # children before the tables they reference
+                if table not in big and sizes[table] > 0:
+                    conn.execute(sql.SQL("DELETE FROM {}").format(_ident(table)))
+            with conn.cursor() as cur:
+                for table in snapshot.tables:
+                    payload = snapshot.data.get(table)
+                    if payload is None:
+                        continue
+                    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+                        _ident(table), sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table]))
+                    )
+                    with cur.copy(statement) as copy:
+                        copy.write(payload)
+            for table in toggled:
+                conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(_ident(table)))
+            if snapshot.sequences:
+                conn.execute(
+                    sql.SQL("SELECT {}").format(
+                        sql.SQL(", ").join(
+                            sql.SQL("setval({}, {}, {})").format(
+                                sql.Literal(sql.Identifier(*seq).as_string(conn)), sql.Literal(value), sql.Literal(called)
+                            )
+                            for seq, value, called in snapshot.sequences
+                        )
+                    )
+                )
+    except psycopg.errors.LockNotAvailable as exc:
+        holders = ""
+        try:
+            rows = conn.execute(
+                "SELECT pid, coalesce(application_name, ''), state FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE '%transaction%'"
+            ).fetchall()
+            holders = "; ".join(f"pid {p} ({a or 'no application_name'}, {s})" for p, a, s in rows)
+        except psycopg.Error:
+            pass
+        raise CleanupError(
+            f"cannot restore {database}: another connection holds a lock on its tables for longer than "
+            f"{lock_timeout_s:g} s{(': ' + holders) if holders else ''}. End the transactions the test "
+            "left open (commit or roll back) before the test ends."
+        ) from exc
