@@ -79,6 +79,18 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
+# Written before CREATE DATABASE and removed once the comment is on: CREATE DATABASE cannot
+# share a transaction with COMMENT ON DATABASE, so a process killed in between (the pool's
+# thread cloning ahead makes that likely) would otherwise leave a database with no owner.
+PENDING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+    name     text PRIMARY KEY,
+    record   text NOT NULL,
+    created  timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
 def lock_key(text: str) -> int:
     """A signed 32-bit advisory-lock key for ``text`` (a run id or a fingerprint)."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
@@ -177,13 +189,43 @@ def comment_on(name: str, record: OwnerRecord) -> sql.Composed:
 
 
 def read_owner(conn: psycopg.Connection[Any], name: str) -> tuple[bool, bool, OwnerRecord | None]:
-    """(exists, is_template, owner record) of the database ``name``."""
+    """(exists, is_template, owner record) of the database ``name``.
+
+    The owner record is the database's comment, or, while it is being created, its row
+    in the registry's ``pending`` table (``conn`` connected to the registry).
+    """
     row = conn.execute(
         "SELECT datistemplate, shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
     ).fetchone()
     if row is None:
         return False, False, None
-    return True, bool(row[0]), OwnerRecord.from_comment(row[1])
+    record = OwnerRecord.from_comment(row[1])
+    if record is None:
+        record = pending_record(conn, name)
+    return True, bool(row[0]), record
+
+
+def note_pending(conn: psycopg.Connection[Any], name: str, record: OwnerRecord) -> None:
+    """Record the owner of ``name`` before it is created (``conn`` on the registry)."""
+    conn.execute(
+        "INSERT INTO pending (name, record) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record",
+        [name, record.to_json()],
+    )
+
+
+def clear_pending(conn: psycopg.Connection[Any], name: str) -> None:
+    conn.execute("DELETE FROM pending WHERE name = %s", [name])
+
+
+def pending_record(conn: psycopg.Connection[Any] | None, name: str) -> OwnerRecord | None:
+    """The owner noted for ``name`` before its creation, if any (None off the registry)."""
+    if conn is None:
+        return None
+    try:
+        row = conn.execute("SELECT record FROM pending WHERE name = %s", [name]).fetchone()
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+        return None
+    return OwnerRecord.from_comment(row[0]) if row else None
 
 
 def refusal(name: str, why: str) -> BackendUnavailableError:
@@ -218,6 +260,10 @@ def drop_checked(
     if is_template:
         conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(ident))
     conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+    try:
+        clear_pending(conn, name)
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+        pass  # not connected to the registry
     return True
 
 
@@ -242,10 +288,11 @@ def ensure_schema(registry: psycopg.Connection[Any]) -> None:
     """Create the ``runs`` table once; every role that runs dbscope on this server may use it."""
     with registry.transaction():
         registry.execute("SELECT pg_advisory_xact_lock(%s, 0)", [REGISTRY_LOCK])
-        missing = registry.execute("SELECT to_regclass('runs') IS NULL").fetchone()
-        if missing and missing[0]:  # (IF NOT EXISTS would still need CREATE on the schema)
-            registry.execute(REGISTRY_SCHEMA)
-            registry.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON runs TO PUBLIC")
+        for table, schema in (("runs", REGISTRY_SCHEMA), ("pending", PENDING_SCHEMA)):
+            missing = registry.execute("SELECT to_regclass(%s) IS NULL", [table]).fetchone()
+            if missing and missing[0]:  # (IF NOT EXISTS would still need CREATE on the schema)
+                registry.execute(schema)
+                registry.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO PUBLIC").format(sql.Identifier(table)))
 
 
 def register_run(registry: psycopg.Connection[Any], record: OwnerRecord) -> None:
@@ -375,7 +422,7 @@ def plan_garbage(
     items: list[GarbageItem] = []
     for name, comment in rows:
         name = str(name)
-        record = OwnerRecord.from_comment(comment)
+        record = OwnerRecord.from_comment(comment) or pending_record(registry, name)
         if record is None:
             items.append(GarbageItem(
                 name,
@@ -412,7 +459,16 @@ def plan_garbage(
 
 
 def forget_dead_runs(registry: psycopg.Connection[Any], *, stale_after_s: float = STALE_AFTER_S) -> int:
-    """Delete heartbeat rows of runs that are gone (no lock, stale heartbeat)."""
+    """Delete heartbeat rows of runs that are gone (no lock, stale heartbeat), and pending rows
+    of databases that no longer exist."""
+    try:
+        registry.execute(
+            "DELETE FROM pending WHERE created < now() - make_interval(secs => %s) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = pending.name)",
+            [stale_after_s],
+        )
+    except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+        pass
     cur = registry.execute(
         "DELETE FROM runs WHERE heartbeat < now() - make_interval(secs => %s) AND NOT EXISTS ("
         " SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid AND objsubid = 2 AND granted"

@@ -65,8 +65,10 @@ from .pg_owner import (
     TEMPLATE_PREFIX,
     GarbageItem,
     OwnerRecord,
+    clear_pending,
     comment_on,
     drop_checked,
+    note_pending,
     ensure_registry,
     ensure_schema,
     forget_dead_runs,
@@ -521,9 +523,11 @@ class PostgreSQLBackend:
         started = time.perf_counter()
         building = f"{name}_b{secrets.token_hex(3)}"
         record = self.owner.but(kind="building", fingerprint=fingerprint)
+        note_pending(conn, building, record)
         conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(building)))
         try:
             conn.execute(comment_on(building, record))
+            clear_pending(conn, building)
             target = self._connect(building, autocommit=False, role="build")
             try:
                 migrations.apply(target)
@@ -567,9 +571,11 @@ class PostgreSQLBackend:
             statement += sql.SQL(" STRATEGY {}").format(sql.SQL(self.strategy))
         started = time.perf_counter()
         with self._creator() as creator:
+            note_pending(creator, name, record)  # the owner is known before the database exists
             self._clone(creator, statement, name, template)
             try:
                 creator.execute(comment_on(name, record))
+                clear_pending(creator, name)
                 database = PostgreSQLDatabase(self, name, template)
                 database.open_primary()
             except BaseException:
