@@ -1,81 +1,292 @@
-"""The report's pytest side: per-test figures, one combined summary under xdist.
+"""The report's pytest side: a record per test, one combined report under xdist.
 
-Registered by plugin.py as its own plugin object, so the plugin stays thin.
+Registered by plugin.py as its own plugin object, so the plugin stays thin. What a
+record holds and how the summary is computed is report.py's (no pytest there); this
+module only feeds it:
+
+* ``pytest_runtest_protocol`` (a wrapper) opens a record when a test starts and
+  closes it after its teardown: memory, scope leaks, warnings;
+* ``pytest_runtest_logreport`` adds pytest's own phase durations and the outcome;
+* the manager's scope listener adds each ended scope's setup and teardown time,
+  connections and leaks to the record of the test that is running.
+
+Under pytest-xdist each worker records its own tests and sends them to the
+controller in ``config.workeroutput``; the controller writes the files and prints
+one report.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import __version__
+from .baseline import Comparison, compare, comparison_lines, context_notes, has_failures, load_baseline, save_baseline
+from .errors import DbscopeError
 from .manager import IsolationManager
+from .report import (
+    MemoryProbe,
+    Record,
+    build_report,
+    leaking_tests,
+    merge_metrics,
+    summary_lines,
+    write_json,
+    write_text,
+)
 from .scope import Scope
+from .urls import mask_password
 
 __all__ = ["ReportPlugin"]
 
+_NO_IDS: tuple[str, ...] = ()
+
 
 class ReportPlugin:
-    """Collects what each test's scope left behind and prints the isolation report."""
+    """Records what each test cost and left behind, and prints the isolation report."""
 
     def __init__(self, config: pytest.Config, manager: IsolationManager) -> None:
         self.config = config
         self.manager = manager
-        self.leaks: list[tuple[str, int]] = []
+        self.settings = manager.config
+        self.is_worker = hasattr(config, "workerinput")
+        self.worker = manager.worker_id
+        self.memory = MemoryProbe()
+        self.records: list[Record] = []
+        self.current: Record | None = None
+        self._start_ids = _NO_IDS
+        self._setup_ids = _NO_IDS
+        self._last_rss = self.memory.read()
+        metrics = manager.metrics
+        self._connections_seen = (metrics["connections_created"], metrics["connections_closed"])
         self.worker_parts: list[dict[str, Any]] = []
+        self.missing_workers: list[str] = []
+        self.report: dict[str, Any] | None = None
+        self.comparison: list[Comparison] | None = None
+        self.written: list[str] = []
+        self.problems: list[str] = []
+        self.leak_failures: list[tuple[str, str]] = []
+        base = config.invocation_params.dir
+        s = self.settings
+        self.paths = {
+            name: (base / value if value else None)
+            for name, value in (("report", s.report), ("html", s.html), ("baseline", s.baseline), ("save_baseline", s.save_baseline))
+        }
+        self.baseline: dict[str, Any] | None = None
+        if not self.is_worker and self.paths["baseline"] is not None:
+            try:
+                self.baseline = load_baseline(self.paths["baseline"])
+            except DbscopeError as exc:
+                raise pytest.UsageError(f"dbscope: --dbscope-baseline: {exc}") from None
         manager.scope_listeners.append(self._scope_ended)
 
-    def _scope_ended(self, scope: Scope) -> None:
-        if scope.leaked_connections:
-            self.leaks.append((scope.test_name, scope.leaked_connections))
+    # -- recording (in the process that runs the tests) --------------------------------
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        workeroutput = getattr(self.config, "workeroutput", None)
-        if workeroutput is not None:
-            workeroutput["dbscope"] = {"metrics": self.manager.metrics, "leaks": self.leaks}
+    def _scope_ended(self, scope: Scope) -> None:
+        opened = getattr(scope, "connections_opened", None)
+        closed = getattr(scope, "connections_closed", None)
+        if opened is None or closed is None:
+            # Per-scope counts from the manager's counters: what was tracked and closed
+            # since the previous scope ended (exact when scopes do not overlap).
+            metrics = self.manager.metrics
+            created_now, closed_now = metrics["connections_created"], metrics["connections_closed"]
+            opened = created_now - self._connections_seen[0]
+            closed = closed_now - self._connections_seen[1]
+            self._connections_seen = (created_now, closed_now)
+        record = self.current
+        if record is None:  # a scope that ended outside any test (session start or end)
+            return
+        record.scope_ended(scope.id, scope.setup_ms, scope.teardown_ms, scope.leaked_connections)
+        record.connections_opened += opened
+        record.connections_closed += closed
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        self._last_rss = self.memory.read()  # collection's imports are no test's growth
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+        active = self.manager.active_scopes
+        self._start_ids = tuple(active) if active else _NO_IDS
+        self._setup_ids = _NO_IDS
+        self.current = Record(item.nodeid, self.worker, time.time())
+        try:
+            return (yield)
+        finally:
+            self._finish()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = self.current
+        if record is None or report.nodeid != record.nodeid:
+            return  # the xdist controller: its workers keep the records
+        record.duration_ms += report.duration * 1000
+        when = report.when
+        if when == "call":
+            record.call_ms = report.duration * 1000
+            if hasattr(report, "wasxfail"):
+                record.outcome = "xfailed" if report.skipped else "xpassed"
+            elif report.failed:
+                record.outcome = "failed"
+            elif report.skipped:
+                record.outcome = "skipped"
+        elif when == "setup":
+            active = self.manager.active_scopes
+            self._setup_ids = tuple(active) if active else _NO_IDS
+            if report.failed:
+                record.outcome = "error"
+            elif report.skipped:
+                record.outcome = "xfailed" if hasattr(report, "wasxfail") else "skipped"
+        elif report.failed and record.outcome == "passed":
+            record.outcome = "error"
+
+    def _finish(self) -> None:
+        record = self.current
+        if record is None:
+            return
+        try:
+            if self.manager.active_scopes:
+                self._clean_leaked_scopes(record)
+            rss = self.memory.read()
+            record.memory_growth_bytes = rss - self._last_rss
+            record.rss_bytes = self._last_rss = rss
+            record.check(slow_test_s=self.settings.slow_test_s, memory_growth_mb=self.settings.memory_growth_mb)
+            self.records.append(record)
+        finally:
+            self.current = None
+
+    def _clean_leaked_scopes(self, record: Record) -> None:
+        """A scope this test created and left active after its teardown: report it, then clean it.
+
+        Scopes alive when the test started, and scopes its setup created for another
+        name (a module- or session-scoped fixture's), are not this test's to end.
+        """
+        for scope_id, scope in list(self.manager.active_scopes.items()):
+            if scope_id in self._start_ids:
+                continue
+            if scope_id in self._setup_ids and scope.test_name != record.nodeid:
+                continue
+            record.scope_leaked = True
+            record.warn(
+                "scope_leak",
+                f"scope leak in {record.nodeid}: scope {scope_id} (test name {scope.test_name!r}) was still "
+                "active after the test's teardown; dbscope cleaned it up",
+            )
+            self.manager.emergency_cleanup(scope_id)  # its listener call lands in this record
+
+    # -- the end of the session ------------------------------------------------------
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        """xdist controller: a worker finished; keep its figures for the combined report."""
-        output = getattr(node, "workeroutput", {}) or {}
+        """xdist controller: a worker finished; keep its records for the combined report."""
+        output = getattr(node, "workeroutput", None) or {}
         if "dbscope" in output:
             self.worker_parts.append(output["dbscope"])
+        else:
+            gateway = getattr(node, "gateway", None)
+            self.missing_workers.append(str(getattr(gateway, "id", node)))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        tests = [record.to_dict() for record in self.records]
+        if self.is_worker:
+            self.config.workeroutput["dbscope"] = {  # type: ignore[attr-defined]
+                "worker": self.worker,
+                "metrics": self.manager.metrics,
+                "memory_source": self.memory.source,
+                "tests": tests,
+            }
+            return
+        if self.worker_parts or self.missing_workers:  # the xdist controller
+            parts = self.worker_parts
+            tests = [test for part in parts for test in part["tests"]]
+            metrics = merge_metrics(part["metrics"] for part in parts)
+            workers = [part["worker"] for part in parts]
+            memory_source = parts[0]["memory_source"] if parts else self.memory.source
+        else:
+            metrics, workers, memory_source = self.manager.metrics, [self.worker], self.memory.source
+        s = self.settings
+        report = build_report(
+            tests,
+            metrics,
+            slow_test_s=s.slow_test_s,
+            memory_growth_mb=s.memory_growth_mb,
+            memory_source=memory_source,
+            workers=workers,
+            missing_workers=self.missing_workers,
+            settings={"url": mask_password(s.url), "fail_on_leak": s.fail_on_leak},
+            version=__version__,
+        )
+        if self.baseline is not None:
+            self.comparison = compare(self.baseline, report)
+            report["baseline"] = {
+                "path": str(self.paths["baseline"]),
+                "notes": context_notes(self.baseline, report),
+                "comparison": [row.to_dict() for row in self.comparison],
+            }
+        self.report = report
+        self._write_files(report)
+        failing = bool(self.problems)
+        if s.fail_on_leak:
+            self.leak_failures = leaking_tests(report)
+            failing = failing or bool(self.leak_failures)
+        if self.comparison is not None and has_failures(self.comparison):
+            failing = True
+        if failing and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _write_files(self, report: dict[str, Any]) -> None:
+        from .html_report import render
+
+        writers: dict[str, tuple[str, str, Callable[[Path], object]]] = {
+            "report": ("--dbscope-report", "JSON report", lambda p: write_json(p, report)),
+            "html": ("--dbscope-html", "HTML report", lambda p: write_text(p, render(report))),
+            "save_baseline": ("--dbscope-save-baseline", "baseline", lambda p: save_baseline(p, report)),
+        }
+        for key, (option, what, write) in writers.items():
+            path: Path | None = self.paths[key]
+            if path is None:
+                continue
+            try:
+                write(path)
+            except OSError as exc:
+                self.problems.append(f"{option}: cannot write the {what} to {path}: {exc.strerror or exc}")
+            else:
+                self.written.append(f"{what} written to {path}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if hasattr(self.config, "workerinput"):
+        report = self.report
+        if self.is_worker or report is None:
             return
-        if self.worker_parts:
-            metrics = merge_metrics([p["metrics"] for p in self.worker_parts])
-            leaks = [(str(n), int(c)) for p in self.worker_parts for n, c in p["leaks"]]
-        else:
-            metrics, leaks = self.manager.metrics, self.leaks
-        if not metrics.get("scopes_created"):
-            return
+        s = self.settings
+        asked = any(p is not None for p in self.paths.values()) or s.fail_on_leak
+        if not report["metrics"].get("scopes_created") and not asked:
+            return  # dbscope is installed but this suite does not use it: stay quiet
+        write = terminalreporter.write_line
         terminalreporter.write_sep("=", "dbscope isolation report")
-        for line in summary_lines(metrics, leaks):
-            terminalreporter.write_line(line)
+        limit = None if self.config.get_verbosity() > 0 else 25
+        for line, colour in summary_lines(report, max_warnings=limit):
+            write(line, **({colour: True} if colour else {}))
+        if self.comparison is not None:
+            notes = report["baseline"]["notes"]
+            for line, colour in comparison_lines(self.comparison, source=str(self.paths["baseline"]), notes=notes):
+                write(line, **({colour: True} if colour else {}))
+        for line in self.written:
+            write(line)
+        for problem in self.problems:
+            write(f"dbscope: {problem}", red=True)
+        if self.leak_failures:
+            write(
+                f"dbscope: failing the run (--dbscope-fail-on-leak): {len(self.leak_failures)} test(s) leaked",
+                red=True,
+            )
+            for nodeid, what in self.leak_failures:
+                write(f"  {nodeid}: {what}", red=True)
+        if self.comparison is not None and has_failures(self.comparison):
+            write("dbscope: failing the run: performance regression over the baseline's failure threshold", red=True)
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.memory.close()
 
-def summary_lines(metrics: dict[str, Any], leaks: list[tuple[str, int]]) -> list[str]:
-    lines = [
-        f"scopes created: {metrics['scopes_created']}, destroyed: {metrics['scopes_destroyed']}",
-        f"connections created: {metrics['connections_created']}, closed: {metrics['connections_closed']}, "
-        f"leaked: {metrics['connections_leaked']}",
-        f"average cleanup: {metrics['average_cleanup_ms']:.3f} ms, emergency cleanups: "
-        f"{metrics['emergency_cleanups']}, modules cleared: {metrics['modules_cleared']}",
-    ]
-    lines += [f"connection leak in {nodeid}: {count} connection(s) left open" for nodeid, count in leaks]
-    return lines
-
-
-def merge_metrics(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add up the workers' metrics; the average cleanup is weighted by scopes destroyed."""
-    total: dict[str, Any] = {}
-    for part in parts:
-        for key, value in part.items():
-            total[key] = total.get(key, 0) + value
-    destroyed = total.get("scopes_destroyed", 0)
-    if destroyed:
-        weighted = sum(p["average_cleanup_ms"] * p["scopes_destroyed"] for p in parts)
-        total["average_cleanup_ms"] = round(weighted / destroyed, 3)
-    return total

@@ -1,0 +1,351 @@
+"""The dbscope command: report, baseline, gc, doctor; exit codes and error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from dbscope.cli import main, sqlite_garbage
+from dbscope.report import Record, build_report, write_json
+
+USERS_SQL = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def make_report(tmp_path, *, slow_ms: float = 3.0, name: str = "run.json"):
+    tests = []
+    for i, (nodeid, duration, leaked) in enumerate([("t.py::test_a", 1.0, 0), ("t.py::test_b", slow_ms, 0), ("t.py::test_leaky", 2.0, 1)]):
+        rec = Record(nodeid, started_at=float(i), duration_ms=duration, setup_ms=0.3, teardown_ms=0.1, scopes=1,
+                     connections_leaked=leaked)
+        rec.check(slow_test_s=5, memory_growth_mb=50)
+        tests.append(rec.to_dict())
+    metrics = {"scopes_created": 3, "scopes_destroyed": 3, "connections_created": 3, "connections_closed": 3,
+               "connections_leaked": 1, "average_cleanup_ms": 0.1, "emergency_cleanups": 0, "modules_cleared": 0}
+    return write_json(tmp_path / name, build_report(tests, metrics, memory_source="rss"))
+
+
+@pytest.fixture
+def project_dir(tmp_path, monkeypatch):
+    """A project with migrations/ and a pytest.ini, as the current directory; no DBSCOPE_* leaking in."""
+    for name in list(os.environ):
+        if name.startswith("DBSCOPE_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001_users.sql").write_text(USERS_SQL)
+    (tmp_path / "pytest.ini").write_text("[pytest]\ndbscope_migrations = migrations\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# -- report -----------------------------------------------------------------------------
+
+
+def test_report_prints_a_saved_report_and_renders_html(tmp_path, capsys):
+    path = make_report(tmp_path)
+    code, out, err = run(capsys, "report", str(path), "--html", str(tmp_path / "html" / "r.html"))
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith(f"dbscope isolation report: {path} (")
+    assert "scopes created: 3, destroyed: 3" in lines
+    assert "connection leak in t.py::test_leaky: 1 connection(s) left open" in lines
+    assert lines[-1] == f"HTML report written to {tmp_path / 'html' / 'r.html'}"
+    assert "<svg" in (tmp_path / "html" / "r.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "dbscope report: error: report '{path}' does not exist"),
+        ("[]", (
+            "dbscope report: error: '{path}' is not a dbscope report (no summary, metrics and tests); "
+            "write one with pytest --dbscope-report=PATH"
+        )),
+        ("{oops", (
+            "dbscope report: error: report '{path}' is not JSON (Expecting property name enclosed in double quotes: "
+            "line 1 column 2 (char 1))"
+        )),
+    ],
+)
+def test_report_on_a_bad_file_is_a_usage_error_without_a_traceback(tmp_path, capsys, content, message):
+    path = tmp_path / "run.json"
+    if content is not None:
+        path.write_text(content)
+    code, out, err = run(capsys, "report", str(path))
+    assert code == 2 and out == ""
+    assert err == message.format(path=path) + "\n"
+
+
+def test_an_output_file_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    (tmp_path / "blocker").write_text("a file where a directory should be")
+    code, _, err = run(capsys, "report", str(make_report(tmp_path)), "--html", str(tmp_path / "blocker" / "r.html"))
+    assert code == 1
+    assert err == f"dbscope report: cannot write the HTML report to {tmp_path / 'blocker' / 'r.html'}: File exists\n"
+
+
+# -- baseline ---------------------------------------------------------------------------
+
+
+def test_baseline_save_then_check_the_same_run_is_ok(tmp_path, capsys):
+    run_path = make_report(tmp_path)
+    code, out, _ = run(capsys, "baseline", "save", str(run_path), str(tmp_path / "base.json"))
+    assert code == 0 and out == f"baseline written to {tmp_path / 'base.json'}\n"
+    assert json.loads((tmp_path / "base.json").read_text())["max_duration_ms"] == 3.0
+    code, out, _ = run(capsys, "baseline", "check", str(run_path), str(tmp_path / "base.json"))
+    assert code == 0
+    assert out.splitlines()[-1] == "no performance regression"
+
+
+def test_baseline_check_exits_1_on_a_failure(tmp_path, capsys):
+    base = make_report(tmp_path, slow_ms=100.0, name="base-run.json")
+    slower = make_report(tmp_path, slow_ms=400.0)
+    code, out, _ = run(capsys, "baseline", "check", str(slower), str(base))
+    assert code == 1
+    assert any(line.split()[:3] == ["max", "test", "duration"] and line.endswith("FAILURE") for line in out.splitlines())
+    assert out.splitlines()[-1] == "1 performance regression(s) over the failure threshold"
+
+
+def test_baseline_check_with_a_missing_baseline_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run(capsys, "baseline", "check", str(make_report(tmp_path)), str(tmp_path / "none.json"))
+    assert code == 2
+    assert err == f"dbscope baseline check: error: baseline '{tmp_path / 'none.json'}' does not exist\n"
+
+
+# -- gc: SQLite -------------------------------------------------------------------------
+
+
+def touch(path, *, age_s: float = 0.0) -> None:
+    path.write_bytes(b"")
+    stamp = time.time() - age_s
+    os.utime(path, (stamp, stamp))
+
+
+@pytest.fixture
+def sqlite_dir(project_dir):
+    dbs = project_dir / "dbs"
+    dbs.mkdir()
+    touch(dbs / "dbscope_ab12cd34_main_1.sqlite3", age_s=7200)
+    touch(dbs / "dbscope_ab12cd34_main_1.sqlite3-journal", age_s=7200)
+    touch(dbs / "dbscope_ef56ab78_gw0_3.sqlite3", age_s=5)
+    touch(dbs / "dbscope_tpl_0123456789abcdef.sqlite3", age_s=86400)
+    touch(dbs / "dbscope_tpl_0123456789abcdef.4242.a1b2c3.building", age_s=7200)
+    touch(dbs / "app.sqlite3", age_s=86400)  # not dbscope's: never touched
+    return dbs
+
+
+def test_gc_lists_stale_sqlite_files_and_drops_nothing_without_yes(sqlite_dir, capsys):
+    before = sorted(p.name for p in sqlite_dir.iterdir())
+    for args in ((), ("--dry-run",)):
+        code, out, err = run(capsys, "gc", "--url", "sqlite:///dbs", *args)
+        assert code == 0 and err == ""
+        assert out.splitlines() == [
+            "would drop dbscope_ab12cd34_main_1.sqlite3: a test database left by an earlier run, unchanged for 2.0 h",
+            "keep dbscope_ef56ab78_gw0_3.sqlite3: changed 5 s ago: it may belong to a running suite",
+            "would drop dbscope_tpl_0123456789abcdef.4242.a1b2c3.building: a template build that never finished, 2.0 h old",
+            "keep dbscope_tpl_0123456789abcdef.sqlite3: cached template (give --templates to drop it)",
+            "2 item(s) would be dropped; nothing was dropped: run again with --yes to drop them",
+        ]
+    assert sorted(p.name for p in sqlite_dir.iterdir()) == before
+
+
+def test_gc_yes_drops_only_what_it_listed(sqlite_dir, capsys):
+    code, out, _ = run(capsys, "gc", "--url", "sqlite:///dbs", "--yes")
+    assert code == 0 and out.splitlines()[-1] == "dropped 2 item(s)"
+    assert sorted(p.name for p in sqlite_dir.iterdir()) == [
+        "app.sqlite3", "dbscope_ef56ab78_gw0_3.sqlite3", "dbscope_tpl_0123456789abcdef.sqlite3",
+    ]
+    code, out, _ = run(capsys, "gc", "--url", "sqlite:///dbs", "--yes", "--templates")
+    assert sorted(p.name for p in sqlite_dir.iterdir()) == ["app.sqlite3", "dbscope_ef56ab78_gw0_3.sqlite3"]
+
+
+def test_gc_takes_the_url_from_the_project_settings(sqlite_dir, capsys):
+    (sqlite_dir.parent / "pytest.ini").write_text("[pytest]\ndbscope_url = sqlite:///dbs\n")
+    code, out, _ = run(capsys, "gc", "--older-than", "1")
+    assert code == 0
+    assert "would drop dbscope_ef56ab78_gw0_3.sqlite3: a test database left by an earlier run, unchanged for 5 s" in out
+
+
+def test_sqlite_garbage_of_a_missing_directory_is_nothing(tmp_path):
+    assert sqlite_garbage(tmp_path / "nope", stale_after_s=1, templates=False) == []
+
+
+def test_gc_of_memory_databases_has_nothing_to_do(project_dir, capsys):
+    code, out, _ = run(capsys, "gc", "--url", "sqlite://")
+    assert code == 0 and out == "sqlite://: nothing to collect: in-memory databases vanish with the process that made them\n"
+
+
+def test_gc_yes_and_dry_run_together_is_a_usage_error(project_dir, capsys):
+    code, _, err = run(capsys, "gc", "--yes", "--dry-run")
+    assert code == 2 and "argument --dry-run: not allowed with argument --yes" in err
+
+
+def test_gc_with_a_bad_url_names_the_option(project_dir, capsys):
+    code, _, err = run(capsys, "gc", "--url", "nonsense")
+    assert code == 2
+    assert err.startswith("dbscope gc: error: dbscope_url = 'nonsense' (from --url on the command line) is not valid: ")
+
+
+# -- gc: PostgreSQL ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    reason: str
+    action: str
+
+
+def test_gc_passes_its_options_to_the_postgresql_collector(project_dir, capsys, monkeypatch):
+    pytest.importorskip("psycopg")
+    from dbscope.backends import postgresql
+
+    calls = []
+
+    def fake_collect(url, **options):
+        calls.append((url, options))
+        return [Item("dbscope_tpl_abc", "template in use by live run 1234", "keep"),
+                Item("dbscope_9f8e_main_2", "its run 9f8e is gone (pid 999 is not running)", "drop")]
+
+    monkeypatch.setattr(postgresql, "collect_garbage", fake_collect)
+    url = "postgresql://me:secret@localhost:5432/postgres"
+    code, out, _ = run(capsys, "gc", "--url", url)
+    assert code == 0
+    assert out.splitlines() == [
+        "keep dbscope_tpl_abc: template in use by live run 1234",
+        "would drop dbscope_9f8e_main_2: its run 9f8e is gone (pid 999 is not running)",
+        "1 item(s) would be dropped; nothing was dropped: run again with --yes to drop them",
+    ]
+    code, out, _ = run(capsys, "gc", "--url", url, "--yes", "--allow-remote", "--older-than", "30", "--templates")
+    assert out.splitlines()[-1] == "dropped 1 item(s)"
+    assert calls == [
+        (url, {"dry_run": True, "allow_remote": False}),
+        (url, {"dry_run": False, "allow_remote": True, "stale_after_s": 30.0, "templates": True}),
+    ]
+
+
+def test_gc_refuses_a_remote_server_without_allow_remote(project_dir, capsys):
+    pytest.importorskip("psycopg")
+    code, out, err = run(capsys, "gc", "--url", "postgresql://me:secret@203.0.113.5:5432/postgres")
+    assert code == 1 and out == ""
+    assert err.startswith("dbscope gc: refusing to use the PostgreSQL server at 203.0.113.5")
+    assert "secret" not in err
+
+
+def test_gc_on_a_real_postgresql_server_only_lists(project_dir, capsys, pg_url):
+    code, out, err = run(capsys, "gc", "--url", pg_url)
+    assert code == 0, err
+    assert out.splitlines()[-1] in ("nothing to drop", f"{pg_url}: nothing dbscope made is left") or out.splitlines()[-1].endswith(
+        "nothing was dropped: run again with --yes to drop them"
+    )
+
+
+# -- doctor -----------------------------------------------------------------------------
+
+
+def test_doctor_on_a_healthy_project(project_dir, capsys):
+    code, out, err = run(capsys, "doctor")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[1].startswith("  ok       settings: url sqlite://, migrations migrations, seed (none), strategy clone (from ")
+    assert lines[2].startswith("  ok       migrations: 1 step(s), seed 0 step(s), fingerprint ")
+    assert lines[3] == "  ok       backend: SQLite in memory (sqlite://) answers"
+    assert lines[4].startswith("  ok       template: built from scratch in ")
+    assert lines[5].startswith("  n/a      cached template: in memory")
+    assert lines[6].startswith("  ok       clones: 20 clones: median ")
+    assert lines[-1] == "no problems found"
+
+
+def test_doctor_compares_the_cached_template_with_a_fresh_build(project_dir, capsys):
+    code, out, _ = run(capsys, "doctor", "--url", "sqlite:///dbs", "--clones", "3")
+    assert code == 0 and "  n/a      cached template: none was cached for these migrations; one is now" in out
+    code, out, _ = run(capsys, "doctor", "--url", "sqlite:///dbs", "--clones", "3")
+    assert code == 0 and "  ok       cached template: identical to a fresh build" in out
+    [cached] = (project_dir / "dbs").glob("dbscope_tpl_*.sqlite3")
+    conn = sqlite3.connect(cached)
+    conn.execute("INSERT INTO users (name) VALUES ('edited by hand')")
+    conn.commit()
+    conn.close()
+    code, out, _ = run(capsys, "doctor", "--url", "sqlite:///dbs", "--clones", "3")
+    assert code == 1
+    assert "  PROBLEM  cached template: it differed from a fresh build of the same migrations (" in out
+    assert out.splitlines()[-1] == "1 problem(s) found"
+    assert not list((project_dir / "dbs").glob("dbscope_*_doctor_*"))  # its clones are dropped
+
+
+def test_doctor_reports_a_broken_migration_as_a_problem(project_dir, capsys):
+    (project_dir / "migrations" / "0002_broken.sql").write_text("INSERT INTO nowhere VALUES (1);\n")
+    code, out, _ = run(capsys, "doctor")
+    assert code == 1
+    assert "  PROBLEM  template: migration failed in " in out and "no such table: nowhere" in out
+
+
+def test_doctor_reports_a_bad_setting_with_its_source(project_dir, capsys):
+    (project_dir / "pytest.ini").write_text("[pytest]\ndbscope_strategy = sideways\n")
+    code, out, _ = run(capsys, "doctor")
+    assert code == 1
+    assert "  PROBLEM  settings: dbscope_strategy = 'sideways' (from dbscope_strategy in config file pytest.ini) is not valid" in out
+
+
+def test_doctor_reads_pyproject_and_the_environment_wins(project_dir, capsys, monkeypatch):
+    (project_dir / "pytest.ini").unlink()
+    (project_dir / "pyproject.toml").write_text(textwrap.dedent(
+        """
+        [tool.pytest.ini_options]
+        dbscope_migrations = "migrations"
+        dbscope_url = "sqlite:///from-pyproject"
+        """
+    ))
+    monkeypatch.setenv("DBSCOPE_URL", "sqlite:///from-env")
+    code, out, _ = run(capsys, "doctor", "--clones", "2")
+    assert code == 0
+    assert "url sqlite:///from-env, migrations migrations" in out and "pyproject.toml" in out
+    assert (project_dir / "from-env").is_dir()
+
+
+@pytest.mark.parametrize(("filesystem", "advised"), [("ext4", True), ("tmpfs", False)])
+def test_doctor_advises_tmpfs_for_database_files_on_disk(project_dir, capsys, monkeypatch, filesystem, advised):
+    import dbscope.cli
+
+    monkeypatch.setattr(dbscope.cli, "_filesystem", lambda path: filesystem)
+    code, out, _ = run(capsys, "doctor", "--url", "sqlite:///dbs", "--clones", "2")
+    assert code == 0
+    advice = f"  - the database files are on ext4 ({project_dir / 'dbs'}): put them on tmpfs"
+    assert (advice in out) is advised
+
+
+# -- the command itself -----------------------------------------------------------------
+
+
+def test_no_command_is_a_usage_error(capsys):
+    code, _, err = run(capsys)
+    assert code == 2 and "the following arguments are required: COMMAND" in err
+
+
+def test_python_dash_m_dbscope_runs_the_command(tmp_path):
+    path = make_report(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "dbscope", "report", str(path)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "scopes created: 3, destroyed: 3" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "dbscope", "report", str(tmp_path / "x.json")], capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_the_console_script_is_installed():
+    script = shutil.which("dbscope", path=os.path.dirname(sys.executable)) or shutil.which("dbscope")
+    if script is None:
+        pytest.skip("the dbscope console script is not on PATH (not installed with pip install -e .)")
+    done = subprocess.run([script, "--version"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "dbscope 0.1.0"
