@@ -334,3 +334,38 @@ def test_file_backend_gives_each_test_its_own_file(project, tmp_path):
 def test_the_plugin_is_registered_through_its_entry_point(pytester):
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*dbscope:*", "*--dbscope-url=VALUE*", "*dbscope_migrations (string):*"])
+
+
+def test_an_engine_disposed_by_a_reset_hook_is_not_a_leak(project):
+    pytester = project(ini="dbscope_reset_hooks = appdb:reset_for_testing\n")
+    pytester.makepyfile(
+        appdb="""
+        import os, sqlalchemy as sa
+
+        ENGINE = None
+
+        def get_engine():
+            global ENGINE
+            if ENGINE is None:
+                ENGINE = sa.create_engine(os.environ["DATABASE_URL"])
+            return ENGINE
+
+        def reset_for_testing():
+            global ENGINE
+            if ENGINE is not None:
+                ENGINE.dispose()
+            ENGINE = None
+        """,
+        test_app="""
+        import sqlalchemy as sa
+        import appdb
+
+        def test_app_uses_its_singleton(db):
+            with appdb.get_engine().connect() as conn:
+                assert conn.execute(sa.text("SELECT COUNT(*) FROM users")).scalar() == 0
+        """,
+    )
+    pytester.syspathinsert()
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*leaked: 0"])

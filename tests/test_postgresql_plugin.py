@@ -101,7 +101,8 @@ def test_reset_on_postgresql_keeps_an_import_time_connection_working(pg_project)
             conftest.APP.execute("INSERT INTO users (name, email) VALUES ('a', 'a@example.com')")
         """
     )
-    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+    # in a subprocess: the conftest's module-level connection must not outlive that run here
+    pytester.runpytest_subprocess("-p", "no:benchmark").assert_outcomes(passed=4)
 
 
 def test_a_leaked_connection_is_reported_and_the_database_still_dropped(pg_project, pg_url, tmp_path):

@@ -106,3 +106,40 @@ def test_keep_failed_saves_the_failed_tests_database_and_prints_its_url(project)
     conn = sqlite3.connect(kept[0])
     assert conn.execute("SELECT name FROM users").fetchall() == [("evidence",)]
     conn.close()
+
+
+def test_rollback_restores_when_another_connection_committed(project):
+    pytester = project(ini="dbscope_strategy = rollback\n")
+    pytester.makepyfile(
+        """
+        import os, sqlite3
+
+        def test_app_commits_on_its_own_connection(db, dbscope_scope):
+            app = sqlite3.connect(dbscope_scope.url("dsn"), uri=True)
+            db.execute("SELECT 1")  # the test's transaction is open, but has not written
+            app.execute("INSERT INTO users (name, email) VALUES ('app', 'app@example.com')")
+            app.commit()
+            app.close()
+
+        def test_does_not_see_the_apps_row(db):
+            assert db.execute("SELECT COUNT(*) FROM users").scalar() == 0
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_a_reset_blocked_by_an_open_transaction_is_clear_and_never_shares_data(tmp_path):
+    from dbscope import DbscopeError, IsolationManager
+
+    (tmp_path / "0001.sql").write_text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);")
+    with IsolationManager("sqlite://", migrations=str(tmp_path), strategy="reset", env_vars=[]) as manager:
+        with manager.scope("leaves a transaction open") as scope:
+            holder = sqlite3.connect(scope.url("dsn"), uri=True)
+            holder.execute("INSERT INTO users (name) VALUES ('stale')")  # implicit BEGIN, never committed
+        assert manager.metrics["cleanup_failures"] == 1
+        with pytest.raises(DbscopeError, match="could not be reset after test 'leaves a transaction open'"):
+            manager.create_scope("next test")
+        holder.rollback()
+        holder.close()
+        with manager.scope("after the app let go") as scope:
+            assert scope.client().execute("SELECT COUNT(*) FROM users").scalar() == 0

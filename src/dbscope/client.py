@@ -133,7 +133,7 @@ class Client:
     def __init__(
         self,
         connect: Callable[..., Any],
-        dialect: Any,
+        dialect: Any = None,
         *,
         scope_id: str = "",
         test_name: str = "",
@@ -143,7 +143,7 @@ class Client:
         lock: threading.RLock | None = None,
     ) -> None:
         self._connect = connect
-        self._dialect = dialect
+        self._dialect = dialect if dialect is not None else _PlainDialect()
         self.scope_id = scope_id
         self.test_name = test_name
         self.close_timeout = close_timeout
@@ -270,16 +270,18 @@ class Client:
             return True
         limit = self.close_timeout if timeout is None else timeout
         acquired = self._lock.acquire(timeout=limit)
+        interrupted = False
         if not acquired:
             log.warning("client of scope %s busy at close; interrupting its statement", self.scope_id)
             _interrupt(self._conn)
+            interrupted = True
             acquired = self._lock.acquire(timeout=min(limit, 1.0))
         try:
             if self._state is ClientState.CLOSED:
                 return True
             self._state = ClientState.CLOSED
             self._closed_at = reason or f"at {_caller_location()}"
-            ok = acquired
+            ok = acquired and not interrupted  # an interrupted statement is not a clean close
             for conn in [*self._extra, self._conn] if self._owns_connection else self._extra:
                 ok = _close_quietly(conn, self.scope_id) and ok
             self._extra.clear()
@@ -296,6 +298,18 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<Client scope={self.scope_id} {self._state.value}>"
+
+
+class _PlainDialect:
+    """For a Client over any DB-API connection whose driver takes ``?``/``:name`` (sqlite3)."""
+
+    name = "plain"
+
+    def translate(self, sql: str, args: Any) -> tuple[str, Any]:
+        return sql, args
+
+    def begin(self) -> str:
+        return "BEGIN"
 
 
 def _interrupt(conn: Any) -> None:

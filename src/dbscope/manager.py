@@ -51,6 +51,7 @@ class _SharedDatabase:
         self.strategy = strategy
         self.lock = threading.RLock()
         self.outer: Any = None  # rollback: the connection holding each test's transaction
+        self.dirty_after: str | None = None  # the test after which a reset failed
         if strategy == "rollback":
             self.outer = database.primary_connection() or database.connect(autocommit=True)
 
@@ -155,8 +156,11 @@ class IsolationManager:
             scope_id, test_name, opts, database, on_track=self._on_track, on_untrack=self._on_untrack
         )
         if shared is not None:
+            self._ensure_clean(shared, test_name)
             scope.shared = shared
             if shared.outer is not None:
+                # read before BEGIN: inside the transaction the read would hold a lock all test long
+                scope.data_version = _data_version(shared.outer)
                 _execute(shared.outer, database.dialect.begin())
         scope.setup_ms = (time.perf_counter() - started) * 1000
         with self._lock:
@@ -177,12 +181,13 @@ class IsolationManager:
         ok = True
         try:
             ok = self._close_connections(scope)
+            # the app's own reset (disposing its engine) comes before looking for leaks
+            ok = self._run_reset_hooks(scope_id, scope.test_name, at="end") and ok
+            self.clear_module_cache()
             if scope.shared is not None:
                 self._reset_shared(scope)
             else:
                 self._release_own(scope)
-            ok = self._run_reset_hooks(scope_id, scope.test_name, at="end") and ok
-            self.clear_module_cache()
         except Exception as exc:
             log.error("cleanup of scope %s (test %r) failed: %s; running emergency cleanup", scope_id, scope.test_name, exc)
             self._emergency(scope)
@@ -213,18 +218,46 @@ class IsolationManager:
         if not scope.kept:
             scope.database.drop()
 
+    def _ensure_clean(self, shared: _SharedDatabase, test_name: str) -> None:
+        """Never hand out the worker's database with another test's data: retry a failed reset."""
+        if shared.dirty_after is None:
+            return
+        try:
+            shared.database.restore(shared.template)
+        except DbscopeError as exc:
+            raise DbscopeError(
+                f"the {shared.strategy} strategy's database {shared.database.name} could not be reset after "
+                f"test {shared.dirty_after!r}, so test {test_name!r} cannot start on a clean database: {exc}"
+            ) from exc
+        shared.dirty_after = None
+
     def _reset_shared(self, scope: Scope) -> None:
         """Reset and rollback strategies: put the worker's database back as the template left it."""
         shared = scope.shared
         assert shared is not None
-        if shared.outer is not None and _in_transaction(shared.outer):
-            _execute(shared.outer, "ROLLBACK")
-            return
+        shared.dirty_after = scope.test_name  # cleared once the reset below succeeds
+        self._reset_shared_now(scope, shared)
+        shared.dirty_after = None
+
+    def _reset_shared_now(self, scope: Scope, shared: _SharedDatabase) -> None:
         if shared.outer is not None:
-            log.warning(
-                "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
-                "restoring the database from the template instead", scope.test_name,
-            )
+            if not _in_transaction(shared.outer):
+                log.warning(
+                    "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
+                    "restoring the database from the template instead", scope.test_name,
+                )
+                shared.database.restore(shared.template)
+                return
+            _execute(shared.outer, "ROLLBACK")
+            if scope.data_version is not None and _data_version(shared.outer) != scope.data_version:
+                # another connection (the app's own engine) committed: a rollback cannot undo that
+                log.warning(
+                    "another connection committed to %s during test %r under the rollback strategy; "
+                    "restoring it from the template (use strategy reset or clone for such apps)",
+                    shared.database.name, scope.test_name,
+                )
+                shared.database.restore(shared.template)
+            return
         shared.database.restore(shared.template)
 
     def get_scoped_client(self, scope_id: str | None = None) -> Client:
@@ -486,6 +519,7 @@ class IsolationManager:
                 closed = _close_quietly(resource, scope.options.close_timeout)
             if closed:
                 self._counters["connections_closed"] += 1
+                scope.connections_closed += 1
             else:
                 ok = False
                 log.warning("a connection of scope %s (test %r) did not close cleanly", scope.id, scope.test_name)
@@ -496,7 +530,11 @@ class IsolationManager:
     def _emergency(self, scope: Scope) -> bool:
         ok = True
         for resource in scope.connections:
-            ok = _close_quietly(resource, min(scope.options.close_timeout, 1.0)) and ok
+            if _close_quietly(resource, min(scope.options.close_timeout, 1.0)):
+                self._counters["connections_closed"] += 1
+                scope.connections_closed += 1
+            else:
+                ok = False
             self.global_connection_registry.discard(resource)
         scope.connections.clear()
         if scope.shared is not None:
@@ -559,6 +597,17 @@ def _execute(conn: Any, sql: str) -> None:
     cursor = conn.cursor()
     try:
         cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+def _data_version(conn: Any) -> int | None:
+    """SQLite's PRAGMA data_version: changes when another connection commits (None elsewhere)."""
+    if type(conn).__module__ != "sqlite3":
+        return None
+    cursor = conn.execute("PRAGMA data_version")
+    try:
+        return int(cursor.fetchall()[0][0])  # fetch to the end: an active statement would lock backup()
     finally:
         cursor.close()
 

@@ -62,6 +62,9 @@ class Scope:
         self.teardown_ms = 0.0
         self.kept = False
         self.kept_url: str | None = None
+        self.connections_opened = 0
+        self.connections_closed = 0
+        self.data_version: int | None = None
         self.shared: Any = None  # the worker's database under the reset/rollback strategies
         self._lent_primary = False
         self._on_track = on_track
@@ -123,6 +126,7 @@ class Scope:
         if not callable(getattr(resource, "close", None)):
             raise TypeError(f"cannot track {resource!r}: it has no close() method")
         self.connections.append(resource)
+        self.connections_opened += 1
         self._on_track(resource)
         return resource
 

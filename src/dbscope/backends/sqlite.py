@@ -20,6 +20,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,34 @@ def _build(conn: sqlite3.Connection, migrations: MigrationSet, seed: MigrationSe
     conn.commit()
 
 
+RESTORE_TIMEOUT_S = 5.0
+
+
+def _bounded_backup(source: sqlite3.Connection, target: sqlite3.Connection, name: str, timeout: float) -> None:
+    """``source.backup(target)``, giving up after ``timeout`` s while ``target`` stays locked.
+
+    sqlite3's backup() retries a locked destination forever; a progress callback that
+    raises is the one way to stop it.
+    """
+    deadline = time.monotonic() + timeout
+
+    def progress(status: int, remaining: int, total: int) -> None:
+        if status in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) and time.monotonic() > deadline:
+            raise BackendUnavailableError(
+                f"cannot restore {name} from the template: another connection has kept it locked for "
+                f"{timeout:g} s (a transaction left open by the app under test?); commit or roll back "
+                "before the test ends"
+            )
+
+    try:
+        source.backup(target, progress=progress, sleep=0.005)
+    except sqlite3.OperationalError as exc:
+        raise BackendUnavailableError(
+            f"cannot restore {name} from the template: {exc} (a connection with a transaction or an "
+            "unfinished statement on it?); commit or roll back before the test ends"
+        ) from exc
+
+
 @dataclass
 class MemoryTemplate:
     fingerprint: str
@@ -105,11 +134,11 @@ class SQLiteMemoryDatabase:
     def primary_connection(self) -> sqlite3.Connection | None:
         return self._anchor
 
-    def restore(self, template: Any) -> None:
+    def restore(self, template: Any, *, timeout: float = RESTORE_TIMEOUT_S) -> None:
         if self._anchor is None:
             raise BackendUnavailableError(f"database {self.name} was already released")
         with template.lock:
-            template.connection.backup(self._anchor)
+            _bounded_backup(template.connection, self._anchor, self.name, timeout)
 
     def keep(self) -> str:
         """Save a copy to .dbscope/failed/ (memory dies with the process); return its URL."""
@@ -168,11 +197,11 @@ class SQLiteFileDatabase:
     def connect(self, *, autocommit: bool = False) -> sqlite3.Connection:
         return _open(str(self.path), uri=False, autocommit=autocommit)
 
-    def restore(self, template: Any) -> None:
+    def restore(self, template: Any, *, timeout: float = RESTORE_TIMEOUT_S) -> None:
         source = sqlite3.connect(str(template.path))
         target = sqlite3.connect(str(self.path))
         try:
-            source.backup(target)
+            _bounded_backup(source, target, self.name, timeout)
         finally:
             source.close()
             target.close()
