@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import IO
 
 __all__ = ["LOGGER_NAMES", "configure_debug_logging"]
 
 LOGGER_NAMES = ("isolation", "database")
 
 
-def configure_debug_logging(value: str | None = None) -> list[str]:
+def configure_debug_logging(value: str | None = None, *, stream: IO[str] | None = None) -> list[str]:
     """Turn on DEBUG for the loggers named in ``value`` (``DBSCOPE_DEBUG`` by default).
 
     ``isolation,database``, ``all`` or ``1`` are accepted; returns the loggers switched on.
+    ``stream`` (default stderr) is where the lines go.
     """
     value = os.environ.get("DBSCOPE_DEBUG", "") if value is None else value
     wanted = {part.strip().lower() for part in value.split(",") if part.strip()}
@@ -26,7 +28,7 @@ def configure_debug_logging(value: str | None = None) -> list[str]:
         logger = logging.getLogger(f"dbscope.{name}")
         logger.setLevel(logging.DEBUG)
         if not any(getattr(h, "_dbscope", False) for h in logger.handlers):
-            handler = logging.StreamHandler()
+            handler = logging.StreamHandler(stream)
             handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
             handler._dbscope = True  # type: ignore[attr-defined]
             logger.addHandler(handler)

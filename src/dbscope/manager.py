@@ -290,7 +290,10 @@ class IsolationManager:
             if scope_id is not None
             else list(self.active_scopes.values())
         )
-        log.warning("emergency cleanup of %s", scope_id or f"all {len(targets)} scope(s)")
+        log.warning(
+            "emergency cleanup of %s",
+            ", ".join(f"scope {s.id} (test {s.test_name!r})" for s in targets) or f"{scope_id or 'all scopes'}: none active",
+        )
         ok = True
         for scope in targets:
             ok = self._emergency(scope) and ok
@@ -313,7 +316,10 @@ class IsolationManager:
             sys.modules.pop(name, None)
         if doomed:
             self._counters["modules_cleared"] += len(doomed)
-            log.debug("cleared %d module(s) from sys.modules: %s", len(doomed), ", ".join(doomed))
+            log.debug(
+                "cleared %d module(s) from sys.modules at the boundary of scope %s: %s",
+                len(doomed), self.current_test_id or "(none current)", ", ".join(doomed),
+            )
         return len(doomed)
 
     @contextlib.contextmanager

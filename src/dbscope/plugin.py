@@ -15,6 +15,7 @@ import pytest
 
 from .config import SETTINGS, Config, build_config
 from .errors import ConfigError, DbscopeError, MigrationError
+from .logs import configure_debug_logging
 from .manager import IsolationManager
 from .reporting import ReportPlugin
 from .scope import Scope
@@ -27,6 +28,10 @@ FAILED_KEY = pytest.StashKey[bool]()
 CLUSTER_KEY = pytest.StashKey[Any]()
 CLUSTER_URL_ENV = "DBSCOPE_CLUSTER_URL"
 KEPT_KEY = pytest.StashKey[list[tuple[str, str]]]()
+
+# pytest captures fd 2 before any hook of ours runs; debug lines must reach the terminal's
+# stderr even so (and from xdist workers), so a copy of it is taken when this module is imported.
+_DEBUG_STREAM = os.fdopen(os.dup(2), "w", buffering=1) if os.environ.get("DBSCOPE_DEBUG") else None
 
 MARKER = (
     "dbscope(seed=None, migrations=None, url=None, strategy=None, close_timeout=None): "
@@ -79,6 +84,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     environment now, where module-level engines of conftests and test modules find it.
     """
     settings = _resolve(early_config, early=True)
+    if _DEBUG_STREAM is not None:
+        configure_debug_logging(stream=_DEBUG_STREAM)
     saved: dict[str, str | None] = {}
     early_config.stash[SAVED_ENV_KEY] = saved
     for name in settings.unset_env:
