@@ -52,7 +52,7 @@ FILES = sorted((SCHEMA / "migrations").glob("*.sql")) + [SCHEMA / "seed.sql"]
 
 if factories is not None:
     postgresql_noproc = factories.postgresql_noproc(
-        host={host!r}, port={port!r}, user={user!r}, dbname="dbscope_bench_ppg", load=[str(f) for f in FILES]
+        host={host!r}, port={port!r}, user={user!r}, dbname="dbscope_bench_ppg", load=list(FILES)
     )
     postgresql = factories.postgresql("postgresql_noproc", dbname="dbscope_bench_ppg")
 

@@ -148,7 +148,7 @@ def pytest_costs(tests: int, rounds: int) -> dict[str, dict[str, float]]:
         "dbscope db fixture": ("test_dbscope.py", []),
         "dbscope db, strategy reset": ("test_dbscope.py", ["--dbscope-strategy=reset"]),
         "dbscope db, strategy rollback": ("test_dbscope.py", ["--dbscope-strategy=rollback"]),
-        # the JSON report variant is added with the report (issue 4)
+        "dbscope db + JSON report": ("test_dbscope.py", ["--dbscope-report=report.json"]),
         "naive migrate-per-test fixture": ("test_naive.py", []),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
