@@ -24,13 +24,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from suite_runner import LOOP_TIMER, overheads, run_suite, write_tests
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = HERE / "schema" / "postgresql"
@@ -58,16 +57,6 @@ if factories is not None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session):
-    started = time.perf_counter()
-    try:
-        return (yield)
-    finally:
-        with open(os.environ["BENCH_LOOP_FILE"], "w") as out:
-            out.write(repr(time.perf_counter() - started))
-
-
-@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     path = os.environ.get("BENCH_FIRST_TEST_FILE")
     if path and not os.path.exists(path):
@@ -87,38 +76,16 @@ def write_suite(root: Path, tests: int, url: str) -> None:
     )
     (root / "conftest.py").write_text(
         CONFTEST.format(schema=str(SCHEMA), host=parts.hostname, port=parts.port or 5432, user=parts.username or "postgres")
+        + LOOP_TIMER
     )
-    for name, arg in (("none", ""), ("dbscope", "db"), ("ppg", "postgresql")):
-        (root / f"test_{name}.py").write_text(
-            textwrap.dedent(
-                f"""
-                import pytest
-
-                @pytest.mark.parametrize("n", range({tests}))
-                def test_{name}({arg + ', ' if arg else ''}n):
-                    pass
-                """
-            )
-        )
-
-
-def run_suite(root: Path, file: str, extra: list[str], *, first_test_file: Path | None = None) -> float:
-    loop_file = root / "loop_seconds.txt"
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "BENCH_LOOP_FILE": str(loop_file)}
-    if first_test_file is not None:
-        env["BENCH_FIRST_TEST_FILE"] = str(first_test_file)
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:benchmark", file, *extra]
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark run failed: {' '.join(command)}\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
-    return float(loop_file.read_text())
+    write_tests(root, tests, {"none": "", "dbscope": "db", "ppg": "postgresql"})
 
 
 def time_to_first_test(root: Path, extra: list[str]) -> float:
     marker = root / "first_test.txt"
     marker.unlink(missing_ok=True)
     started = time.time()
-    run_suite(root, "test_dbscope.py", [*extra, "-k", "test_dbscope and 0]"], first_test_file=marker)
+    run_suite(root, "test_dbscope.py", [*extra, "-k", "test_dbscope and 0]"], env={"BENCH_FIRST_TEST_FILE": str(marker)})
     return float(marker.read_text()) - started
 
 
@@ -149,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
 
     try:
-        import pytest_postgresql  # noqa: F401
+        import pytest_postgresql  # noqa: F401  (only whether it is installed)
 
         have_ppg = True
     except ImportError:
@@ -177,12 +144,7 @@ def main() -> None:
         first_fresh = [time_to_first_test(root, ["--dbscope-rebuild"]) for _ in range(3)]
     refill = refill_rate(args.url, args.refill_seconds)
 
-    baseline = times["no database (baseline)"]
-    results = {}
-    for name, values in times.items():
-        per_test = [(v - b) * 1000 / args.tests for v, b in zip(values, baseline)]
-        results[name] = {"loop_median_s": statistics.median(values), "overhead_per_test_ms": statistics.median(per_test),
-                         "overhead_min_ms": min(per_test), "overhead_max_ms": max(per_test)}
+    results = overheads(times, "no database (baseline)", args.tests)
 
     print(f"\nPostgreSQL at {args.url.split('@')[-1]}, {args.tests} tests per run, {args.rounds} interleaved rounds")
     print(f"{'variant':40} {'loop s':>8} {'per-test overhead ms (median, min-max)':>40}")

@@ -24,14 +24,12 @@ import os
 import platform
 import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 from dbscope.migrations import load_migrations
+from suite_runner import LOOP_TIMER, overheads, run_suite, write_tests
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = HERE / "schema" / "sqlite"
@@ -100,17 +98,7 @@ def naive_db():
     conn.commit()
     yield conn
     conn.close()
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session):
-    # time only the test loop: interpreter start-up and collection are the same for all
-    started = time.perf_counter()
-    try:
-        return (yield)
-    finally:
-        with open(os.environ["BENCH_LOOP_FILE"], "w") as out:
-            out.write(repr(time.perf_counter() - started))
-'''
+''' + LOOP_TIMER
 
 
 def write_suite(root: Path, tests: int) -> None:
@@ -118,28 +106,7 @@ def write_suite(root: Path, tests: int) -> None:
         f"[pytest]\ndbscope_migrations = {SCHEMA / 'migrations'}\ndbscope_seed = {SCHEMA / 'seed.sql'}\n"
     )
     (root / "conftest.py").write_text(CONFTEST.format(migrations=str(SCHEMA / "migrations"), seed=str(SCHEMA / "seed.sql")))
-    for name, arg in (("none", ""), ("dbscope", "db"), ("naive", "naive_db")):
-        (root / f"test_{name}.py").write_text(
-            textwrap.dedent(
-                f"""
-                import pytest
-
-                @pytest.mark.parametrize("n", range({tests}))
-                def test_{name}({arg + ', ' if arg else ''}n):
-                    pass
-                """
-            )
-        )
-
-
-def run_suite(root: Path, file: str, extra: list[str]) -> float:
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:benchmark", file, *extra]
-    loop_file = root / "loop_seconds.txt"
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "BENCH_LOOP_FILE": str(loop_file)}
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark run failed: {' '.join(command)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-    return float(loop_file.read_text())
+    write_tests(root, tests, {"none": "", "dbscope": "db", "naive": "naive_db"})
 
 
 def pytest_costs(tests: int, rounds: int) -> dict[str, dict[str, float]]:
@@ -160,17 +127,7 @@ def pytest_costs(tests: int, rounds: int) -> dict[str, dict[str, float]]:
         for _ in range(rounds):
             for name, (file, extra) in variants.items():
                 times[name].append(run_suite(root, file, extra))
-    baseline = times["no database (baseline)"]
-    results = {}
-    for name, values in times.items():
-        per_test = [(v - b) * 1000 / tests for v, b in zip(values, baseline)]
-        results[name] = {
-            "run_median_s": statistics.median(values),
-            "overhead_per_test_ms": statistics.median(per_test),
-            "overhead_min_ms": min(per_test),
-            "overhead_max_ms": max(per_test),
-        }
-    return results
+    return overheads(times, "no database (baseline)", tests)
 
 
 def main() -> None:
@@ -196,7 +153,7 @@ def main() -> None:
     print(f"{'variant':40} {'run s':>8} {'per-test overhead ms (median, min-max)':>40}")
     for name, r in runs.items():
         spread = f"{r['overhead_per_test_ms']:.3f} ({r['overhead_min_ms']:.3f}-{r['overhead_max_ms']:.3f})"
-        print(f"{name:40} {r['run_median_s']:>8.3f} {spread:>40}")
+        print(f"{name:40} {r['loop_median_s']:>8.3f} {spread:>40}")
     ours = runs["dbscope db fixture"]["overhead_per_test_ms"]
     naive = runs["naive migrate-per-test fixture"]["overhead_per_test_ms"]
     ratio = naive / ours if ours > 0 else float("inf")
