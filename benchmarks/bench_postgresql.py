@@ -14,7 +14,7 @@ Per-test overhead = (loop time - baseline loop time) / TESTS, median over rounds
 the time to the first test with the template cached versus built from scratch
 (--dbscope-rebuild), and the clone pool's sustained refill rate.
 
-Usage: python benchmarks/bench_postgresql.py [--url postgresql://postgres@127.0.0.1:5432/postgres]
+Usage: python benchmarks/bench_postgresql.py [--url postgresql://postgres@127.0.0.1:5432/postgres | --proc]
        [--tests 100] [--rounds 3] [--json PATH]
 """
 
@@ -112,8 +112,25 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--refill-seconds", type=float, default=5.0)
-    parser.add_argument("--json", default=str(HERE / "results" / "bench_postgresql.json"))
+    parser.add_argument("--proc", action="store_true", help="run on a throwaway tmpfs cluster (fsync off) instead of --url")
+    parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    cluster = None
+    if args.proc:
+        from dbscope.backends.pg_cluster import ThrowawayCluster
+
+        cluster = ThrowawayCluster().start()
+        args.url = cluster.url
+    name = "bench_postgresql_proc.json" if args.proc else "bench_postgresql.json"
+    args.json = args.json or str(HERE / "results" / name)
+    try:
+        measure(args)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def measure(args: argparse.Namespace) -> None:
 
     try:
         import pytest_postgresql  # noqa: F401  (only whether it is installed)
