@@ -1,9 +1,9 @@
 """dbscope: a fresh, fully migrated, isolated database for every test.
 
-    from dbscope import IsolationManager
-    with IsolationManager("sqlite://", migrations="migrations/") as manager:
-        with manager.scope("checkout works") as scope:
-            scope.client().execute("SELECT 1")
+from dbscope import IsolationManager
+with IsolationManager("sqlite://", migrations="migrations/") as manager:
+    with manager.scope("checkout works") as scope:
+        scope.client().execute("SELECT 1")
 """
 
 from __future__ import annotations

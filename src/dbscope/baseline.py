@@ -136,7 +136,11 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
         if missing:
             raise ReportError(f"baseline {os.fspath(path)!r} has no {', '.join(missing)}; save it again")
         return data
-    if isinstance(data, dict) and data.get("schema", REPORT_SCHEMA) == REPORT_SCHEMA and {"summary", "metrics"} <= set(data):
+    if (
+        isinstance(data, dict)
+        and data.get("schema", REPORT_SCHEMA) == REPORT_SCHEMA
+        and {"summary", "metrics"} <= set(data)
+    ):
         return baseline_from_report(data)
     raise ReportError(
         f"{os.fspath(path)!r} is not a dbscope baseline; save one with pytest --dbscope-save-baseline=PATH "
@@ -155,10 +159,16 @@ def compare(baseline: Mapping[str, Any], current: Mapping[str, Any]) -> list[Com
             rows.append(Comparison(rule, base, value, None, "not compared", "missing in one of the files"))
             continue
         if rule.key in _MEMORY_KEYS and not same_memory:
-            rows.append(Comparison(
-                rule, base, value, None, "not compared",
-                f"memory measured differently ({baseline.get('memory_source')} vs {now.get('memory_source')})",
-            ))
+            rows.append(
+                Comparison(
+                    rule,
+                    base,
+                    value,
+                    None,
+                    "not compared",
+                    f"memory measured differently ({baseline.get('memory_source')} vs {now.get('memory_source')})",
+                )
+            )
             continue
         if rule.factor is None:
             rows.append(Comparison(rule, base, value, None, "not compared", "for context"))
@@ -200,14 +210,16 @@ def comparison_lines(
     table = [("metric", "baseline", "current", "threshold", "change", "status")]
     for row in rows:
         change = row.change_percent
-        table.append((
-            row.rule.label,
-            _value(row.rule, row.baseline),
-            _value(row.rule, row.current),
-            _value(row.rule, row.threshold) if row.threshold is not None else "-",
-            "-" if change is None else f"{change:+.1f}%",
-            row.status.upper() if row.status == "failure" else row.status,
-        ))
+        table.append(
+            (
+                row.rule.label,
+                _value(row.rule, row.baseline),
+                _value(row.rule, row.current),
+                _value(row.rule, row.threshold) if row.threshold is not None else "-",
+                "-" if change is None else f"{change:+.1f}%",
+                row.status.upper() if row.status == "failure" else row.status,
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines: list[tuple[str, str | None]] = []
     if source:
@@ -215,11 +227,14 @@ def comparison_lines(
     for i, cells in enumerate(table):
         last = len(cells) - 1
         text = "  ".join(
-            c.ljust(w) if j in (0, last) else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))
+            c.ljust(w) if j in (0, last) else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths, strict=True))
         ).rstrip()
         status = rows[i - 1].status if i else ""
         lines.append((text, {"failure": "red", "warning": "yellow"}.get(status)))
-    notes = [*(notes or []), *(f"{row.rule.label}: {row.note}" for row in rows if row.note and row.note != "for context")]
+    notes = [
+        *(notes or []),
+        *(f"{row.rule.label}: {row.note}" for row in rows if row.note and row.note != "for context"),
+    ]
     lines += [(f"note: {note}", None) for note in notes]
     failures = sum(1 for r in rows if r.status == "failure")
     warnings = sum(1 for r in rows if r.status == "warning")
@@ -230,4 +245,3 @@ def comparison_lines(
     else:
         lines.append(("no performance regression", None))
     return lines
-

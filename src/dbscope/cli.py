@@ -201,7 +201,9 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def sqlite_garbage(directory: Path, *, stale_after_s: float, templates: bool, now: float | None = None) -> list[FileGarbage]:
+def sqlite_garbage(
+    directory: Path, *, stale_after_s: float, templates: bool, now: float | None = None
+) -> list[FileGarbage]:
     """dbscope's files in a SQLite directory: stale scope databases and unfinished templates are garbage.
 
     Names are ``dbscope_<run>_<worker>_<n>.sqlite3`` (a scope's database, with its
@@ -231,18 +233,32 @@ def sqlite_garbage(directory: Path, *, stale_after_s: float, templates: bool, no
                 items.append(FileGarbage(name, "cached template (give --templates to drop it)", "keep", path))
         elif name.startswith("dbscope_tpl_") and name.endswith(".building"):
             reason = f"a template build that never finished, {_age(age)} old"
-            items.append(FileGarbage(name, reason if stale else f"a template being built ({_age(age)} old)",
-                                     "drop" if stale else "keep", path))
+            items.append(
+                FileGarbage(
+                    name,
+                    reason if stale else f"a template being built ({_age(age)} old)",
+                    "drop" if stale else "keep",
+                    path,
+                )
+            )
         elif name.endswith(("-journal", "-wal", "-shm")):
             if Path(name.rsplit("-", 1)[0]).suffix == ".sqlite3" and (directory / name.rsplit("-", 1)[0]).exists():
                 continue  # goes with its database
             if stale:
-                items.append(FileGarbage(name, f"a journal whose database is gone, unchanged for {_age(age)}", "drop", path))
+                items.append(
+                    FileGarbage(name, f"a journal whose database is gone, unchanged for {_age(age)}", "drop", path)
+                )
         elif name.endswith(".sqlite3"):
             if stale:
-                items.append(FileGarbage(name, f"a test database left by an earlier run, unchanged for {_age(age)}", "drop", path))
+                items.append(
+                    FileGarbage(
+                        name, f"a test database left by an earlier run, unchanged for {_age(age)}", "drop", path
+                    )
+                )
             else:
-                items.append(FileGarbage(name, f"changed {_age(age)} ago: it may belong to a running suite", "keep", path))
+                items.append(
+                    FileGarbage(name, f"changed {_age(age)} ago: it may belong to a running suite", "keep", path)
+                )
     return items
 
 
@@ -264,9 +280,15 @@ def temp_dir_garbage(bases: Sequence[Path], *, stale_after_s: float, now: float 
                 continue
             age = now - newest
             if age >= stale_after_s:
-                items.append(FileGarbage(str(path), f"a run's private database directory, unchanged for {_age(age)}", "drop", path))
+                items.append(
+                    FileGarbage(
+                        str(path), f"a run's private database directory, unchanged for {_age(age)}", "drop", path
+                    )
+                )
             else:
-                items.append(FileGarbage(str(path), f"changed {_age(age)} ago: it may belong to a running suite", "keep", path))
+                items.append(
+                    FileGarbage(str(path), f"changed {_age(age)} ago: it may belong to a running suite", "keep", path)
+                )
     return items
 
 
@@ -330,7 +352,9 @@ def _print_garbage(items: Sequence[Any], where: str, dry_run: bool, out: Out) ->
         return EXIT_OK
     for item in items:
         if item.action == "drop":
-            out.line(f"{'would drop' if dry_run else 'dropped'} {item.name}: {item.reason}", "yellow" if dry_run else None)
+            out.line(
+                f"{'would drop' if dry_run else 'dropped'} {item.name}: {item.reason}", "yellow" if dry_run else None
+            )
         else:
             out.line(f"keep {item.name}: {item.reason}")
     if dry_run and doomed:
@@ -436,19 +460,27 @@ def cmd_doctor(args: argparse.Namespace, out: Out) -> int:
     if not config.migrations:
         doctor.advice.append("dbscope_migrations is not set: every test gets an empty database")
     url = parse_backend_url(config.url)
-    migrations = doctor.step("migrations", lambda: load_migrations(config.migrations, setting="dbscope_migrations", base_dir=config.base_dir))
+    migrations = doctor.step(
+        "migrations", lambda: load_migrations(config.migrations, setting="dbscope_migrations", base_dir=config.base_dir)
+    )
     seed = doctor.step("seed", lambda: load_migrations(config.seed, setting="dbscope_seed", base_dir=config.base_dir))
     if migrations is None or seed is None:
         return _doctor_end(doctor)
     fingerprint = combined_fingerprint(migrations, seed)
-    doctor.ok("migrations", f"{len(migrations.steps)} step(s), seed {len(seed.steps)} step(s), fingerprint {fingerprint}")
+    doctor.ok(
+        "migrations", f"{len(migrations.steps)} step(s), seed {len(seed.steps)} step(s), fingerprint {fingerprint}"
+    )
 
     backend = doctor.step("backend", lambda: open_backend(url, run_id=f"doctor{secrets.token_hex(2)}", config=config))
     if backend is None:
         return _doctor_end(doctor)
     try:
-        kind = {"memory": "SQLite in memory", "file": "SQLite files", "server": "PostgreSQL server",
-                "proc": "a throwaway PostgreSQL cluster"}[url.kind]
+        kind = {
+            "memory": "SQLite in memory",
+            "file": "SQLite files",
+            "server": "PostgreSQL server",
+            "proc": "a throwaway PostgreSQL cluster",
+        }[url.kind]
         doctor.ok("backend", f"{kind} ({url.masked}) answers")
         cached_path = cached_digest = None
         directory = getattr(backend, "directory", None)
@@ -467,7 +499,8 @@ def cmd_doctor(args: argparse.Namespace, out: Out) -> int:
             create, drop = clones
             doctor.ok(
                 "clones",
-                f"{args.clones} clones: median {create[0]:.2f} ms (p95 {create[1]:.2f} ms), drop median {drop[0]:.2f} ms",
+                f"{args.clones} clones: median {create[0]:.2f} ms (p95 {create[1]:.2f} ms), "
+                f"drop median {drop[0]:.2f} ms",
             )
             _advise_speed(doctor, url, config, directory, create[0])
     finally:
@@ -478,8 +511,9 @@ def cmd_doctor(args: argparse.Namespace, out: Out) -> int:
     return _doctor_end(doctor)
 
 
-def _check_cache(doctor: Doctor, kind: str, cached_path: Path | None, cached_digest: str | None,
-                 directory: Any, fingerprint: str) -> None:
+def _check_cache(
+    doctor: Doctor, kind: str, cached_path: Path | None, cached_digest: str | None, directory: Any, fingerprint: str
+) -> None:
     if kind == "memory":
         doctor.na("cached template", "in memory the template is built once per process; nothing is cached between runs")
         return
@@ -489,7 +523,8 @@ def _check_cache(doctor: Doctor, kind: str, cached_path: Path | None, cached_dig
     others = sorted(p.name for p in Path(directory).glob("dbscope_tpl_*.sqlite3") if p.name != cached_path.name)
     if others:
         doctor.advice.append(
-            f"{len(others)} cached template(s) of older migrations in {directory}: `dbscope gc --templates --yes` removes them"
+            f"{len(others)} cached template(s) of older migrations in {directory}: "
+            "`dbscope gc --templates --yes` removes them"
         )
     if cached_digest is None:
         doctor.na("cached template", "none was cached for these migrations; one is now")
@@ -586,16 +621,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dbscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    report = commands.add_parser("report", help="show a saved JSON report; render it as HTML",
-                                 description="Print the summary of a report written by pytest --dbscope-report=PATH.")
+    report = commands.add_parser(
+        "report",
+        help="show a saved JSON report; render it as HTML",
+        description="Print the summary of a report written by pytest --dbscope-report=PATH.",
+    )
     report.add_argument("file", metavar="FILE.json")
     report.add_argument("--html", metavar="OUT", help="also write the report as a self-contained HTML page")
-    report.add_argument("-v", "--verbose", action="store_true", help="list every warning, not the first 25 of each kind")
+    report.add_argument(
+        "-v", "--verbose", action="store_true", help="list every warning, not the first 25 of each kind"
+    )
     report.set_defaults(func=cmd_report)
 
-    baseline = commands.add_parser("baseline", help="save or check a performance baseline",
-                                   description="Baselines: warning at 1.2x the average duration or 1.3x the "
-                                   "average memory growth, failure at 1.5x the slowest test.")
+    baseline = commands.add_parser(
+        "baseline",
+        help="save or check a performance baseline",
+        description="Baselines: warning at 1.2x the average duration or 1.3x the "
+        "average memory growth, failure at 1.5x the slowest test.",
+    )
     actions = baseline.add_subparsers(dest="action", metavar="ACTION", required=True)
     save = actions.add_parser("save", help="write RUN.json's figures to BASE.json")
     check = actions.add_parser("check", help="compare RUN.json with BASE.json; exit 1 on a failure")
@@ -605,7 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
 
     gc = commands.add_parser(
-        "gc", help="list (or drop, with --yes) the databases crashed runs left behind",
+        "gc",
+        help="list (or drop, with --yes) the databases crashed runs left behind",
         description="List what dbscope would drop, and why; nothing is dropped without --yes.",
     )
     gc.add_argument("--url", help="the database URL (default: dbscope_url from the environment or pytest config)")
@@ -613,13 +657,18 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--yes", action="store_true", help="really drop what is listed as 'would drop'")
     mode.add_argument("--dry-run", action="store_true", help="only list (the default)")
     gc.add_argument("--templates", action="store_true", help="drop cached templates too")
-    gc.add_argument("--older-than", type=_seconds, metavar="SECONDS",
-                    help="what counts as stale (SQLite files: 3600 s; PostgreSQL: the backend's default)")
+    gc.add_argument(
+        "--older-than",
+        type=_seconds,
+        metavar="SECONDS",
+        help="what counts as stale (SQLite files: 3600 s; PostgreSQL: the backend's default)",
+    )
     gc.add_argument("--allow-remote", action="store_true", help="allow a database server that is not on this machine")
     gc.set_defaults(func=cmd_gc)
 
     doctor = commands.add_parser(
-        "doctor", help="check settings, backend, template and clone speed; give advice",
+        "doctor",
+        help="check settings, backend, template and clone speed; give advice",
         description="Check the settings, reach the backend, build the template from scratch, compare it with the "
         "cached one, time clones, and advise.",
     )
@@ -671,4 +720,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
-

@@ -16,7 +16,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from .errors import ClientClosedError, DbscopeError
 
@@ -242,7 +243,7 @@ class Client:
         if self.closed:
             return False
         try:
-            return self.execute("SELECT 1").scalar() == 1
+            return bool(self.execute("SELECT 1").scalar() == 1)
         except Exception:
             return False
 
@@ -277,7 +278,7 @@ class Client:
             interrupted = True
             acquired = self._lock.acquire(timeout=min(limit, 1.0))
         try:
-            if self._state is ClientState.CLOSED:
+            if self.closed:  # closed by another thread while this one waited
                 return True
             self._state = ClientState.CLOSED
             self._closed_at = reason or f"at {_caller_location()}"
@@ -290,7 +291,7 @@ class Client:
             if acquired:
                 self._lock.release()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -370,7 +371,9 @@ class Transaction:
             self._finish(TransactionState.ROLLED_BACK)
         self._client._check_open()
         if self._state is not TransactionState.ACTIVE:
-            raise DbscopeError(f"this transaction was already {self._state.value}; begin a new one with client.transaction()")
+            raise DbscopeError(
+                f"this transaction was already {self._state.value}; begin a new one with client.transaction()"
+            )
 
     def execute(self, sql: str, args: Args = ()) -> ResultSet:
         self._check_active()
@@ -421,10 +424,12 @@ class Transaction:
         self._client._depth -= 1
         self._client._lock.release()
 
-    def __enter__(self) -> Transaction:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._state is not TransactionState.ACTIVE:
             return
         if exc_type is None:

@@ -184,14 +184,28 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("url", "database URL: sqlite:// (default, in memory), sqlite:///dir, postgresql://..., postgresql+proc://", _url),
+    Setting(
+        "url", "database URL: sqlite:// (default, in memory), sqlite:///dir, postgresql://..., postgresql+proc://", _url
+    ),
     Setting("migrations", "directory of .sql files, one .sql file, or package.module:callable", _text),
     Setting("seed", "seed data applied after the migrations, in the same forms", _text),
     Setting("strategy", "isolation strategy: clone (default), reset or rollback", _strategy),
-    Setting("env_var", "environment variables set to the scope's URL: NAME or NAME:sqlalchemy|async|dsn", _env_vars, cli=False, listish=True),
+    Setting(
+        "env_var",
+        "environment variables set to the scope's URL: NAME or NAME:sqlalchemy|async|dsn",
+        _env_vars,
+        cli=False,
+        listish=True,
+    ),
     Setting("unset_env", "environment variables deleted at session start", _env_names, cli=False, listish=True),
     Setting("set_env", "NAME=VALUE pairs set at session start", _assignments, cli=False, listish=True),
-    Setting("reset_modules", "module names purged from sys.modules at each scope boundary", lambda r: tuple(_items(r)), cli=False, listish=True),
+    Setting(
+        "reset_modules",
+        "module names purged from sys.modules at each scope boundary",
+        lambda r: tuple(_items(r)),
+        cli=False,
+        listish=True,
+    ),
     Setting("reset_hooks", "module:callable run at each scope boundary", _hooks, cli=False, listish=True),
     Setting("autouse", "give every test a scope, even without a dbscope fixture", _bool, flag=True),
     Setting("close_timeout", "seconds each connection close may take (default 5)", _positive_float),

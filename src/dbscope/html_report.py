@@ -106,7 +106,16 @@ details summary { cursor: pointer; font-weight: 600; }
 footer { color: $muted; font-size: 12px; text-align: center; margin-top: 8px; }
 @media (max-width: 860px) { .cards { grid-template-columns: repeat(2, 1fr); } .two { grid-template-columns: 1fr; } }
 """).substitute(
-    ink=INK, muted=MUTED, blue=BLUE, teal=TEAL, amber=AMBER, red=RED, purple=PURPLE, orange=ORANGE, grey=GREY, grid=GRID,
+    ink=INK,
+    muted=MUTED,
+    blue=BLUE,
+    teal=TEAL,
+    amber=AMBER,
+    red=RED,
+    purple=PURPLE,
+    orange=ORANGE,
+    grey=GREY,
+    grid=GRID,
 )
 
 
@@ -201,18 +210,24 @@ class Plot:
     def add(self, svg: str) -> None:
         self.parts.append(svg)
 
-    def axes(self, *, y_ticks: Sequence[float], y_label: Any, x_ticks: Sequence[float], x_title: str, y_title: str) -> None:
+    def axes(
+        self, *, y_ticks: Sequence[float], y_label: Any, x_ticks: Sequence[float], x_title: str, y_title: str
+    ) -> None:
         grid = []
         bottom = self.top + self.plot_height
         for tick in y_ticks:
             y = self.sy(tick)
-            grid.append(f'<line x1="{self.left}" x2="{_n(self.width - self.right)}" y1="{_n(y)}" y2="{_n(y)}" stroke="{GRID}"/>')
+            grid.append(
+                f'<line x1="{self.left}" x2="{_n(self.width - self.right)}" y1="{_n(y)}" y2="{_n(y)}" stroke="{GRID}"/>'
+            )
             grid.append(f'<text x="{self.left - 8}" y="{_n(y + 4)}" text-anchor="end">{_e(y_label(tick))}</text>')
         for tick in x_ticks:
             x = self.sx(tick)
             grid.append(f'<line x1="{_n(x)}" x2="{_n(x)}" y1="{_n(bottom)}" y2="{_n(bottom + 5)}" stroke="{GREY}"/>')
             grid.append(f'<text x="{_n(x)}" y="{_n(bottom + 19)}" text-anchor="middle">{_e(_fmt_count(tick))}</text>')
-        grid.append(f'<line x1="{self.left}" x2="{_n(self.width - self.right)}" y1="{_n(bottom)}" y2="{_n(bottom)}" stroke="{GREY}"/>')
+        grid.append(
+            f'<line x1="{self.left}" x2="{_n(self.width - self.right)}" y1="{_n(bottom)}" y2="{_n(bottom)}" stroke="{GREY}"/>'
+        )
         grid.append(
             f'<text class="axis-title" x="{_n(self.left + self.plot_width / 2)}" y="{self.height - 4}" '
             f'text-anchor="middle">{_e(x_title)}</text>'
@@ -309,23 +324,33 @@ def duration_chart(tests: Sequence[Mapping[str, Any]], slow_ms: float) -> tuple[
             top = max(top, slow_ms * 1.1)
         y_ticks = nice_ticks(0, top, 5)
         plot = Plot((0.5, n + 0.5), (0, y_ticks[-1]))
-    plot.axes(y_ticks=y_ticks, y_label=_fmt_ms_tick, x_ticks=_x_ticks(n), x_title="tests, in the order they started", y_title="duration")
+    plot.axes(
+        y_ticks=y_ticks,
+        y_label=_fmt_ms_tick,
+        x_ticks=_x_ticks(n),
+        x_title="tests, in the order they started",
+        y_title="duration",
+    )
     radius = 4.0 if n <= 200 else 3.0 if n <= 1000 else 2.2
     ordinary = [(i, t) for i, t in enumerate(tests, 1) if not _flagged(t)]
     if n > MAX_POINTS:
         _ranges(plot, ordinary, "duration_ms")
     else:
-        plot.add("".join(
-            f'<circle cx="{_n(plot.sx(i))}" cy="{_n(plot.sy(t["duration_ms"]))}" r="{radius}" fill="{_colour(t)}" '
-            f'fill-opacity="0.7">{_tooltip(i, t)}</circle>'
-            for i, t in ordinary
-        ))
-    flagged = [(i, t) for i, t in enumerate(tests, 1) if _flagged(t)][:MAX_ATTENTION_ROWS * 4]
-    plot.add("".join(
-        f'<circle cx="{_n(plot.sx(i))}" cy="{_n(plot.sy(t["duration_ms"]))}" r="{radius + 2.5}" fill="{_colour(t)}" '
-        f'stroke="#fff" stroke-width="1.5">{_tooltip(i, t)}</circle>'
-        for i, t in flagged
-    ))
+        plot.add(
+            "".join(
+                f'<circle cx="{_n(plot.sx(i))}" cy="{_n(plot.sy(t["duration_ms"]))}" r="{radius}" fill="{_colour(t)}" '
+                f'fill-opacity="0.7">{_tooltip(i, t)}</circle>'
+                for i, t in ordinary
+            )
+        )
+    flagged = [(i, t) for i, t in enumerate(tests, 1) if _flagged(t)][: MAX_ATTENTION_ROWS * 4]
+    plot.add(
+        "".join(
+            f'<circle cx="{_n(plot.sx(i))}" cy="{_n(plot.sy(t["duration_ms"]))}" r="{radius + 2.5}" fill="{_colour(t)}" '
+            f'stroke="#fff" stroke-width="1.5">{_tooltip(i, t)}</circle>'
+            for i, t in flagged
+        )
+    )
     threshold_shown = (10**plot.y0 if log_y else plot.y0) <= slow_ms <= (10**plot.y1 if log_y else plot.y1)
     if threshold_shown:
         y = plot.sy(slow_ms)
@@ -346,10 +371,14 @@ def _ranges(plot: Plot, points: list[tuple[int, Mapping[str, Any]]], key: str) -
         low_high = columns.setdefault(column, [test[key], test[key]])
         low_high[0] = min(low_high[0], test[key])
         low_high[1] = max(low_high[1], test[key])
-    plot.add(f'<g stroke="{BLUE}" stroke-opacity="0.55" stroke-width="1.4" stroke-linecap="round">' + "".join(
-        f'<line x1="{x}.5" x2="{x}.5" y1="{_n(plot.sy(lo) + 1)}" y2="{_n(plot.sy(hi) - 1)}"/>'
-        for x, (lo, hi) in sorted(columns.items())
-    ) + "</g>")
+    plot.add(
+        f'<g stroke="{BLUE}" stroke-opacity="0.55" stroke-width="1.4" stroke-linecap="round">'
+        + "".join(
+            f'<line x1="{x}.5" x2="{x}.5" y1="{_n(plot.sy(lo) + 1)}" y2="{_n(plot.sy(hi) - 1)}"/>'
+            for x, (lo, hi) in sorted(columns.items())
+        )
+        + "</g>"
+    )
 
 
 def overhead_chart(tests: Sequence[Mapping[str, Any]]) -> str:
@@ -357,7 +386,7 @@ def overhead_chart(tests: Sequence[Mapping[str, Any]]) -> str:
     per_bar = max(1, math.ceil(n / MAX_BARS))
     bars = []
     for start in range(0, n, per_bar):
-        group = tests[start:start + per_bar]
+        group = tests[start : start + per_bar]
         setup = sum(t["setup_ms"] for t in group) / len(group)
         teardown = sum(t["teardown_ms"] for t in group) / len(group)
         leaks = [t for t in group if t["connections_leaked"] or t["scope_leaked"]]
@@ -370,8 +399,13 @@ def overhead_chart(tests: Sequence[Mapping[str, Any]]) -> str:
     clipped = high > cap * 1.2
     y_ticks = nice_ticks(0, (cap if clipped else high) * 1.12, 5)
     plot = Plot((0.5, n + 0.5), (0, y_ticks[-1]), height=250)
-    plot.axes(y_ticks=y_ticks, y_label=_fmt_ms_tick, x_ticks=_x_ticks(n), x_title="tests, in the order they started",
-              y_title="dbscope time")
+    plot.axes(
+        y_ticks=y_ticks,
+        y_label=_fmt_ms_tick,
+        x_ticks=_x_ticks(n),
+        x_title="tests, in the order they started",
+        y_title="dbscope time",
+    )
     slot = plot.plot_width / len(bars)
     width = max(slot * 0.78, 1.0)
     parts: list[str] = []
@@ -447,8 +481,13 @@ def memory_chart(tests: Sequence[Mapping[str, Any]]) -> str:
     pad = max((high - low) * 0.12, 0.5)
     y_ticks = nice_ticks(max(low - pad, 0), high + pad, 5)
     plot = Plot((0.5, n + 0.5), (y_ticks[0], y_ticks[-1]), height=250)
-    plot.axes(y_ticks=y_ticks, y_label=lambda v: f"{v:g} MB", x_ticks=_x_ticks(n), x_title="tests, in the order they started",
-              y_title="resident memory")
+    plot.axes(
+        y_ticks=y_ticks,
+        y_label=lambda v: f"{v:g} MB",
+        x_ticks=_x_ticks(n),
+        x_title="tests, in the order they started",
+        y_title="resident memory",
+    )
     parts = []
     for k, (worker, points) in enumerate(sorted(by_worker.items())):
         colour = WORKER_COLOURS[k % len(WORKER_COLOURS)]
@@ -463,14 +502,16 @@ def memory_chart(tests: Sequence[Mapping[str, Any]]) -> str:
         )
         if len(points) == 1:
             i, t = points[0]
-            parts.append(f'<circle cx="{_n(plot.sx(i))}" cy="{_n(plot.sy(t["rss_bytes"] / MB))}" r="4" fill="{colour}"/>')
+            parts.append(
+                f'<circle cx="{_n(plot.sx(i))}" cy="{_n(plot.sy(t["rss_bytes"] / MB))}" r="4" fill="{colour}"/>'
+            )
     for i, test in enumerate(tests, 1):
         if "memory_growth" in _kinds(test) or test["memory_growth_bytes"] >= 8 * MB:
             colour = ORANGE if "memory_growth" in _kinds(test) else GREY
             parts.append(
                 f'<circle cx="{_n(plot.sx(i))}" cy="{_n(plot.sy(test["rss_bytes"] / MB))}" r="5.5" fill="{colour}" '
                 f'stroke="#fff" stroke-width="1.5">'
-                f'{_tooltip(i, test, "memory growth " + format_bytes(test["memory_growth_bytes"]))}</circle>'
+                f"{_tooltip(i, test, 'memory growth ' + format_bytes(test['memory_growth_bytes']))}</circle>"
             )
     plot.add("".join(parts))
     return plot.svg("memory over the run")
@@ -482,18 +523,28 @@ def time_split(summary: Mapping[str, Any], tests: Sequence[Mapping[str, Any]]) -
     teardown = sum(t["teardown_ms"] for t in tests)
     rest = max(total - setup - teardown, 0.0)
     whole = setup + teardown + rest or 1.0
-    parts = [("your tests and fixtures", rest, "#c9d3e0"), ("dbscope setup", setup, BLUE), ("dbscope teardown", teardown, TEAL)]
+    parts = [
+        ("your tests and fixtures", rest, "#c9d3e0"),
+        ("dbscope setup", setup, BLUE),
+        ("dbscope teardown", teardown, TEAL),
+    ]
     x = 0.0
     width = 1100
     rects, legend = [], []
     for label, value, colour in parts:
         w = value / whole * width
-        rects.append(f'<rect x="{_n(x)}" y="0" width="{_n(w)}" height="26" fill="{colour}"><title>{_e(label)}: {_e(format_ms(value))}</title></rect>')
+        rects.append(
+            f'<rect x="{_n(x)}" y="0" width="{_n(w)}" height="26" fill="{colour}"><title>{_e(label)}: {_e(format_ms(value))}</title></rect>'
+        )
         x += w
-        legend.append(f'<span><i class="sq" style="background:{colour}"></i>{_e(label)} {_e(format_ms(value))} '
-                      f"({value / whole * 100:.1f}%)</span>")
-    svg = f'<svg viewBox="0 0 {width} 26" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="where the time went">' \
-          f'<clipPath id="round"><rect width="{width}" height="26" rx="6"/></clipPath><g clip-path="url(#round)">{"".join(rects)}</g></svg>'
+        legend.append(
+            f'<span><i class="sq" style="background:{colour}"></i>{_e(label)} {_e(format_ms(value))} '
+            f"({value / whole * 100:.1f}%)</span>"
+        )
+    svg = (
+        f'<svg viewBox="0 0 {width} 26" xmlns="http://www.w3.org/2000/svg" role="img" aria-label="where the time went">'
+        f'<clipPath id="round"><rect width="{width}" height="26" rx="6"/></clipPath><g clip-path="url(#round)">{"".join(rects)}</g></svg>'
+    )
     return svg + f'<div class="legend">{"".join(legend)}</div>'
 
 
@@ -504,7 +555,12 @@ def _badges(test: Mapping[str, Any]) -> str:
     badges = []
     if test["outcome"] in ("failed", "error"):
         badges.append(f'<span class="badge b-{test["outcome"]}">{test["outcome"].upper()}</span>')
-    names = {"connection_leak": "CONNECTION LEAK", "scope_leak": "SCOPE LEAK", "slow_test": "SLOW", "memory_growth": "MEMORY"}
+    names = {
+        "connection_leak": "CONNECTION LEAK",
+        "scope_leak": "SCOPE LEAK",
+        "slow_test": "SLOW",
+        "memory_growth": "MEMORY",
+    }
     for kind in sorted(_kinds(test)):
         badges.append(f'<span class="badge b-{kind}">{names.get(kind, kind.upper())}</span>')
     return "".join(badges)
@@ -527,7 +583,10 @@ def attention_table(tests: Sequence[Mapping[str, Any]]) -> str:
     note = f'<p class="caption">and {more} more in the JSON report</p>' if more > 0 else ""
     return (
         '<table><thead><tr><th class="num">#</th><th>what</th><th>test</th><th class="num">duration</th>'
-        '<th class="num">leaked</th><th class="num">memory</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>" + note
+        '<th class="num">leaked</th><th class="num">memory</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+        + note
     )
 
 
@@ -556,40 +615,58 @@ def slowest_table(tests: Sequence[Mapping[str, Any]], count: int = 10) -> str:
 
 
 def _kv(rows: Iterable[tuple[str, Any]]) -> str:
-    return '<table class="kv"><tbody>' + "".join(
-        f'<tr><td>{_e(k)}</td><td class="num">{_e(v)}</td></tr>' for k, v in rows
-    ) + "</tbody></table>"
+    return (
+        '<table class="kv"><tbody>'
+        + "".join(f'<tr><td>{_e(k)}</td><td class="num">{_e(v)}</td></tr>' for k, v in rows)
+        + "</tbody></table>"
+    )
 
 
 def summary_table(report: Mapping[str, Any]) -> str:
     s = report["summary"]
-    outcomes = ", ".join(f"{s[k]} {k}" for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed") if s.get(k))
+    outcomes = ", ".join(
+        f"{s[k]} {k}" for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed") if s.get(k)
+    )
     source = MEMORY_SOURCES.get(s["memory_source"], s["memory_source"])
-    return _kv([
-        ("tests", f"{s['tests']} ({outcomes})" if outcomes else s["tests"]),
-        ("failures", s["failures"]),
-        ("average duration", format_ms(s["average_duration_ms"])),
-        ("max duration", format_ms(s["max_duration_ms"])),
-        ("tests that used a scope", s["scoped_tests"]),
-        ("average dbscope setup / teardown", f"{format_ms(s['average_setup_ms'])} / {format_ms(s['average_teardown_ms'])}"),
-        ("scope leaks", f"{s['scope_leaks']} ({s['scope_leak_percent']:.2f}%)"),
-        ("connection leaks", f"{s['connection_leaks']} ({s['connection_leak_percent']:.2f}%), {s['connections_leaked']} connection(s)"),
-        (f"slow tests (over {s['slow_test_s']:g} s)", s["slow_tests"]),
-        ("average memory growth", format_bytes(s["average_memory_growth_bytes"])),
-        ("max memory growth", format_bytes(s["max_memory_growth_bytes"])),
-        (f"memory growth over {s['memory_growth_mb']:g} MB", s["memory_growth_warnings"]),
-        ("memory measured as", source),
-        ("workers", ", ".join(s.get("workers", [])) or "-"),
-    ])
+    return _kv(
+        [
+            ("tests", f"{s['tests']} ({outcomes})" if outcomes else s["tests"]),
+            ("failures", s["failures"]),
+            ("average duration", format_ms(s["average_duration_ms"])),
+            ("max duration", format_ms(s["max_duration_ms"])),
+            ("tests that used a scope", s["scoped_tests"]),
+            (
+                "average dbscope setup / teardown",
+                f"{format_ms(s['average_setup_ms'])} / {format_ms(s['average_teardown_ms'])}",
+            ),
+            ("scope leaks", f"{s['scope_leaks']} ({s['scope_leak_percent']:.2f}%)"),
+            (
+                "connection leaks",
+                f"{s['connection_leaks']} ({s['connection_leak_percent']:.2f}%), {s['connections_leaked']} connection(s)",
+            ),
+            (f"slow tests (over {s['slow_test_s']:g} s)", s["slow_tests"]),
+            ("average memory growth", format_bytes(s["average_memory_growth_bytes"])),
+            ("max memory growth", format_bytes(s["max_memory_growth_bytes"])),
+            (f"memory growth over {s['memory_growth_mb']:g} MB", s["memory_growth_warnings"]),
+            ("memory measured as", source),
+            ("workers", ", ".join(s.get("workers", [])) or "-"),
+        ]
+    )
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     labels = {
-        "scopes_created": "scopes created", "scopes_destroyed": "scopes destroyed",
-        "connections_created": "connections created", "connections_closed": "connections closed",
-        "connections_leaked": "connections leaked", "average_cleanup_ms": "average cleanup",
-        "emergency_cleanups": "emergency cleanups", "modules_cleared": "modules cleared",
-        "cleanup_failures": "cleanup failures", "pool_hits": "clone pool hits", "pool_misses": "clone pool misses",
+        "scopes_created": "scopes created",
+        "scopes_destroyed": "scopes destroyed",
+        "connections_created": "connections created",
+        "connections_closed": "connections closed",
+        "connections_leaked": "connections leaked",
+        "average_cleanup_ms": "average cleanup",
+        "emergency_cleanups": "emergency cleanups",
+        "modules_cleared": "modules cleared",
+        "cleanup_failures": "cleanup failures",
+        "pool_hits": "clone pool hits",
+        "pool_misses": "clone pool misses",
     }
     rows = []
     for key, value in metrics.items():
@@ -637,7 +714,7 @@ def all_tests_table(tests: Sequence[Mapping[str, Any]]) -> str:
     more = len(tests) - MAX_TABLE_ROWS
     note = f'<p class="caption">the first {MAX_TABLE_ROWS}; {more} more in the JSON report</p>' if more > 0 else ""
     return (
-        f"<details><summary>All {len(tests)} tests</summary>{note}<table><thead><tr><th class=\"num\">#</th><th>test</th>"
+        f'<details><summary>All {len(tests)} tests</summary>{note}<table><thead><tr><th class="num">#</th><th>test</th>'
         '<th>outcome</th><th>worker</th><th class="num">duration</th><th class="num">dbscope setup</th>'
         '<th class="num">teardown</th><th class="num">connections opened/closed/leaked</th><th class="num">memory</th>'
         "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></details>"
@@ -659,18 +736,34 @@ def _cards(report: Mapping[str, Any]) -> str:
     n = s["tests"]
     cards = [
         _card("tests", n, f"{s['passed']} passed, {s['skipped']} skipped", "info"),
-        _card("failures", s["failures"], f"{s['failed']} failed, {s['error']} errors", "bad" if s["failures"] else "ok"),
-        _card("average duration", format_ms(s["average_duration_ms"]), f"max {format_ms(s['max_duration_ms'])}", "info"),
         _card(
-            "dbscope overhead", format_ms(s["average_overhead_ms"]),
-            f"per test: setup {format_ms(s['average_setup_ms'])} + teardown {format_ms(s['average_teardown_ms'])}", "info",
+            "failures", s["failures"], f"{s['failed']} failed, {s['error']} errors", "bad" if s["failures"] else "ok"
         ),
-        _card("connection leaks", s["connection_leaks"], f"{s['connection_leak_percent']:.2f}% of tests, "
-              f"{s['connections_leaked']} connection(s)", "bad" if s["connection_leaks"] else "ok"),
-        _card("scope leaks", s["scope_leaks"], f"{s['scope_leak_percent']:.2f}% of tests", "bad" if s["scope_leaks"] else "ok"),
+        _card(
+            "average duration", format_ms(s["average_duration_ms"]), f"max {format_ms(s['max_duration_ms'])}", "info"
+        ),
+        _card(
+            "dbscope overhead",
+            format_ms(s["average_overhead_ms"]),
+            f"per test: setup {format_ms(s['average_setup_ms'])} + teardown {format_ms(s['average_teardown_ms'])}",
+            "info",
+        ),
+        _card(
+            "connection leaks",
+            s["connection_leaks"],
+            f"{s['connection_leak_percent']:.2f}% of tests, {s['connections_leaked']} connection(s)",
+            "bad" if s["connection_leaks"] else "ok",
+        ),
+        _card(
+            "scope leaks",
+            s["scope_leaks"],
+            f"{s['scope_leak_percent']:.2f}% of tests",
+            "bad" if s["scope_leaks"] else "ok",
+        ),
         _card("slow tests", s["slow_tests"], f"over {s['slow_test_s']:g} s", "warn" if s["slow_tests"] else "ok"),
         _card(
-            "memory growth", format_bytes(s["average_memory_growth_bytes"]),
+            "memory growth",
+            format_bytes(s["average_memory_growth_bytes"]),
             f"per test; max {format_bytes(s['max_memory_growth_bytes'])}",
             "warn" if s["memory_growth_warnings"] else "ok",
         ),
@@ -716,12 +809,14 @@ def render(report: Mapping[str, Any], *, title: str = "dbscope isolation report"
     source = MEMORY_SOURCES.get(s["memory_source"], s["memory_source"])
     settings = report.get("settings", {})
     sub = " · ".join(
-        str(part) for part in (
+        str(part)
+        for part in (
             report.get("created_at", ""),
             settings.get("url", ""),
             f"{len(s.get('workers', []))} worker(s)" if s.get("workers") else "",
             f"dbscope {report['dbscope_version']}" if report.get("dbscope_version") else "",
-        ) if part
+        )
+        if part
     )
     body = [
         f'<header><h1><span class="logo"></span>{_e(title)}</h1><div class="sub">{_e(sub)}</div></header>',
@@ -736,12 +831,19 @@ def render(report: Mapping[str, Any], *, title: str = "dbscope isolation report"
         )
         chart, threshold_shown = duration_chart(tests, slow_ms)
         threshold = (
-            f"the dashed line is the slow-test threshold ({format_ms(slow_ms)})" if threshold_shown
+            f"the dashed line is the slow-test threshold ({format_ms(slow_ms)})"
+            if threshold_shown
             else f"no test came near the slow-test threshold ({format_ms(slow_ms)})"
         )
         used = {_colour(t) for t in tests} | {BLUE}
-        kinds = [(BLUE, "passed"), (RED, "failed or leaked a connection"), (PURPLE, "leaked a scope"),
-                 (AMBER, "slow"), (ORANGE, "memory growth"), (GREY, "skipped")]
+        kinds = [
+            (BLUE, "passed"),
+            (RED, "failed or leaked a connection"),
+            (PURPLE, "leaked a scope"),
+            (AMBER, "slow"),
+            (ORANGE, "memory growth"),
+            (GREY, "skipped"),
+        ]
         body.append(
             '<section><h2>Duration of each test</h2><p class="caption">In the order the tests started'
             + (" (log scale)" if _is_log(tests) else "")
@@ -754,27 +856,36 @@ def render(report: Mapping[str, Any], *, title: str = "dbscope isolation report"
             '<section><h2>dbscope overhead per test</h2><p class="caption">dbscope\'s own work: creating and cloning the '
             "scope (setup; a worker's first scope also builds the template), closing connections, probing for leaks "
             "and dropping the database (teardown)"
-            + (f"; each bar is the average of {math.ceil(len(tests) / MAX_BARS)} consecutive tests" if len(tests) > MAX_BARS else "")
-            + ". Triangles mark leaks.</p>" + overhead_chart(tests)
-            + _legend([(BLUE, "setup"), (TEAL, "teardown"), (RED, "connection leak"), (PURPLE, "scope leak")], square=True)
+            + (
+                f"; each bar is the average of {math.ceil(len(tests) / MAX_BARS)} consecutive tests"
+                if len(tests) > MAX_BARS
+                else ""
+            )
+            + ". Triangles mark leaks.</p>"
+            + overhead_chart(tests)
+            + _legend(
+                [(BLUE, "setup"), (TEAL, "teardown"), (RED, "connection leak"), (PURPLE, "scope leak")], square=True
+            )
             + "</section>"
         )
         if s["memory_source"] != "none":
             body.append(
                 f'<section><h2>Memory over the run</h2><p class="caption">{_e(source)} after each test, one line per '
                 f"worker process; marked: growth over {s['memory_growth_mb']:g} MB (orange) or over 8 MB (grey).</p>"
-                + memory_chart(tests) + _worker_legend(tests) + "</section>"
+                + memory_chart(tests)
+                + _worker_legend(tests)
+                + "</section>"
             )
-        body.append('<section><h2>Tests that need attention</h2>' + attention_table(tests) + "</section>")
-        body.append('<section><h2>Slowest tests</h2>' + slowest_table(tests) + "</section>")
+        body.append("<section><h2>Tests that need attention</h2>" + attention_table(tests) + "</section>")
+        body.append("<section><h2>Slowest tests</h2>" + slowest_table(tests) + "</section>")
     else:
         body.append('<section><p class="empty">No test ran, so there is nothing to chart.</p></section>')
     body.append(
         '<div class="two row-gap"><section><h2>Summary</h2>' + summary_table(report) + "</section>"
-        '<section><h2>Isolation manager</h2>' + metrics_table(report["metrics"]) + "</section></div>"
+        "<section><h2>Isolation manager</h2>" + metrics_table(report["metrics"]) + "</section></div>"
     )
     if report.get("baseline"):
-        body.append('<section><h2>Compared with the baseline</h2>' + baseline_table(report["baseline"]) + "</section>")
+        body.append("<section><h2>Compared with the baseline</h2>" + baseline_table(report["baseline"]) + "</section>")
     if tests:
         body.append("<section>" + all_tests_table(tests) + "</section>")
     body.append(f"<footer>{_e(title)} · written by dbscope · self-contained, no network needed</footer>")
@@ -793,9 +904,11 @@ def _is_log(tests: Sequence[Mapping[str, Any]]) -> bool:
 
 def _legend(items: Sequence[tuple[str, str]], *, square: bool = False) -> str:
     cls = ' class="sq"' if square else ""
-    return '<div class="legend">' + "".join(
-        f'<span><i{cls} style="background:{colour}"></i>{_e(label)}</span>' for colour, label in items
-    ) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(f'<span><i{cls} style="background:{colour}"></i>{_e(label)}</span>' for colour, label in items)
+        + "</div>"
+    )
 
 
 def _worker_legend(tests: Sequence[Mapping[str, Any]]) -> str:

@@ -11,6 +11,10 @@ __all__ = ["LOGGER_NAMES", "configure_debug_logging"]
 LOGGER_NAMES = ("isolation", "database")
 
 
+class _DebugHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler DBSCOPE_DEBUG adds, recognisable so that it is added once."""
+
+
 def configure_debug_logging(value: str | None = None, *, stream: IO[str] | None = None) -> list[str]:
     """Turn on DEBUG for the loggers named in ``value`` (``DBSCOPE_DEBUG`` by default).
 
@@ -27,10 +31,9 @@ def configure_debug_logging(value: str | None = None, *, stream: IO[str] | None 
             continue
         logger = logging.getLogger(f"dbscope.{name}")
         logger.setLevel(logging.DEBUG)
-        if not any(getattr(h, "_dbscope", False) for h in logger.handlers):
-            handler = logging.StreamHandler(stream)
+        if not any(isinstance(h, _DebugHandler) for h in logger.handlers):
+            handler = _DebugHandler(stream)
             handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
-            handler._dbscope = True  # type: ignore[attr-defined]
             logger.addHandler(handler)
         enabled.append(f"dbscope.{name}")
     return enabled

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, Self
 
 from .backends import Backend, open_backend
 from .client import Client
@@ -152,9 +152,7 @@ class IsolationManager:
         self._run_reset_hooks(scope_id, test_name, at="start")
         shared = None if opts.strategy == "clone" else self._shared_database(opts)
         database = self._clone(opts) if shared is None else shared.database
-        scope = Scope(
-            scope_id, test_name, opts, database, on_track=self._on_track, on_untrack=self._on_untrack
-        )
+        scope = Scope(scope_id, test_name, opts, database, on_track=self._on_track, on_untrack=self._on_untrack)
         if shared is not None:
             self._ensure_clean(shared, test_name)
             scope.shared = shared
@@ -189,7 +187,9 @@ class IsolationManager:
             else:
                 self._release_own(scope)
         except Exception as exc:
-            log.error("cleanup of scope %s (test %r) failed: %s; running emergency cleanup", scope_id, scope.test_name, exc)
+            log.error(
+                "cleanup of scope %s (test %r) failed: %s; running emergency cleanup", scope_id, scope.test_name, exc
+            )
             self._emergency(scope)
             self._counters["emergency_cleanups"] += 1
             ok = False
@@ -213,7 +213,10 @@ class IsolationManager:
             log.warning(
                 "connection leak in test %r: %d connection(s) to %s still open after the test "
                 "(scope %s); dispose engines and close connections the test opened",
-                scope.test_name, leaked, scope.database.name, scope.id,
+                scope.test_name,
+                leaked,
+                scope.database.name,
+                scope.id,
             )
         if not scope.kept:
             scope.database.drop()
@@ -244,7 +247,8 @@ class IsolationManager:
             if not _in_transaction(shared.outer):
                 log.warning(
                     "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
-                    "restoring the database from the template instead", scope.test_name,
+                    "restoring the database from the template instead",
+                    scope.test_name,
                 )
                 shared.database.restore(shared.template)
                 return
@@ -254,7 +258,8 @@ class IsolationManager:
                 log.warning(
                     "another connection committed to %s during test %r under the rollback strategy; "
                     "restoring it from the template (use strategy reset or clone for such apps)",
-                    shared.database.name, scope.test_name,
+                    shared.database.name,
+                    scope.test_name,
                 )
                 shared.database.restore(shared.template)
             return
@@ -292,7 +297,8 @@ class IsolationManager:
         )
         log.warning(
             "emergency cleanup of %s",
-            ", ".join(f"scope {s.id} (test {s.test_name!r})" for s in targets) or f"{scope_id or 'all scopes'}: none active",
+            ", ".join(f"scope {s.id} (test {s.test_name!r})" for s in targets)
+            or f"{scope_id or 'all scopes'}: none active",
         )
         ok = True
         for scope in targets:
@@ -318,7 +324,9 @@ class IsolationManager:
             self._counters["modules_cleared"] += len(doomed)
             log.debug(
                 "cleared %d module(s) from sys.modules at the boundary of scope %s: %s",
-                len(doomed), self.current_test_id or "(none current)", ", ".join(doomed),
+                len(doomed),
+                self.current_test_id or "(none current)",
+                ", ".join(doomed),
             )
         return len(doomed)
 
@@ -364,7 +372,7 @@ class IsolationManager:
         self.is_test_mode = False
         self._closed = True
 
-    def __enter__(self) -> IsolationManager:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -383,7 +391,9 @@ class IsolationManager:
         if scope_id is None:
             scope_id = self.current_test_id
             if scope_id is None:
-                raise ScopeError("there is no current test scope; call ensure_test_isolation() first or pass a scope id")
+                raise ScopeError(
+                    "there is no current test scope; call ensure_test_isolation() first or pass a scope id"
+                )
         scope = self.active_scopes.get(scope_id)
         if scope is None:
             raise ScopeError(f"test scope {scope_id} not found: it was never created or was already destroyed")
@@ -392,7 +402,9 @@ class IsolationManager:
     def _scope_options(self, options: dict[str, Any]) -> ScopeOptions:
         unknown = sorted(set(options) - _SCOPE_OPTIONS)
         if unknown:
-            raise ConfigError(f"unknown scope option(s) {', '.join(unknown)}; known: {', '.join(sorted(_SCOPE_OPTIONS))}")
+            raise ConfigError(
+                f"unknown scope option(s) {', '.join(unknown)}; known: {', '.join(sorted(_SCOPE_OPTIONS))}"
+            )
         if options:
             try:
                 merged = replace(self.config, **options)
@@ -478,8 +490,10 @@ class IsolationManager:
         if failed is not None:
             raise MigrationError(
                 f"{failed} (the template build failed earlier in this session)",
-                source=failed.source, statement=failed.statement,
-                statement_index=failed.statement_index, line=failed.line,
+                source=failed.source,
+                statement=failed.statement,
+                statement_index=failed.statement_index,
+                line=failed.line,
             )
         migrations = self._migration_set(opts.migrations, "dbscope_migrations")
         seed = self._migration_set(opts.seed, "dbscope_seed")

@@ -185,9 +185,7 @@ class AlembicStep:
             from alembic import command
             from alembic.config import Config as AlembicConfig
         except ImportError as exc:
-            raise MigrationError(
-                f"{self.name} needs alembic: pip install alembic", source=self.name
-            ) from exc
+            raise MigrationError(f"{self.name} needs alembic: pip install alembic", source=self.name) from exc
         config = AlembicConfig(str(self.ini_path))
         config.set_main_option("script_location", str(self.script_location))
         config.set_main_option("sqlalchemy.url", _require_url(self.name, url).replace("%", "%%"))
@@ -345,8 +343,7 @@ def load_migrations(
     if path.is_file():
         if not _is_sql_file(path):
             raise ConfigError(
-                f"{setting}: {text!r} (resolved to {path}) is not a .sql file; "
-                f"point it at {_WHAT_TO_GIVE}"
+                f"{setting}: {text!r} (resolved to {path}) is not a .sql file; point it at {_WHAT_TO_GIVE}"
             )
         return MigrationSet(spec=text, steps=(_sql_step(path, base),))
     module_name, colon, attribute = text.partition(":")
@@ -356,10 +353,7 @@ def load_migrations(
             return MigrationSet(spec=text, steps=(_metadata_step(target, name=text),))
         return MigrationSet(spec=text, steps=(_callable_step(target, name=text),))
     where = "" if Path(text).is_absolute() else f", relative to {base}"
-    raise ConfigError(
-        f"{setting}: {text!r} does not exist (resolved to {path}{where}); "
-        f"point it at {_WHAT_TO_GIVE}"
-    )
+    raise ConfigError(f"{setting}: {text!r} does not exist (resolved to {path}{where}); point it at {_WHAT_TO_GIVE}")
 
 
 def _sql_step(path: Path, base: Path) -> SqlFileStep:
@@ -377,7 +371,7 @@ def _sql_step(path: Path, base: Path) -> SqlFileStep:
     except UnicodeDecodeError as exc:
         line = content.count(b"\n", 0, exc.start) + 1
         raise MigrationError(
-            f"migration {name} is not valid UTF-8: byte {content[exc.start:exc.start + 1]!r} "
+            f"migration {name} is not valid UTF-8: byte {content[exc.start : exc.start + 1]!r} "
             f"at offset {exc.start} (line {line}); save the file as UTF-8 and run again",
             source=name,
             line=line,
@@ -391,9 +385,7 @@ def _sql_step(path: Path, base: Path) -> SqlFileStep:
     return SqlFileStep(name=name, content=content, statements=tuple(statements))
 
 
-def _import_callable(
-    text: str, module_name: str, attribute: str, setting: str
-) -> Callable[[Any], None]:
+def _import_callable(text: str, module_name: str, attribute: str, setting: str) -> Callable[[Any], None]:
     """Resolve ``package.module:attr.path`` to a callable, with errors that say how to fix it."""
     if not _DOTTED.fullmatch(attribute):
         raise ConfigError(

@@ -44,9 +44,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for setting in SETTINGS:
         if setting.cli:
             if setting.flag:
-                group.addoption(setting.option, action="store_true", default=None, dest=setting.ini_name, help=setting.help)
+                group.addoption(
+                    setting.option, action="store_true", default=None, dest=setting.ini_name, help=setting.help
+                )
             else:
-                group.addoption(setting.option, action="store", default=None, dest=setting.ini_name, metavar="VALUE", help=setting.help)
+                group.addoption(
+                    setting.option,
+                    action="store",
+                    default=None,
+                    dest=setting.ini_name,
+                    metavar="VALUE",
+                    help=setting.help,
+                )
         if setting.ini:
             parser.addini(setting.ini_name, help=setting.help, type="linelist" if setting.listish else "string")
 
@@ -207,9 +216,7 @@ def db_engine(dbscope_scope: Scope) -> Iterator[Any]:
     try:
         import sqlalchemy
     except ImportError:
-        raise pytest.UsageError(
-            "the db_engine fixture needs SQLAlchemy: pip install 'dbscope[sqlalchemy]'"
-        ) from None
+        raise pytest.UsageError("the db_engine fixture needs SQLAlchemy: pip install 'dbscope[sqlalchemy]'") from None
     engine = sqlalchemy.create_engine(dbscope_scope.url())
     try:
         yield engine

@@ -309,7 +309,9 @@ def build_report(
 ) -> dict[str, Any]:
     """The whole report document, tests in the order they started."""
     ordered = sorted(tests, key=lambda t: t["started_at"])
-    summary = summarize(ordered, slow_test_s=slow_test_s, memory_growth_mb=memory_growth_mb, memory_source=memory_source)
+    summary = summarize(
+        ordered, slow_test_s=slow_test_s, memory_growth_mb=memory_growth_mb, memory_source=memory_source
+    )
     summary["workers"] = sorted(set(workers)) or sorted({t["worker"] for t in ordered})
     summary["missing_workers"] = sorted(set(missing_workers))
     return {
@@ -375,34 +377,44 @@ def summary_lines(report: Mapping[str, Any], *, max_warnings: int | None = 25) -
     maximum = f", max {format_ms(s['max_duration_ms'])} ({s['max_duration_nodeid']})" if n else ""
     counted = f" ({outcomes})" if outcomes else ""
     average = format_ms(s["average_duration_ms"])
-    lines.append((
-        f"tests: {n}{counted}, failures: {s['failures']}, average duration: {average}{maximum}",
-        "red" if s["failures"] else None,
-    ))
-    lines.append((
+    lines.append(
         (
-            f"dbscope overhead per test: setup {format_ms(s['average_setup_ms'])}, teardown "
-            f"{format_ms(s['average_teardown_ms'])} ({s['scoped_tests']} of {n} tests used a scope)"
-        ),
-        None,
-    ))
-    lines.append((
+            f"tests: {n}{counted}, failures: {s['failures']}, average duration: {average}{maximum}",
+            "red" if s["failures"] else None,
+        )
+    )
+    lines.append(
         (
-            f"scope leaks: {s['scope_leaks']} ({s['scope_leak_percent']:.2f}%), connection leaks: "
-            f"{s['connection_leaks']} ({s['connection_leak_percent']:.2f}%) with {s['connections_leaked']} "
-            "connection(s) left open"
-        ),
-        "red" if s["scope_leaks"] or s["connection_leaks"] else None,
-    ))
-    lines.append((f"slow tests (over {s['slow_test_s']:g} s): {s['slow_tests']}", "yellow" if s["slow_tests"] else None))
+            (
+                f"dbscope overhead per test: setup {format_ms(s['average_setup_ms'])}, teardown "
+                f"{format_ms(s['average_teardown_ms'])} ({s['scoped_tests']} of {n} tests used a scope)"
+            ),
+            None,
+        )
+    )
+    lines.append(
+        (
+            (
+                f"scope leaks: {s['scope_leaks']} ({s['scope_leak_percent']:.2f}%), connection leaks: "
+                f"{s['connection_leaks']} ({s['connection_leak_percent']:.2f}%) with {s['connections_leaked']} "
+                "connection(s) left open"
+            ),
+            "red" if s["scope_leaks"] or s["connection_leaks"] else None,
+        )
+    )
+    lines.append(
+        (f"slow tests (over {s['slow_test_s']:g} s): {s['slow_tests']}", "yellow" if s["slow_tests"] else None)
+    )
     source = MEMORY_SOURCES.get(s["memory_source"], s["memory_source"])
-    lines.append((
-        f"memory ({source}): average growth {format_bytes(s['average_memory_growth_bytes'])} per test, max "
-        f"{format_bytes(s['max_memory_growth_bytes'])}"
-        + (f" ({s['max_memory_growth_nodeid']})" if s["max_memory_growth_nodeid"] else "")
-        + f", over {s['memory_growth_mb']:g} MB: {s['memory_growth_warnings']}",
-        "yellow" if s["memory_growth_warnings"] else None,
-    ))
+    lines.append(
+        (
+            f"memory ({source}): average growth {format_bytes(s['average_memory_growth_bytes'])} per test, max "
+            f"{format_bytes(s['max_memory_growth_bytes'])}"
+            + (f" ({s['max_memory_growth_nodeid']})" if s["max_memory_growth_nodeid"] else "")
+            + f", over {s['memory_growth_mb']:g} MB: {s['memory_growth_warnings']}",
+            "yellow" if s["memory_growth_warnings"] else None,
+        )
+    )
     if len(s.get("workers", [])) > 1:
         lines.append((f"workers: {len(s['workers'])} ({', '.join(s['workers'])})", None))
     for worker in s.get("missing_workers", []):
@@ -427,7 +439,13 @@ def summary_lines(report: Mapping[str, Any], *, max_warnings: int | None = 25) -
                 lines.append((warning["message"], "yellow" if kind in ("slow_test", "memory_growth") else "red"))
     for kind, count in shown.items():
         if max_warnings is not None and count > max_warnings:
-            lines.append((f"... and {count - max_warnings} more {kind.replace('_', ' ')} warning(s): see the JSON report or -v", None))
+            lines.append(
+                (
+                    f"... and {count - max_warnings} more {kind.replace('_', ' ')} warning(s): "
+                    "see the JSON report or -v",
+                    None,
+                )
+            )
     return lines
 
 

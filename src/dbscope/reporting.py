@@ -74,7 +74,12 @@ class ReportPlugin:
         s = self.settings
         self.paths = {
             name: (base / value if value else None)
-            for name, value in (("report", s.report), ("html", s.html), ("baseline", s.baseline), ("save_baseline", s.save_baseline))
+            for name, value in (
+                ("report", s.report),
+                ("html", s.html),
+                ("baseline", s.baseline),
+                ("save_baseline", s.save_baseline),
+            )
         }
         self.baseline: dict[str, Any] | None = None
         if not self.is_worker and self.paths["baseline"] is not None:
@@ -289,4 +294,3 @@ class ReportPlugin:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.memory.close()
-

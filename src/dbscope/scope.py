@@ -6,7 +6,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .client import Client
 from .errors import ScopeError
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .backends.base import Database
 
 __all__ = ["Scope", "ScopeOptions", "ScopeState"]
+
+T = TypeVar("T")
 
 
 class ScopeState(enum.Enum):
@@ -77,8 +79,7 @@ class Scope:
     def _check_active(self) -> None:
         if self.state is not ScopeState.ACTIVE:
             raise ScopeError(
-                f"scope {self.id} (test {self.test_name!r}) is {self.state.value}; "
-                "open a new scope for new work"
+                f"scope {self.id} (test {self.test_name!r}) is {self.state.value}; open a new scope for new work"
             )
 
     def url(self, fmt: str = "sqlalchemy") -> str:
@@ -120,7 +121,7 @@ class Scope:
         self._check_active()
         return self.track(self.database.connect())
 
-    def track(self, resource: Any) -> Any:
+    def track(self, resource: T) -> T:
         """Close ``resource`` (anything with ``close()``) when this scope ends."""
         self._check_active()
         if not callable(getattr(resource, "close", None)):

@@ -138,7 +138,9 @@ def server_address(url: BackendURL) -> ServerAddress:
     try:
         params = conninfo_to_dict("postgresql://" + rest)
     except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"dbscope_url {url.masked!r} is not a valid PostgreSQL URL: {mask_password(str(exc))}") from None
+        raise ConfigError(
+            f"dbscope_url {url.masked!r} is not a valid PostgreSQL URL: {mask_password(str(exc))}"
+        ) from None
     return ServerAddress(tuple((k, str(v)) for k, v in params.items() if v is not None), url.masked)
 
 
@@ -248,7 +250,7 @@ def connect_error(
     if "role" in lowered and "does not exist" in lowered:
         return BackendUnavailableError(
             f"the PostgreSQL server at {where} has no role {user!r} ({address.masked_url}): {first}. "
-            f"Create it (as a superuser: CREATE ROLE \"{user}\" LOGIN CREATEDB;) or put an existing role in dbscope_url."
+            f'Create it (as a superuser: CREATE ROLE "{user}" LOGIN CREATEDB;) or put an existing role in dbscope_url.'
         )
     if "database" in lowered and "does not exist" in lowered:
         return BackendUnavailableError(

@@ -292,7 +292,9 @@ def ensure_schema(registry: psycopg.Connection[Any]) -> None:
             missing = registry.execute("SELECT to_regclass(%s) IS NULL", [table]).fetchone()
             if missing and missing[0]:  # (IF NOT EXISTS would still need CREATE on the schema)
                 registry.execute(schema)
-                registry.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO PUBLIC").format(sql.Identifier(table)))
+                registry.execute(
+                    sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO PUBLIC").format(sql.Identifier(table))
+                )
 
 
 def register_run(registry: psycopg.Connection[Any], record: OwnerRecord) -> None:
@@ -424,12 +426,14 @@ def plan_garbage(
         name = str(name)
         record = OwnerRecord.from_comment(comment) or pending_record(registry, name)
         if record is None:
-            items.append(GarbageItem(
-                name,
-                "no dbscope owner record: dbscope did not create it (or was stopped between creating it and "
-                "recording its owner); dbscope never drops it, drop it by hand if it is yours",
-                "keep",
-            ))
+            items.append(
+                GarbageItem(
+                    name,
+                    "no dbscope owner record: dbscope did not create it (or was stopped between creating it and "
+                    "recording its owner); dbscope never drops it, drop it by hand if it is yours",
+                    "keep",
+                )
+            )
         elif record.kind == "registry":
             items.append(GarbageItem(name, "dbscope's registry of runs (their heartbeats)", "keep"))
         elif record.kind == "template":
@@ -440,18 +444,26 @@ def plan_garbage(
             elif templates:
                 items.append(GarbageItem(name, f"template ({built}) that no live run uses", "drop"))
             else:
-                items.append(GarbageItem(
-                    name, f"template ({built}), reused by later runs with the same migrations and seed; "
-                    "drop templates no live run uses with templates=True (dbscope gc --templates)", "keep",
-                ))
+                items.append(
+                    GarbageItem(
+                        name,
+                        f"template ({built}), reused by later runs with the same migrations and seed; "
+                        "drop templates no live run uses with templates=True (dbscope gc --templates)",
+                        "keep",
+                    )
+                )
         elif record.kind == "kept":
             if kept:
                 items.append(GarbageItem(name, f"kept for a failed test by run {record.run}", "drop"))
             else:
-                items.append(GarbageItem(
-                    name, f"kept for a failed test by run {record.run} (--dbscope-keep-failed); "
-                    "drop it with kept=True (dbscope gc --kept) when done", "keep",
-                ))
+                items.append(
+                    GarbageItem(
+                        name,
+                        f"kept for a failed test by run {record.run} (--dbscope-keep-failed); "
+                        "drop it with kept=True (dbscope gc --kept) when done",
+                        "keep",
+                    )
+                )
         else:
             alive, why = judge.alive(record)
             items.append(GarbageItem(name, f"{record.kind}: {why}", "keep" if alive else "drop"))

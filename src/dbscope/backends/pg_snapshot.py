@@ -69,7 +69,9 @@ def _ident(table: Table) -> sql.Identifier:
 
 
 def _tables(conn: psycopg.Connection[Any]) -> list[Table]:
-    return [(str(s), str(n)) for s, n in conn.execute(f"SELECT n.nspname, c.relname {_USER_RELATIONS} AND c.relkind = 'r'")]
+    return [
+        (str(s), str(n)) for s, n in conn.execute(f"SELECT n.nspname, c.relname {_USER_RELATIONS} AND c.relkind = 'r'")
+    ]
 
 
 def _fk_order(conn: psycopg.Connection[Any], tables: list[Table]) -> list[Table]:
@@ -129,7 +131,9 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
             if len(buffer) > _EMPTY_BINARY_COPY:
                 data[table] = bytes(buffer)
     sequences: list[tuple[Table, int, bool]] = []
-    for schema, name in conn.execute(f"SELECT n.nspname, c.relname {_USER_RELATIONS} AND c.relkind = 'S' ORDER BY 1, 2"):
+    for schema, name in conn.execute(
+        f"SELECT n.nspname, c.relname {_USER_RELATIONS} AND c.relkind = 'S' ORDER BY 1, 2"
+    ):
         seq = (str(schema), str(name))
         value = conn.execute(sql.SQL("SELECT last_value, is_called FROM {}").format(_ident(seq))).fetchone()
         assert value is not None
@@ -151,7 +155,9 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
     )
 
 
-def restore_snapshot(conn: psycopg.Connection[Any], snapshot: Snapshot, *, database: str, lock_timeout_s: float) -> None:
+def restore_snapshot(
+    conn: psycopg.Connection[Any], snapshot: Snapshot, *, database: str, lock_timeout_s: float
+) -> None:
     """Put ``snapshot`` back into ``conn``'s database in one transaction (``conn`` is autocommit)."""
     try:
         with conn.transaction():
@@ -205,7 +211,9 @@ def restore_snapshot(conn: psycopg.Connection[Any], snapshot: Snapshot, *, datab
                     sql.SQL("SELECT {}").format(
                         sql.SQL(", ").join(
                             sql.SQL("setval({}, {}, {})").format(
-                                sql.Literal(sql.Identifier(*seq).as_string(conn)), sql.Literal(value), sql.Literal(called)
+                                sql.Literal(sql.Identifier(*seq).as_string(conn)),
+                                sql.Literal(value),
+                                sql.Literal(called),
                             )
                             for seq, value, called in snapshot.sequences
                         )

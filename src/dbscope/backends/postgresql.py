@@ -68,12 +68,12 @@ from .pg_owner import (
     clear_pending,
     comment_on,
     drop_checked,
-    note_pending,
     ensure_registry,
     ensure_schema,
     forget_dead_runs,
     heartbeat,
     lock_key,
+    note_pending,
     note_template,
     plan_garbage,
     read_owner,
@@ -133,6 +133,7 @@ def clone_strategy(environ: dict[str, str] | None = None) -> str:
 
 def clone_name(run: str, label: str) -> str:
     """``dbscope_<run>_<label>``, lower case, at most 63 bytes (a hash keeps cut names unique)."""
+
     def clean(text: str) -> str:
         return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
 
@@ -245,7 +246,9 @@ class _Janitor:
 
     _BEAT = object()
 
-    def __init__(self, open_conn: Callable[[], psycopg.Connection[Any]], owner: OwnerRecord, *, interval: float) -> None:
+    def __init__(
+        self, open_conn: Callable[[], psycopg.Connection[Any]], owner: OwnerRecord, *, interval: float
+    ) -> None:
         self._open = open_conn
         self._owner = owner
         self._interval = interval
@@ -286,7 +289,10 @@ class _Janitor:
         if self._thread.is_alive():
             log.warning(
                 "dbscope: %d database drop(s) still pending after %.1f s: %s; the next run's sweep "
-                "(or dbscope gc) drops them", len(self._pending), timeout, ", ".join(self.pending),
+                "(or dbscope gc) drops them",
+                len(self._pending),
+                timeout,
+                ", ".join(self.pending),
             )
             return False
         return True
@@ -373,7 +379,9 @@ class PostgreSQLBackend:
         if allow_remote is None:
             allow_remote = bool(getattr(config, "allow_remote", False))
         check_local(self.address, allow_remote=allow_remote)
-        self.close_timeout = float(close_timeout if close_timeout is not None else getattr(config, "close_timeout", 5.0))
+        self.close_timeout = float(
+            close_timeout if close_timeout is not None else getattr(config, "close_timeout", 5.0)
+        )
         self.run_id = run_id or secrets.token_hex(4)
         self.session = session or os.environ.get("PYTEST_XDIST_TESTRUNUID") or self.run_id
         self.owner = OwnerRecord.for_run(self.run_id, session=self.session)
@@ -395,7 +403,7 @@ class PostgreSQLBackend:
                 raise BackendUnavailableError(
                     f"role {self.role!r} on the PostgreSQL server at {self.address.where} may not create databases, "
                     "and dbscope creates one for every test. As a superuser run: "
-                    f"ALTER ROLE \"{self.role}\" CREATEDB;  (CREATEDB is a role attribute: GRANTing another role "
+                    f'ALTER ROLE "{self.role}" CREATEDB;  (CREATEDB is a role attribute: GRANTing another role '
                     f"does not pass it on), or put a role that has CREATEDB in dbscope_url ({self.address.masked_url})."
                 )
             try:
@@ -421,7 +429,11 @@ class PostgreSQLBackend:
             undo.pop_all()
         log.debug(
             "PostgreSQL backend for run %s on %s (role %s, clone strategy %s, pool size %d)",
-            self.run_id, self.address.where, self.role, self.strategy, self.pool_size,
+            self.run_id,
+            self.address.where,
+            self.role,
+            self.strategy,
+            self.pool_size,
         )
 
     # -- connections -------------------------------------------------------------------------
@@ -463,7 +475,7 @@ class PostgreSQLBackend:
         if isinstance(exc, psycopg.errors.InsufficientPrivilege) and "create database" in text.lower():
             return BackendUnavailableError(
                 f"{what} on {self.address.where}: {text}. Role {self.role!r} needs CREATEDB "
-                f"(as a superuser: ALTER ROLE \"{self.role}\" CREATEDB;)."
+                f'(as a superuser: ALTER ROLE "{self.role}" CREATEDB;).'
             )
         if isinstance(exc, psycopg.errors.DiskFull):
             return BackendUnavailableError(f"{what}: the server at {self.address.where} is out of disk space ({text})")
@@ -563,10 +575,14 @@ class PostgreSQLBackend:
         """
         self._check_open()
         if not self._janitor.wait(self.close_timeout, below=MAX_PENDING_DROPS + 1):
-            log.warning("dbscope: %d drops pending on %s; cloning anyway", len(self._janitor.pending), self.address.where)
+            log.warning(
+                "dbscope: %d drops pending on %s; cloning anyway", len(self._janitor.pending), self.address.where
+            )
         name = clone_name(self.run_id, label)
         record = (owner or self.owner).but(kind="clone", template=template.name)
-        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template.name))
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template.name)
+        )
         if self.server_version >= 150000:
             statement += sql.SQL(" STRATEGY {}").format(sql.SQL(self.strategy))
         started = time.perf_counter()
@@ -704,7 +720,9 @@ class PostgreSQLBackend:
                     copy.drop()
                 log.debug(
                     "read the snapshot of %s (%d tables, %d bytes) in %.0f ms",
-                    template.name, len(template.snapshot.tables), template.snapshot.size,
+                    template.name,
+                    len(template.snapshot.tables),
+                    template.snapshot.size,
                     (time.perf_counter() - started) * 1000,
                 )
             return template.snapshot
@@ -721,7 +739,9 @@ class PostgreSQLBackend:
         except psycopg.Error as exc:
             raise self._error(exc, f"cannot restore {database.name} from {template.name}") from exc
         self.counters["restores"] += 1
-        log.debug("restored %s from %s in %.1f ms", database.name, template.name, (time.perf_counter() - started) * 1000)
+        log.debug(
+            "restored %s from %s in %.1f ms", database.name, template.name, (time.perf_counter() - started) * 1000
+        )
 
     # -- garbage -----------------------------------------------------------------------------------
 
@@ -743,6 +763,7 @@ class PostgreSQLBackend:
 
     def get_stats(self) -> dict[str, Any]:
         """Counters and timings of this backend as a plain dict."""
+
         def median(values: list[float]) -> float:
             ordered = sorted(values)
             return round(ordered[len(ordered) // 2], 3) if ordered else 0.0

@@ -53,9 +53,8 @@ DIALECT = SQLiteDialect()
 
 
 def _open(target: str, *, uri: bool, autocommit: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        target, uri=uri, check_same_thread=False, isolation_level=None if autocommit else ""
-    )
+    isolation: Any = None if autocommit else ""  # "": sqlite3's default, implicit transactions
+    conn = sqlite3.connect(target, uri=uri, check_same_thread=False, isolation_level=isolation)
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -295,7 +294,9 @@ class SQLiteBackend:
         log.debug("built in-memory template %s", fingerprint)
         return MemoryTemplate(fingerprint, conn)
 
-    def _build_file(self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool) -> FileTemplate:
+    def _build_file(
+        self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool
+    ) -> FileTemplate:
         assert self.directory is not None
         final = self.directory / f"{PREFIX}tpl_{fingerprint}.sqlite3"
         if final.exists() and not rebuild:
