@@ -203,3 +203,31 @@ def test_one_throwaway_cluster_serves_every_xdist_worker(project, tmp_path, monk
     seen = {p.name for p in tmp_path.iterdir() if "-gw" in p.name}
     assert {name.split("-")[0] for name in seen} == {next(iter(seen)).split("-")[0]}  # one port
     assert {name.split("-")[1] for name in seen} == {"gw0", "gw1"}
+
+
+def test_sync_async_and_dsn_urls_reach_the_test_database(pg_project):
+    pytester = pg_project(ini="dbscope_env_var =\n    DATABASE_URL\n    ASYNC_URL:async\n    PLAIN_DSN:dsn\n")
+    pytester.makepyfile(
+        """
+        import asyncio, os
+        import psycopg
+        import sqlalchemy as sa
+
+        def test_every_driver_sees_the_same_rows(db, db_engine, db_async_engine):
+            db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@example.com')")
+            assert os.environ["ASYNC_URL"].startswith("postgresql+asyncpg://")
+            with db_engine.connect() as conn:  # psycopg through SQLAlchemy
+                assert conn.execute(sa.text("SELECT COUNT(*) FROM users")).scalar() == 1
+
+            async def count():
+                async with db_async_engine.connect() as conn:  # asyncpg
+                    return (await conn.execute(sa.text("SELECT COUNT(*) FROM users"))).scalar()
+
+            assert asyncio.run(count()) == 1
+            with psycopg.connect(os.environ["PLAIN_DSN"]) as raw:  # a plain libpq URL
+                assert raw.execute("SELECT COUNT(*) FROM users").fetchone() == (1,)
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:benchmark")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*leaked: 0"])
