@@ -369,3 +369,25 @@ def test_an_engine_disposed_by_a_reset_hook_is_not_a_leak(project):
     result = pytester.runpytest()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*leaked: 0"])
+
+
+def test_files_of_a_killed_run_are_removed_by_the_next_run(project, tmp_path):
+    directory = tmp_path / "dbs"
+    pytester = project(ini=f"dbscope_url = sqlite:///{directory}\n")
+    pytester.makepyfile(
+        test_dies="""
+        import os
+
+        def test_killed_mid_test(db):
+            db.execute("INSERT INTO users (name, email) VALUES ('a', 'a@example.com')")
+            os._exit(9)  # no teardown, no atexit
+        """
+    )
+    assert pytester.runpytest_subprocess("-p", "no:benchmark").ret == 9
+    left = sorted(p.name for p in directory.iterdir() if not p.name.startswith("dbscope_tpl_"))
+    assert any(name.endswith(".sqlite3") for name in left) and any(name.endswith(".owner") for name in left)
+
+    (pytester.path / "test_dies.py").unlink()
+    pytester.makepyfile(test_next="def test_next(db): pass")
+    pytester.runpytest_subprocess("-p", "no:benchmark").assert_outcomes(passed=1)
+    assert [p.name for p in directory.iterdir() if not p.name.startswith("dbscope_tpl_")] == []

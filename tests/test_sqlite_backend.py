@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import re
 import sqlite3
 import subprocess
@@ -21,6 +22,11 @@ from dbscope.migrations import MigrationSet, load_migrations
 
 USERS_SQL = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);\n"
 NO_SEED = MigrationSet()
+
+
+def database_files(directory: Path) -> list[str]:
+    """The files in a backend's directory, less the run's owner file (dbscope_<run>.owner)."""
+    return sorted(name for name in os.listdir(directory) if not name.endswith(".owner"))
 
 
 def write_migrations(directory: Path, files: dict[str, str]) -> MigrationSet:
@@ -405,7 +411,7 @@ def test_the_template_file_is_named_after_the_fingerprint(
     template = file_backend.template(migrations, NO_SEED)
 
     assert template.path == db_dir.resolve() / f"dbscope_tpl_{template.fingerprint}.sqlite3"
-    assert sorted(os.listdir(db_dir)) == [template.path.name]
+    assert database_files(db_dir) == [template.path.name]
     conn = sqlite3.connect(template.path)
     try:
         assert tables(conn) == ["users"]
@@ -453,7 +459,7 @@ def test_rebuild_builds_the_template_file_again(db_dir: Path) -> None:
         assert user_names(conn) == []
     finally:
         conn.close()
-    assert sorted(os.listdir(db_dir)) == [path.name]
+    assert database_files(db_dir) == [path.name]
 
 
 def test_a_failing_migration_leaves_no_template_and_no_building_file(
@@ -468,13 +474,13 @@ def test_a_failing_migration_leaves_no_template_and_no_building_file(
     ):
         file_backend.template(broken, NO_SEED)
 
-    assert os.listdir(db_dir) == []
+    assert database_files(db_dir) == []
 
 
 def test_a_directory_that_vanished_gives_backend_unavailable_error(
     file_backend: SQLiteBackend, db_dir: Path, migrations: MigrationSet
 ) -> None:
-    db_dir.rmdir()
+    shutil.rmtree(db_dir)
 
     with pytest.raises(
         BackendUnavailableError,
@@ -543,7 +549,7 @@ def test_drop_removes_the_file_and_its_journal_and_wal_siblings(
 
     database.drop()
 
-    assert sorted(os.listdir(database.path.parent)) == [template_file.name]
+    assert database_files(database.path.parent) == [template_file.name]
 
 
 def test_count_foreign_connections_counts_open_connections_to_the_file_exactly(

@@ -14,9 +14,11 @@ a copy of it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import socket
 import sqlite3
 import tempfile
 import threading
@@ -242,6 +244,53 @@ class SQLiteFileDatabase:
         return f"<SQLiteFileDatabase {self.path}>"
 
 
+def write_owner_file(directory: Path, run_id: str) -> Path:
+    """``dbscope_<run>.owner``: which process on which host owns the run's files."""
+    path = directory / f"{PREFIX}{run_id}.owner"
+    path.write_text(json.dumps({"run": run_id, "host": socket.gethostname(), "pid": os.getpid()}))
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_dead_runs(directory: Path) -> list[str]:
+    """Delete the files of runs on this host whose process is gone (a killed worker's).
+
+    Only files named after such a run (``dbscope_<run>_*``) and its owner file, and
+    unfinished template builds of dead processes; never a live run's, never a template.
+    """
+    removed: list[str] = []
+    host = socket.gethostname()
+    for owner in directory.glob(f"{PREFIX}*.owner"):
+        try:
+            info = json.loads(owner.read_text())
+            run, pid = str(info["run"]), int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if info.get("host") != host or _pid_alive(pid) or not run.isalnum():
+            continue
+        for leftover in directory.glob(f"{PREFIX}{run}_*"):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover.name)
+        owner.unlink(missing_ok=True)
+    for building in directory.glob(f"{PREFIX}tpl_*.building"):
+        parts = building.name.split(".")
+        if len(parts) >= 4 and parts[-3].isdigit() and not _pid_alive(int(parts[-3])):
+            building.unlink(missing_ok=True)
+            removed.append(building.name)
+    if removed:
+        log.info("removed %d file(s) left by runs whose process is gone: %s", len(removed), ", ".join(removed))
+    return removed
+
+
 class SQLiteBackend:
     """Templates and per-scope databases for ``sqlite://`` and ``sqlite:///dir``."""
 
@@ -253,6 +302,7 @@ class SQLiteBackend:
         self._templates: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._own_directory = False
+        self._owner_file: Path | None = None
         self.directory: Path | None = None
         if not in_memory:
             if directory is None:
@@ -267,6 +317,8 @@ class SQLiteBackend:
                     f"cannot create the SQLite directory {self.directory}: {exc.strerror}; "
                     "point dbscope_url at a writable directory (sqlite:///path/to/dir)"
                 ) from exc
+            sweep_dead_runs(self.directory)
+            self._owner_file = write_owner_file(self.directory, self.run_id)
 
     def template(self, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool = False) -> Any:
         fingerprint = combined_fingerprint(migrations, seed)
@@ -341,5 +393,7 @@ class SQLiteBackend:
                 if isinstance(template, MemoryTemplate):
                     template.connection.close()
             self._templates.clear()
+        if self._owner_file is not None:
+            self._owner_file.unlink(missing_ok=True)
         if self._own_directory and self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
