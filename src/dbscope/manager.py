@@ -357,11 +357,7 @@ class IsolationManager:
             pool.close()
         self._pools.clear()
         for shared in self._shared.values():
-            for step in (shared.database.release, shared.database.drop):
-                try:
-                    step()
-                except Exception as exc:
-                    log.warning("error dropping %s: %s", shared.database.name, exc)
+            _release_and_drop(shared.database, f"closing the {shared.strategy} strategy's database")
         self._shared.clear()
         for backend in self._backends.values():
             try:
@@ -405,16 +401,11 @@ class IsolationManager:
             raise ConfigError(
                 f"unknown scope option(s) {', '.join(unknown)}; known: {', '.join(sorted(_SCOPE_OPTIONS))}"
             )
+        merged = self.config
         if options:
-            try:
-                merged = replace(self.config, **options)
-                build_config(ini={k: v for k, v in options.items() if v is not None}, ini_source="scope options")
-            except ConfigError:
-                raise
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"bad scope options {options!r}: {exc}") from None
-        else:
-            merged = self.config
+            parsed = build_config(ini={k: v for k, v in options.items() if v is not None}, ini_source="scope options")
+            values: dict[str, Any] = {k: None if v is None else getattr(parsed, k) for k, v in options.items()}
+            merged = replace(self.config, **values)
         return ScopeOptions(merged.url, merged.migrations, merged.seed, merged.strategy, merged.close_timeout)
 
     def _backend(self, url: str) -> Backend:
@@ -528,15 +519,13 @@ class IsolationManager:
     def _on_untrack(self, resource: Any) -> None:
         self.global_connection_registry.discard(resource)
 
-    def _close_connections(self, scope: Scope) -> bool:
+    def _close_connections(self, scope: Scope, timeout: float | None = None) -> bool:
         """Close every tracked connection; each bounded by the timeout, none stops the rest."""
         ok = True
+        timeout = scope.options.close_timeout if timeout is None else timeout
         reason = f"by dbscope when scope {scope.id} ended (end of test {scope.test_name!r})"
         for resource in scope.connections:
-            if isinstance(resource, Client):
-                closed = resource.close(scope.options.close_timeout, reason=reason)
-            else:
-                closed = _close_quietly(resource, scope.options.close_timeout)
+            closed = _close_quietly(resource, timeout, reason=reason)
             if closed:
                 self._counters["connections_closed"] += 1
                 scope.connections_closed += 1
@@ -548,15 +537,7 @@ class IsolationManager:
         return ok
 
     def _emergency(self, scope: Scope) -> bool:
-        ok = True
-        for resource in scope.connections:
-            if _close_quietly(resource, min(scope.options.close_timeout, 1.0)):
-                self._counters["connections_closed"] += 1
-                scope.connections_closed += 1
-            else:
-                ok = False
-            self.global_connection_registry.discard(resource)
-        scope.connections.clear()
+        ok = self._close_connections(scope, min(scope.options.close_timeout, 1.0))
         if scope.shared is not None:
             try:
                 self._reset_shared(scope)
@@ -564,13 +545,7 @@ class IsolationManager:
             except Exception as exc:
                 log.error("emergency cleanup of scope %s: could not reset %s: %s", scope.id, scope.database.name, exc)
                 return False
-        for step in (scope.database.release, scope.database.drop):
-            try:
-                step()
-            except Exception as exc:
-                ok = False
-                log.error("emergency cleanup of scope %s: %s", scope.id, exc)
-        return ok
+        return _release_and_drop(scope.database, f"emergency cleanup of scope {scope.id}") and ok
 
     def _finish(self, scope: Scope, started: float) -> None:
         with self._lock:
@@ -613,6 +588,18 @@ class IsolationManager:
         return ok
 
 
+def _release_and_drop(database: Any, during: str) -> bool:
+    """Release and drop a database, logging (not raising) what fails; True if both worked."""
+    ok = True
+    for step in (database.release, database.drop):
+        try:
+            step()
+        except Exception as exc:
+            ok = False
+            log.error("%s: %s: %s", during, database.name, exc)
+    return ok
+
+
 def _execute(conn: Any, sql: str) -> None:
     cursor = conn.cursor()
     try:
@@ -641,7 +628,7 @@ def _in_transaction(conn: Any) -> bool:
     return status is not None and int(status) != 0
 
 
-def _close_quietly(resource: Any, timeout: float) -> bool:
+def _close_quietly(resource: Any, timeout: float, *, reason: str | None = None) -> bool:
     """Close anything with close(), waiting at most ``timeout`` seconds; never raises.
 
     A Client bounds its own close. Anything else is closed in a helper thread so that
@@ -649,7 +636,7 @@ def _close_quietly(resource: Any, timeout: float) -> bool:
     """
     if isinstance(resource, Client):
         try:
-            return resource.close(timeout)
+            return resource.close(timeout, reason=reason)
         except Exception as exc:
             log.warning("error closing %r: %s", resource, exc)
             return False

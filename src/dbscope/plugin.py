@@ -7,7 +7,7 @@ Thin on purpose: every lifecycle step is the IsolationManager's. Run state lives
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -97,12 +97,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         configure_debug_logging(stream=_DEBUG_STREAM)
     saved: dict[str, str | None] = {}
     early_config.stash[SAVED_ENV_KEY] = saved
-    for name in settings.unset_env:
-        saved.setdefault(name, os.environ.get(name))
-        os.environ.pop(name, None)
-    for name, value in settings.set_env:
-        saved.setdefault(name, os.environ.get(name))
-        os.environ[name] = value
+    _set_env(saved, {name: None for name in settings.unset_env})
+    _set_env(saved, dict(settings.set_env))
     manager = IsolationManager(config=settings)
     early_config.stash[MANAGER_KEY] = manager
     if settings.strategy == "clone" or _is_xdist_controller(early_config):
@@ -111,9 +107,17 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         environment = manager.shared_environment()
     except DbscopeError:
         return  # the first test that needs the database reports it, with its context
-    for name, value in environment.items():
+    _set_env(saved, environment)
+
+
+def _set_env(saved: dict[str, str | None], changes: Mapping[str, str | None]) -> None:
+    """Set (or, for None, delete) variables, remembering each one's first value in ``saved``."""
+    for name, value in changes.items():
         saved.setdefault(name, os.environ.get(name))
-        os.environ[name] = value
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
@@ -148,8 +152,8 @@ def _start_shared_cluster(config: pytest.Config, settings: Config) -> Config:
     except DbscopeError as exc:
         raise pytest.UsageError(f"dbscope: {exc}") from None
     config.stash[CLUSTER_KEY] = cluster
-    config.stash[SAVED_ENV_KEY].setdefault(CLUSTER_URL_ENV, os.environ.get(CLUSTER_URL_ENV))
-    os.environ[CLUSTER_URL_ENV] = cluster.url  # workers are started after this, with this environment
+    # workers are started after this, with this environment
+    _set_env(config.stash[SAVED_ENV_KEY], {CLUSTER_URL_ENV: cluster.url})
     return replace(settings, url=cluster.url)
 
 
@@ -160,11 +164,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     cluster = config.stash.get(CLUSTER_KEY, None)
     if cluster is not None:
         cluster.stop()
-    for name, value in config.stash.get(SAVED_ENV_KEY, {}).items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    saved: dict[str, str | None] = config.stash.get(SAVED_ENV_KEY, {})
+    _set_env({}, saved)  # back to the values before the session
 
 
 # -- fixtures ---------------------------------------------------------------------------

@@ -61,8 +61,6 @@ class ReportPlugin:
         self._start_ids = _NO_IDS
         self._setup_ids = _NO_IDS
         self._last_rss = self.memory.read()
-        metrics = manager.metrics
-        self._connections_seen = (metrics["connections_created"], metrics["connections_closed"])
         self.worker_parts: list[dict[str, Any]] = []
         self.missing_workers: list[str] = []
         self.report: dict[str, Any] | None = None
@@ -92,22 +90,12 @@ class ReportPlugin:
     # -- recording (in the process that runs the tests) --------------------------------
 
     def _scope_ended(self, scope: Scope) -> None:
-        opened = getattr(scope, "connections_opened", None)
-        closed = getattr(scope, "connections_closed", None)
-        if opened is None or closed is None:
-            # Per-scope counts from the manager's counters: what was tracked and closed
-            # since the previous scope ended (exact when scopes do not overlap).
-            metrics = self.manager.metrics
-            created_now, closed_now = metrics["connections_created"], metrics["connections_closed"]
-            opened = created_now - self._connections_seen[0]
-            closed = closed_now - self._connections_seen[1]
-            self._connections_seen = (created_now, closed_now)
         record = self.current
         if record is None:  # a scope that ended outside any test (session start or end)
             return
         record.scope_ended(scope.id, scope.setup_ms, scope.teardown_ms, scope.leaked_connections)
-        record.connections_opened += opened
-        record.connections_closed += closed
+        record.connections_opened += scope.connections_opened
+        record.connections_closed += scope.connections_closed
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:

@@ -89,30 +89,24 @@ class Scope:
     def client(self) -> Client:
         """A new client on this scope's database, closed when the scope ends."""
         self._check_active()
-        if self.shared is not None and self.shared.outer is not None:
-            # rollback strategy: every client works inside the test's transaction
-            client = Client(
-                self.database.connect,
-                self.database.dialect,
-                scope_id=self.id,
-                test_name=self.test_name,
-                close_timeout=self.options.close_timeout,
-                connection=self.shared.outer,
-                in_outer_transaction=True,
-                lock=self.shared.lock,
-            )
-            return self.track(client)
-        # The first client borrows the connection that keeps the database alive: one
-        # connection (and one schema parse) less per test. Later clients open their own.
-        shared = None if self._lent_primary or self.shared is not None else self.database.primary_connection()
-        self._lent_primary = True
+        outer = self.shared.outer if self.shared is not None else None
+        if outer is not None:  # rollback strategy: every client works inside the test's transaction
+            connection, lock = outer, self.shared.lock
+        else:
+            # The first client borrows the connection that keeps the database alive: one
+            # connection (and one schema parse) less per test. Later clients open their own.
+            lent = self._lent_primary or self.shared is not None
+            connection, lock = (None if lent else self.database.primary_connection()), None
+            self._lent_primary = True
         client = Client(
             self.database.connect,
             self.database.dialect,
             scope_id=self.id,
             test_name=self.test_name,
             close_timeout=self.options.close_timeout,
-            connection=shared,
+            connection=connection,
+            in_outer_transaction=outer is not None,
+            lock=lock,
         )
         return self.track(client)
 
