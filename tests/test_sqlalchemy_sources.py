@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 
 import pytest
@@ -44,7 +45,7 @@ def downgrade():
 
 
 def make_alembic(pytester: pytest.Pytester, revision: str = REVISION) -> None:
-    result = pytester.run("alembic", "init", "migrations")
+    result = pytester.run(sys.executable, "-m", "alembic", "init", "migrations")  # the venv's alembic, PATH or not
     assert result.ret == 0, result.stderr.str()
     (pytester.path / "migrations" / "versions" / "0001_users.py").write_text(revision)
 
