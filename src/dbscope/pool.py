@@ -32,6 +32,8 @@ class ClonePool:
         self.hits = 0
         self.misses = 0
         self.failure: BaseException | None = None
+        self.revivals = 0
+        self._name = name
         self._thread: threading.Thread | None = None
         if size > 0:
             self._thread = threading.Thread(target=self._fill, name=name, daemon=True)
@@ -49,7 +51,21 @@ class ClonePool:
                 return database
             self.misses += 1
             self._cond.notify()
-        return self._create()
+        database = self._create()
+        self._revive()
+        return database
+
+    def _revive(self) -> None:
+        """After the thread stopped on a failure (a server restarting), a clone that worked
+        again means the cause is gone: start filling again instead of missing all session."""
+        with self._cond:
+            if self.failure is None or self._closed or (self._thread is not None and self._thread.is_alive()):
+                return
+            log.warning("clone pool filling again (it stopped on: %s)", self.failure)
+            self.failure = None
+            self.revivals += 1
+            self._thread = threading.Thread(target=self._fill, name=self._name, daemon=True)
+            self._thread.start()
 
     def _fill(self) -> None:
         while True:

@@ -13,10 +13,12 @@ Passwords never appear in a message or log line: every text goes through
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import ipaddress
 import logging
 import os
+import select
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from ..urls import BackendURL, mask_password
 
 __all__ = [
     "Budget",
+    "ScopeConnection",
     "ServerAddress",
     "budget_message",
     "check_local",
@@ -38,6 +41,7 @@ __all__ = [
     "connection_budget",
     "is_local_host",
     "server_address",
+    "usable",
 ]
 
 log = logging.getLogger("dbscope.database")
@@ -165,21 +169,32 @@ def _is_local_address(address: str) -> bool:
         return False
 
 
-def is_local_host(host: str) -> bool | None:
-    """True for a socket path, localhost, loopback or an address of this machine.
+def is_local_host(host: str) -> bool:
+    """True for a socket path, ``localhost``, a loopback or unspecified address, an address
+    of this machine's interfaces, or this machine's own host name.
 
-    None when the name does not resolve (connecting will fail anyway, with its own error).
+    Any other name is not local and is never looked up: a DNS answer can point anywhere
+    (``127.0.0.1.nip.io``) or change between this check and libpq's own lookup, and an
+    unresolvable name must be refused, not tried.
     """
     host = host.strip()
     if not host or host.startswith(("/", "@")):
         return True  # a unix-domain socket (an '@' one lives in the abstract namespace)
     name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
+    if name == "localhost":
         return True
     try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        return _is_local_address(name)
+    if name != socket.gethostname().lower():
+        return False
+    try:  # this machine's own name (from /etc/hosts, usually): local if all its addresses are
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
-        return None
+        return False
     addresses = {str(info[4][0]) for info in infos}
     return bool(addresses) and all(_is_local_address(a) for a in addresses)
 
@@ -191,7 +206,7 @@ def check_local(address: ServerAddress, *, allow_remote: bool) -> None:
     options = address.options
     hosts = [h for h in (options.get("hostaddr") or address.host).split(",")]
     for host in hosts:
-        if is_local_host(host) is False:
+        if not is_local_host(host):
             raise BackendUnavailableError(
                 f"refusing to use the PostgreSQL server at {host} ({address.masked_url}): it is not on this "
                 "machine, and dbscope creates and drops databases on the server it is given, so a stray "
@@ -204,6 +219,32 @@ def check_local(address: ServerAddress, *, allow_remote: bool) -> None:
 # -- connecting ------------------------------------------------------------------------------
 
 
+class ScopeConnection(psycopg.Connection[Any]):
+    """The psycopg connection dbscope hands out for a scope's database.
+
+    ``close()`` first cancels a statement still running on it (one that another thread,
+    or a test stopped by a timeout, left behind): a plain close only drops the socket,
+    and the server would go on running the statement (and holding its locks) until the
+    database is dropped. A cancel costs a connection to the server, so it is sent only
+    when a statement is running (``transaction_status`` ACTIVE); closing an idle
+    connection stays free. Then it waits, at most ``close_timeout`` seconds, for the
+    thread running the statement to let go of the connection before closing it.
+    """
+
+    close_timeout: float = 5.0
+
+    def close(self) -> None:
+        if not self.closed and self.info.transaction_status is psycopg.pq.TransactionStatus.ACTIVE:
+            log.warning("a statement was still running on a connection to %s at close; cancelling it", self.info.dbname)
+            try:
+                self.cancel_safe(timeout=self.close_timeout)
+            except psycopg.Error as exc:  # the statement may have just ended, or the server gone
+                log.debug("cancelling the statement running on %s failed: %s", self.info.dbname, exc)
+            if self.lock.acquire(timeout=self.close_timeout):  # the thread that ran it got its error
+                self.lock.release()
+        super().close()
+
+
 def connect(
     address: ServerAddress,
     dbname: str,
@@ -212,13 +253,17 @@ def connect(
     application_name: str = "dbscope",
     keepalive: bool = False,
     budget_from: psycopg.Connection[Any] | None = None,
+    connection_class: type[psycopg.Connection[Any]] = psycopg.Connection,
 ) -> psycopg.Connection[Any]:
     """Connect to ``dbname``; every failure becomes a BackendUnavailableError that says what to do.
 
     ``budget_from``: an open connection used to explain a server that has no free slot.
+    ``connection_class``: :class:`ScopeConnection` for the connections of a scope's database.
     """
     try:
-        conn = psycopg.connect(address.conninfo(dbname, application_name=application_name), autocommit=autocommit)
+        conn = connection_class.connect(
+            address.conninfo(dbname, application_name=application_name), autocommit=autocommit
+        )
     except psycopg.OperationalError as exc:
         raise connect_error(exc, address, dbname, budget_from=budget_from) from exc
     if keepalive and not address.host.startswith("/"):
@@ -229,6 +274,31 @@ def connect(
         except psycopg.Error:  # only an optimisation of how fast a vanished run is noticed
             log.debug("could not set TCP keepalives on %s", address.where)
     return conn
+
+
+def usable(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection still reaches its server (False: closed, broken, or cut off).
+
+    A server that restarted or terminated the session has closed the socket, but psycopg
+    only notices on the next statement. An idle session's socket has nothing to read
+    unless the server said goodbye, so a ``select()`` finds that for free; only then is a
+    ``SELECT 1`` sent to tell a real goodbye from a harmless message.
+    """
+    if conn.closed or conn.broken:
+        return False
+    if conn.info.transaction_status is not psycopg.pq.TransactionStatus.IDLE:
+        return True  # in use (by a transaction or another thread): not ours to probe
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        if readable:
+            conn.execute("SELECT 1")
+            if not conn.autocommit:
+                conn.rollback()
+    except (psycopg.Error, OSError, ValueError):
+        with contextlib.suppress(Exception):
+            conn.close()
+        return False
+    return True
 
 
 def connect_error(

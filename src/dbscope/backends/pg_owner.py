@@ -470,9 +470,19 @@ def plan_garbage(
     return items
 
 
+_RUN_LOCK_HELD = (
+    "EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid AND objsubid = 2 AND granted"
+    " AND objid::bigint = ((('x' || substr(encode(sha256(convert_to(run, 'UTF8')), 'hex'), 1, 8))::bit(32))::int"
+    "  ::bigint & 4294967295))"
+)
+
+
 def forget_dead_runs(registry: psycopg.Connection[Any], *, stale_after_s: float = STALE_AFTER_S) -> int:
-    """Delete heartbeat rows of runs that are gone (no lock, stale heartbeat), and pending rows
-    of databases that no longer exist."""
+    """Delete heartbeat rows of runs that are gone, and pending rows of databases that no longer exist.
+
+    A run is gone when it holds no lock and its heartbeat is stale, or, on this machine, at
+    once when its process is not running (a killed worker's row need not wait for staleness).
+    """
     try:
         registry.execute(
             "DELETE FROM pending WHERE created < now() - make_interval(secs => %s) "
@@ -482,10 +492,13 @@ def forget_dead_runs(registry: psycopg.Connection[Any], *, stale_after_s: float 
     except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
         pass
     cur = registry.execute(
-        "DELETE FROM runs WHERE heartbeat < now() - make_interval(secs => %s) AND NOT EXISTS ("
-        " SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid AND objsubid = 2 AND granted"
-        " AND objid::bigint = ((('x' || substr(encode(sha256(convert_to(run, 'UTF8')), 'hex'), 1, 8))::bit(32))::int"
-        "  ::bigint & 4294967295))",
+        f"DELETE FROM runs WHERE heartbeat < now() - make_interval(secs => %s) AND NOT {_RUN_LOCK_HELD}",
         [stale_after_s, RUN_LOCK],
     )
-    return cur.rowcount or 0
+    forgotten = cur.rowcount or 0
+    rows = registry.execute("SELECT run, pid FROM runs WHERE host = %s", [this_machine().host]).fetchall()
+    gone = [str(run) for run, pid in rows if not pid_alive(int(pid))]
+    if gone:
+        cur = registry.execute(f"DELETE FROM runs WHERE run = ANY(%s) AND NOT {_RUN_LOCK_HELD}", [gone, RUN_LOCK])
+        forgotten += cur.rowcount or 0
+    return forgotten

@@ -48,6 +48,8 @@ from ..migrations import MigrationSet, combined_fingerprint
 from ..urls import BackendURL, mask_password, parse_backend_url
 from .base import Dialect
 from .pg_connect import (
+    START_ADVICE,
+    ScopeConnection,
     ServerAddress,
     budget_message,
     check_local,
@@ -55,6 +57,7 @@ from .pg_connect import (
     connection_budget,
     parameters,
     server_address,
+    usable,
 )
 from .pg_dialect import DIALECT, PostgreSQLDialect
 from .pg_owner import (
@@ -115,6 +118,11 @@ HEARTBEAT_S = 5.0
 #: create() waits (bounded) while more drops than this are pending, so a server that drops
 #: slower than it clones does not pile up databases (and disk) until the end of the run.
 MAX_PENDING_DROPS = 8
+#: Pauses before the janitor tries a drop again after losing the server (a restart takes a
+#: moment to accept connections); 6.85 s in all, within the wait of ``backend.close()``.
+DROP_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
+#: The longest ``backend.close()`` waits for drops that are still finishing one by one.
+CLOSE_WAIT_CAP_S = 120.0
 _MAX_NAME = 63  # NAMEDATALEN - 1, in bytes
 
 
@@ -185,7 +193,7 @@ class PostgreSQLDatabase:
         """A new psycopg connection to this database (autocommit for clients)."""
         if self.state is DatabaseState.DROPPED:
             raise BackendUnavailableError(f"database {self.name} was dropped when its scope ended; use a new scope")
-        conn = self._backend._connect(self.name, autocommit=autocommit)
+        conn = self._backend._connect(self.name, autocommit=autocommit, scoped=True)
         self._pids.add(conn.info.backend_pid)
         return conn
 
@@ -195,8 +203,18 @@ class PostgreSQLDatabase:
                 self._primary = self.connect(autocommit=True)
 
     def primary_connection(self) -> psycopg.Connection[Any] | None:
-        primary = self._primary
-        return primary if primary is not None and not primary.closed else None
+        """The connection opened with the database (None once released).
+
+        A ready database can wait in the pool while the server restarts: its connection is
+        then dead, so it is replaced here rather than handed to a test as an opaque error.
+        """
+        with self._lock:
+            primary = self._primary
+            if primary is None or usable(primary):
+                return primary
+            log.warning("dbscope's connection to %s was cut (server restarted?); reconnecting", self.name)
+            self._primary = self.connect(autocommit=True)
+            return self._primary
 
     def release(self) -> None:
         with self._lock:
@@ -233,7 +251,7 @@ class PostgreSQLDatabase:
 
     def _restore_connection(self) -> psycopg.Connection[Any]:
         with self._lock:
-            if self._restorer is None or self._restorer.closed:
+            if self._restorer is None or not usable(self._restorer):
                 self._restorer = self.connect(autocommit=True)
             return self._restorer
 
@@ -284,21 +302,31 @@ class _Janitor:
             return True
 
     def close(self, timeout: float) -> bool:
+        """Finish the pending drops, then stop; False if some are left for the next run's sweep.
+
+        Waits as long as drops keep finishing: many scopes ending together (50 at once on a
+        busy server, 0.2-1 s a drop) would outlast any fixed wait and leave their databases
+        behind. Gives up after ``timeout`` s without a drop finishing (a server that hangs),
+        and after ``CLOSE_WAIT_CAP_S`` in all.
+        """
         self._queue.put(None)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning(
-                "dbscope: %d database drop(s) still pending after %.1f s: %s; the next run's sweep "
-                "(or dbscope gc) drops them",
-                len(self._pending),
-                timeout,
-                ", ".join(self.pending),
-            )
-            return False
-        return True
+        deadline = time.monotonic() + max(timeout, CLOSE_WAIT_CAP_S)
+        while True:
+            finished = len(self.drop_ms)  # one entry per drop done, dropped or failed
+            self._thread.join(min(timeout, max(0.0, deadline - time.monotonic())))
+            if not self._thread.is_alive():
+                return True
+            if len(self.drop_ms) == finished or time.monotonic() >= deadline:
+                break
+        log.warning(
+            "dbscope: %d database drop(s) still pending at close: %s; the next run's sweep (or dbscope gc) drops them",
+            len(self._pending),
+            ", ".join(self.pending),
+        )
+        return False
 
     def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn.closed or self._conn.broken:
+        if not usable(self._conn):
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = self._open()
@@ -334,17 +362,30 @@ class _Janitor:
 
     def _drop(self, name: str) -> None:
         started = time.perf_counter()
+        retries = iter(DROP_RETRY_S)
         try:
-            for attempt in (1, 2):
+            while True:
+                # a restart cuts the session, then refuses connections for a moment: try again
+                failure: Exception
                 try:
-                    if drop_checked(self._connection(), name):
-                        self.counters["dropped"] += 1
-                    break
-                except psycopg.errors.InvalidCatalogName:
-                    break  # dropped by someone else (a concurrent sweep) meanwhile
-                except psycopg.OperationalError:
-                    if attempt == 2 or not self._conn.broken:
-                        raise
+                    conn = self._connection()
+                except BackendUnavailableError as exc:
+                    failure = exc
+                else:
+                    try:
+                        if drop_checked(conn, name):
+                            self.counters["dropped"] += 1
+                        break
+                    except psycopg.errors.InvalidCatalogName:
+                        break  # dropped by someone else (a concurrent sweep) meanwhile
+                    except psycopg.OperationalError as exc:
+                        failure = exc
+                delay = next(retries, None)
+                if delay is None:
+                    raise failure
+                self.counters["drop_retries"] += 1
+                log.debug("dropping %s failed (%s); again in %.2f s", name, mask_password(str(failure)), delay)
+                time.sleep(delay)
         except (psycopg.Error, DbscopeError) as exc:
             self.counters["drop_failures"] += 1
             log.warning("dbscope could not drop %s: %s", name, mask_password(str(exc)))
@@ -439,17 +480,29 @@ class PostgreSQLBackend:
     # -- connections -------------------------------------------------------------------------
 
     def _connect(
-        self, dbname: str, *, autocommit: bool, role: str = "client", keepalive: bool = False, budget: bool = True
+        self,
+        dbname: str,
+        *,
+        autocommit: bool,
+        role: str = "client",
+        keepalive: bool = False,
+        budget: bool = True,
+        scoped: bool = False,
     ) -> psycopg.Connection[Any]:
+        """A connection to ``dbname``; ``scoped``: one of a scope's (closing it cancels its statement)."""
         admin = getattr(self, "_admin", None) if budget else None
-        return connect(
+        conn = connect(
             self.address,
             dbname,
             autocommit=autocommit,
             application_name=self._app if role == "client" else f"{self._app} {role}",
             keepalive=keepalive,
             budget_from=admin,
+            connection_class=ScopeConnection if scoped else psycopg.Connection,
         )
+        if isinstance(conn, ScopeConnection):
+            conn.close_timeout = self.close_timeout
+        return conn
 
     def _size_pool(self) -> int:
         """How many clones to keep ready: what the server can spare, with headroom, at most 2."""
@@ -465,7 +518,7 @@ class PostgreSQLBackend:
 
     def _live(self, conn: psycopg.Connection[Any], dbname: str = REGISTRY_DB) -> psycopg.Connection[Any]:
         """``conn``, or a new one if the server dropped it (a restart between tests)."""
-        if not (conn.closed or conn.broken):
+        if usable(conn):
             return conn
         log.warning("dbscope lost its connection to %s; reconnecting", self.address.where)
         return self._connect(dbname, autocommit=True, role="admin")
@@ -479,6 +532,13 @@ class PostgreSQLBackend:
             )
         if isinstance(exc, psycopg.errors.DiskFull):
             return BackendUnavailableError(f"{what}: the server at {self.address.where} is out of disk space ({text})")
+        if isinstance(exc, psycopg.OperationalError) and (exc.sqlstate or "57P").startswith("57P"):
+            # no SQLSTATE (the socket closed) or admin/crash shutdown: the session is gone
+            return BackendUnavailableError(
+                f"{what} on {self.address.where}: the server closed the connection ({text}): it restarted, "
+                "or stopped. dbscope reconnects for the next test; if this persists, check that the server "
+                f"is running. {START_ADVICE}."
+            )
         return BackendUnavailableError(f"{what} on {self.address.where}: {text}")
 
     # -- templates ---------------------------------------------------------------------------
@@ -587,16 +647,20 @@ class PostgreSQLBackend:
             statement += sql.SQL(" STRATEGY {}").format(sql.SQL(self.strategy))
         started = time.perf_counter()
         with self._creator() as creator:
-            note_pending(creator, name, record)  # the owner is known before the database exists
+            try:
+                note_pending(creator, name, record)  # the owner is known before the database exists
+            except psycopg.Error as exc:
+                raise self._error(exc, f"cannot create database {name}") from exc
             self._clone(creator, statement, name, template)
             try:
                 creator.execute(comment_on(name, record))
                 clear_pending(creator, name)
                 database = PostgreSQLDatabase(self, name, template)
                 database.open_primary()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    drop_checked(creator, name)
+            except BaseException as exc:
+                self._janitor.drop(name)  # in the background, retried if the server is restarting
+                if isinstance(exc, psycopg.Error):
+                    raise self._error(exc, f"cannot create database {name}") from exc
                 raise
         elapsed = (time.perf_counter() - started) * 1000
         self.create_ms.append(elapsed)
@@ -644,17 +708,23 @@ class PostgreSQLBackend:
         except psycopg.errors.DuplicateDatabase as exc:
             raise BackendUnavailableError(f"cannot create {name}: it already exists (a label used twice?)") from exc
         except psycopg.Error as exc:
+            if creator.closed:  # the session was cut mid-statement: the database may exist all the same
+                self._janitor.drop(name)
             raise self._error(exc, f"cannot create database {name}") from exc
         self._created.add(name)
 
     def drop_database(self, name: str) -> bool:
         """Drop ``name`` now if dbscope created it (prefix and owner record); refuse any other database.
 
-        Returns False when it does not exist. Templates are dropped by :func:`collect_garbage` only.
+        Returns False when it does not exist. Templates are dropped by :func:`collect_garbage` only,
+        and another run's databases too (once that run is gone): this run drops only its own.
         """
         self._check_open()
         try:
             self._admin = self._live(self._admin)
+            _, _, record = read_owner(self._admin, name)
+            if record is not None and record.run != self.run_id and name.startswith(PREFIX):
+                raise refusal(name, f"it belongs to dbscope run {record.run}, not to this one ({self.run_id})")
             return drop_checked(self._admin, name)
         except psycopg.Error as exc:
             raise self._error(exc, f"cannot drop {name}") from exc
