@@ -151,11 +151,14 @@ class Client:
         self._owns_connection = connection is None
         self._conn = connect(autocommit=True) if connection is None else connection
         self._lock = lock if lock is not None else threading.RLock()
+        make_guard = getattr(self._dialect, "signal_guard", None)  # SQLite: Ctrl-C stops a long statement
+        self._guard: Any = make_guard() if make_guard is not None else None
         self._depth = 1 if in_outer_transaction else 0
         self._base_depth = self._depth
         self._state = ClientState.OPEN
         self._closed_at: str | None = None
         self._extra: list[Any] = []
+        self.close_problems: list[str] = []  # why close() returned False, for the report
         self._counts = {"statements": 0, "transactions": 0, "batches": 0, "errors": 0, "connections_opened": 1}
         self._created = time.monotonic()
 
@@ -195,6 +198,9 @@ class Client:
     def _run(self, sql: str, args: Args) -> ResultSet:
         sql, args = self._dialect.translate(sql, args)
         cursor = self._conn.cursor()
+        guard = self._guard
+        if guard is not None:
+            guard.arm(self._conn)
         try:
             cursor.execute(sql, args)
             self._counts["statements"] += 1
@@ -209,8 +215,12 @@ class Client:
             return ResultSet(rows, columns, affected, getattr(cursor, "lastrowid", None))
         except Exception:
             self._counts["errors"] += 1
+            if guard is not None:
+                guard.reraise()  # a signal handler's exception (Ctrl-C, a timeout) beats "interrupted"
             raise
         finally:
+            if guard is not None:
+                guard.disarm(self._conn)
             cursor.close()
 
     def batch(self, statements: Iterable[StatementLike]) -> list[ResultSet]:
@@ -276,6 +286,7 @@ class Client:
             log.warning("client of scope %s busy at close; interrupting its statement", self.scope_id)
             _interrupt(self._conn)
             interrupted = True
+            self.close_problems.append(f"a statement was still running after {limit:g} s; interrupted it")
             acquired = self._lock.acquire(timeout=min(limit, 1.0))
         try:
             if self.closed:  # closed by another thread while this one waited
@@ -284,7 +295,7 @@ class Client:
             self._closed_at = reason or f"at {_caller_location()}"
             ok = acquired and not interrupted  # an interrupted statement is not a clean close
             for conn in [*self._extra, self._conn] if self._owns_connection else self._extra:
-                ok = _close_quietly(conn, self.scope_id) and ok
+                ok = _close_quietly(conn, self.scope_id, self.close_problems) and ok
             self._extra.clear()
             return ok
         finally:
@@ -324,12 +335,13 @@ def _interrupt(conn: Any) -> None:
             return
 
 
-def _close_quietly(conn: Any, scope_id: str) -> bool:
+def _close_quietly(conn: Any, scope_id: str, problems: list[str]) -> bool:
     try:
         conn.close()
         return True
     except Exception as exc:
         log.warning("error closing a connection of scope %s: %s", scope_id, exc)
+        problems.append(f"error closing its connection {conn!r}: {type(exc).__name__}: {exc}")
         return False
 
 

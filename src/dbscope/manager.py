@@ -142,11 +142,15 @@ class IsolationManager:
         self.is_test_mode = True
         log.debug("test isolation manager initialized (run %s, worker %s)", self.run_id, self.worker_id)
 
-    def create_scope(self, test_name: str, **options: Any) -> str:
-        """Create a scope with a fresh database cloned from the template; return its id."""
+    def create_scope(self, test_name: str, *, options_source: str | None = None, **options: Any) -> str:
+        """Create a scope with a fresh database cloned from the template; return its id.
+
+        ``options`` override settings for this scope; ``options_source`` says where they
+        came from (the plugin: the test's marker), for error messages.
+        """
         self._check_open()
         started = time.perf_counter()
-        opts = self._scope_options(options)
+        opts = self._scope_options(options, options_source or "scope options")
         scope_id = f"test_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
         self.clear_module_cache()
         self._run_reset_hooks(scope_id, test_name, at="start")
@@ -190,6 +194,7 @@ class IsolationManager:
             log.error(
                 "cleanup of scope %s (test %r) failed: %s; running emergency cleanup", scope_id, scope.test_name, exc
             )
+            scope.cleanup_errors.append(f"cleanup failed ({type(exc).__name__}: {exc}); ran emergency cleanup")
             self._emergency(scope)
             self._counters["emergency_cleanups"] += 1
             ok = False
@@ -331,9 +336,9 @@ class IsolationManager:
         return len(doomed)
 
     @contextlib.contextmanager
-    def scope(self, test_name: str, **options: Any) -> Iterator[Scope]:
+    def scope(self, test_name: str, *, options_source: str | None = None, **options: Any) -> Iterator[Scope]:
         """A scope for the ``with`` block: its database, its env vars, then cleanup."""
-        scope_id = self.create_scope(test_name, **options)
+        scope_id = self.create_scope(test_name, options_source=options_source, **options)
         previous = self.current_test_id
         try:
             self._enter(scope_id)
@@ -395,7 +400,7 @@ class IsolationManager:
             raise ScopeError(f"test scope {scope_id} not found: it was never created or was already destroyed")
         return scope
 
-    def _scope_options(self, options: dict[str, Any]) -> ScopeOptions:
+    def _scope_options(self, options: dict[str, Any], source: str = "scope options") -> ScopeOptions:
         unknown = sorted(set(options) - _SCOPE_OPTIONS)
         if unknown:
             raise ConfigError(
@@ -403,10 +408,12 @@ class IsolationManager:
             )
         merged = self.config
         if options:
-            parsed = build_config(ini={k: v for k, v in options.items() if v is not None}, ini_source="scope options")
+            parsed = build_config(ini={k: v for k, v in options.items() if v is not None}, ini_source=source)
             values: dict[str, Any] = {k: None if v is None else getattr(parsed, k) for k, v in options.items()}
-            merged = replace(self.config, **values)
-        return ScopeOptions(merged.url, merged.migrations, merged.seed, merged.strategy, merged.close_timeout)
+            merged = replace(self.config, **values, origins={**self.config.origins, **parsed.origins})
+        return ScopeOptions(
+            merged.url, merged.migrations, merged.seed, merged.strategy, merged.close_timeout, merged.origins
+        )
 
     def _backend(self, url: str) -> Backend:
         with self._lock:
@@ -419,11 +426,11 @@ class IsolationManager:
                 self._backends[url] = backend
             return backend
 
-    def _migration_set(self, spec: str | None, setting: str) -> MigrationSet:
+    def _migration_set(self, spec: str | None, setting: str, origin: str) -> MigrationSet:
         key = (setting, spec)
         cached = self._migration_sets.get(key)
         if cached is None:
-            cached = load_migrations(spec, setting=setting, base_dir=self.config.base_dir)
+            cached = load_migrations(spec, setting=setting, base_dir=self.config.base_dir, origin=origin)
             self._migration_sets[key] = cached
         return cached
 
@@ -486,8 +493,10 @@ class IsolationManager:
                 statement_index=failed.statement_index,
                 line=failed.line,
             )
-        migrations = self._migration_set(opts.migrations, "dbscope_migrations")
-        seed = self._migration_set(opts.seed, "dbscope_seed")
+        migrations = self._migration_set(
+            opts.migrations, "dbscope_migrations", opts.origins.get("migrations", "the default")
+        )
+        seed = self._migration_set(opts.seed, "dbscope_seed", opts.origins.get("seed", "the default"))
         try:
             template = backend.template(migrations, seed, rebuild=self.config.rebuild)
         except MigrationError as exc:
@@ -525,7 +534,7 @@ class IsolationManager:
         timeout = scope.options.close_timeout if timeout is None else timeout
         reason = f"by dbscope when scope {scope.id} ended (end of test {scope.test_name!r})"
         for resource in scope.connections:
-            closed = _close_quietly(resource, timeout, reason=reason)
+            closed = _close_quietly(resource, timeout, reason=reason, problems=scope.cleanup_errors)
             if closed:
                 self._counters["connections_closed"] += 1
                 scope.connections_closed += 1
@@ -545,7 +554,8 @@ class IsolationManager:
             except Exception as exc:
                 log.error("emergency cleanup of scope %s: could not reset %s: %s", scope.id, scope.database.name, exc)
                 return False
-        return _release_and_drop(scope.database, f"emergency cleanup of scope {scope.id}") and ok
+        during = f"emergency cleanup of scope {scope.id}"
+        return _release_and_drop(scope.database, during, problems=scope.cleanup_errors) and ok
 
     def _finish(self, scope: Scope, started: float) -> None:
         with self._lock:
@@ -588,8 +598,11 @@ class IsolationManager:
         return ok
 
 
-def _release_and_drop(database: Any, during: str) -> bool:
-    """Release and drop a database, logging (not raising) what fails; True if both worked."""
+def _release_and_drop(database: Any, during: str, *, problems: list[str] | None = None) -> bool:
+    """Release and drop a database, logging (not raising) what fails; True if both worked.
+
+    Each failure is also described in ``problems``, when given (the scope's, for the report).
+    """
     ok = True
     for step in (database.release, database.drop):
         try:
@@ -597,6 +610,8 @@ def _release_and_drop(database: Any, during: str) -> bool:
         except Exception as exc:
             ok = False
             log.error("%s: %s: %s", during, database.name, exc)
+            if problems is not None:
+                problems.append(f"{during}: could not {step.__name__} {database.name}: {type(exc).__name__}: {exc}")
     return ok
 
 
@@ -628,18 +643,25 @@ def _in_transaction(conn: Any) -> bool:
     return status is not None and int(status) != 0
 
 
-def _close_quietly(resource: Any, timeout: float, *, reason: str | None = None) -> bool:
+def _close_quietly(
+    resource: Any, timeout: float, *, reason: str | None = None, problems: list[str] | None = None
+) -> bool:
     """Close anything with close(), waiting at most ``timeout`` seconds; never raises.
 
     A Client bounds its own close. Anything else is closed in a helper thread so that
     a close that hangs (a dead server, a user's own object) cannot hang the test run.
+    What went wrong is logged and, when ``problems`` is given, described there too.
     """
+    found: list[str] = [] if problems is None else problems
     if isinstance(resource, Client):
         try:
-            return resource.close(timeout, reason=reason)
+            if resource.close(timeout, reason=reason):
+                return True
+            found.extend(f"closing {resource!r}: {p}" for p in resource.close_problems or ["it did not close cleanly"])
         except Exception as exc:
             log.warning("error closing %r: %s", resource, exc)
-            return False
+            found.append(f"error closing {resource!r}: {type(exc).__name__}: {exc}")
+        return False
     if getattr(resource, "closed", False) is True:
         return True
     interrupt = getattr(resource, "interrupt", None)  # sqlite3: stop a running statement first
@@ -660,8 +682,10 @@ def _close_quietly(resource: Any, timeout: float, *, reason: str | None = None) 
     worker.join(timeout)
     if worker.is_alive():
         log.warning("closing %r took longer than %.1f s; abandoned it", resource, timeout)
+        found.append(f"closing {resource!r} took longer than {timeout:g} s; abandoned it (its close() still hangs)")
         return False
     if outcome and outcome[0] is not None:
         log.warning("error closing %r: %s", resource, outcome[0])
+        found.append(f"error closing {resource!r}: {type(outcome[0]).__name__}: {outcome[0]}")
         return False
     return True

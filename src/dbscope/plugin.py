@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from .config import SETTINGS, Config, build_config
-from .errors import ConfigError, DbscopeError, MigrationError
+from .errors import BackendUnavailableError, ConfigError, DbscopeError, MigrationError
 from .logs import configure_debug_logging
 from .manager import IsolationManager
 from .reporting import ReportPlugin
@@ -23,7 +23,7 @@ from .urls import mask_password
 
 CONFIG_KEY = pytest.StashKey[Config]()
 MANAGER_KEY = pytest.StashKey[IsolationManager]()
-SAVED_ENV_KEY = pytest.StashKey[dict[str, "str | None"]]()
+SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
 FAILED_KEY = pytest.StashKey[bool]()
 CLUSTER_KEY = pytest.StashKey[Any]()
 CLUSTER_URL_ENV = "DBSCOPE_CLUSTER_URL"
@@ -57,7 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=setting.help,
                 )
         if setting.ini:
-            parser.addini(setting.ini_name, help=setting.help, type="linelist" if setting.listish else "string")
+            kind: Literal["linelist", "string"] = "linelist" if setting.listish else "string"
+            parser.addini(setting.ini_name, help=setting.help, type=kind)
 
 
 def _resolve(config: pytest.Config, *, early: bool = False) -> Config:
@@ -157,10 +158,23 @@ def _start_shared_cluster(config: pytest.Config, settings: Config) -> Config:
     return replace(settings, url=cluster.url)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker cleans up here, before xdist reports it finished (after the report's hooks).
+
+    Once a worker has reported, the controller shuts it down and execnet interrupts it
+    (SIGINT) after 5 s: a cleanup still waiting for its last drops in pytest_unconfigure
+    would be cut short and leave databases behind. The controller waits for this instead.
+    """
+    manager = session.config.stash.get(MANAGER_KEY, None)
+    if manager is not None and hasattr(session.config, "workerinput"):
+        manager.close()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     manager = config.stash.get(MANAGER_KEY, None)
     if manager is not None:
-        manager.close()
+        manager.close()  # a no-op if pytest_sessionfinish closed it
     cluster = config.stash.get(CLUSTER_KEY, None)
     if cluster is not None:
         cluster.stop()
@@ -182,13 +196,22 @@ def dbscope_scope(request: pytest.FixtureRequest, dbscope: IsolationManager) -> 
     """This test's scope: a fresh database cloned from the migrated template."""
     marker = request.node.get_closest_marker("dbscope")
     options = {k: v for k, v in (marker.kwargs if marker else {}).items() if v is not None}
+    problem = None
     try:
-        context = dbscope.scope(request.node.nodeid, **options)
+        context = dbscope.scope(
+            request.node.nodeid, options_source=f"@pytest.mark.dbscope on {request.node.nodeid}", **options
+        )
         scope = context.__enter__()
-    except MigrationError as exc:
-        # Fail the session once, with the migration's own message, not once per test.
-        request.session.shouldfail = f"dbscope: the template database could not be built ({exc.source})"
-        raise
+    except (ConfigError, MigrationError, BackendUnavailableError) as exc:
+        # A setting, migration or server every test needs: fail the session once, with
+        # dbscope's own message and no traceback. A marker's bad option fails its test only.
+        if isinstance(exc, MigrationError):
+            request.session.shouldfail = f"dbscope: the template database could not be built ({exc.source})"
+        elif not options:
+            request.session.shouldfail = f"dbscope: {type(exc).__name__}, see the first error above"
+        problem = f"dbscope: {type(exc).__name__}: {mask_password(str(exc))}"
+    if problem is not None:  # outside the except block: no "during handling" chain on the terminal
+        pytest.fail(problem, pytrace=False)
     try:
         yield scope
     finally:

@@ -49,7 +49,7 @@ SCHEMA = "dbscope-report/1"
 MB = 1024 * 1024  # dbscope_memory_growth_mb counts in these, as the seed's 50 * 1024 * 1024 does
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
-WARNING_KINDS = ("connection_leak", "scope_leak", "slow_test", "memory_growth")
+WARNING_KINDS = ("connection_leak", "scope_leak", "cleanup_failure", "slow_test", "memory_growth")
 MEMORY_SOURCES = {
     "rss": "RSS from /proc/self/statm",
     "peak_rss": "peak RSS from getrusage(); only new peaks count as growth",

@@ -96,6 +96,8 @@ class ReportPlugin:
         record.scope_ended(scope.id, scope.setup_ms, scope.teardown_ms, scope.leaked_connections)
         record.connections_opened += scope.connections_opened
         record.connections_closed += scope.connections_closed
+        for problem in scope.cleanup_errors:  # a close that hung or failed: the test still ran, say so
+            record.warn("cleanup_failure", f"cleanup failure in {record.nodeid}: {mask_password(problem)}")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .client import Client
@@ -34,6 +34,8 @@ class ScopeOptions:
     seed: str | None
     strategy: str
     close_timeout: float
+    #: where each option's value came from (field name -> origin), for error messages
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 class Scope:
@@ -67,6 +69,7 @@ class Scope:
         self.connections_opened = 0
         self.connections_closed = 0
         self.data_version: int | None = None
+        self.cleanup_errors: list[str] = []  # what failed while closing it, for the report
         self.shared: Any = None  # the worker's database under the reset/rollback strategies
         self._lent_primary = False
         self._on_track = on_track

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -24,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,58 @@ PREFIX = "dbscope_"
 _APPLICATION_ID = 0x64627363  # "dbsc": gives an empty template a header page
 
 
+PROGRESS_STEPS = 10_000  # SQLite VM steps between two chances for a pending signal handler to run
+
+
+def _signal_catcher(caught: list[BaseException]) -> Iterator[bool]:
+    """Resumed by SQLite's progress handler: True (abort the statement) once a signal handler raised.
+
+    A generator, because resuming one runs pending signal handlers at the ``yield``,
+    inside the ``try``; a plain function runs them before its first line, where the
+    exception could not be caught and sqlite3 would swallow it.
+    """
+    while True:
+        try:
+            yield bool(caught)
+        except GeneratorExit:
+            raise
+        except BaseException as exc:  # KeyboardInterrupt, pytest-timeout's Failed: the client raises it
+            caught.append(exc)
+
+
+class SignalGuard:
+    """Lets Ctrl-C and pytest-timeout's signal method stop a long SQLite statement.
+
+    While sqlite3 runs a statement the main thread is in C, and Python signal handlers
+    wait until it returns: a runaway query ignores SIGINT and SIGALRM. Armed around a
+    statement, a progress handler gives pending handlers a chance to run every
+    ``PROGRESS_STEPS`` steps; if one raised, the statement is aborted and
+    :meth:`reraise` raises the handler's exception instead of "interrupted".
+    """
+
+    def __init__(self) -> None:
+        self._caught: list[BaseException] = []
+        catcher = _signal_catcher(self._caught)
+        next(catcher)
+        self._progress = catcher.__next__
+
+    def arm(self, conn: Any) -> None:
+        conn.set_progress_handler(self._progress, PROGRESS_STEPS)
+
+    def disarm(self, conn: Any) -> None:
+        try:
+            conn.set_progress_handler(None, 0)
+        except sqlite3.ProgrammingError:  # closed meanwhile by its scope's end
+            pass
+
+    def reraise(self) -> None:
+        """Raise what a signal handler raised during the statement, if anything."""
+        if self._caught:
+            exc = self._caught.pop()
+            self._caught.clear()
+            raise exc
+
+
 class SQLiteDialect:
     """SQLite takes ``?`` and ``:name`` placeholders as they are."""
 
@@ -49,6 +103,10 @@ class SQLiteDialect:
 
     def begin(self) -> str:
         return "BEGIN"
+
+    def signal_guard(self) -> SignalGuard:
+        """A client's guard that lets signals stop its long statements."""
+        return SignalGuard()
 
 
 DIALECT = SQLiteDialect()
@@ -187,7 +245,11 @@ class SQLiteFileDatabase:
     def __init__(self, path: Path, template: FileTemplate) -> None:
         self.name = path.stem
         self.path = path
-        shutil.copyfile(template.path, path)
+        try:
+            shutil.copyfile(template.path, path)
+        except BaseException:
+            path.unlink(missing_ok=True)  # a partial copy (the disk filled up) is no database: leave none
+            raise
 
     def url(self, fmt: str = "sqlalchemy") -> str:
         if fmt == "dsn":
@@ -375,7 +437,9 @@ class SQLiteBackend:
         return FileTemplate(fingerprint, final)
 
     def create(self, template: Any, *, label: str) -> SQLiteMemoryDatabase | SQLiteFileDatabase:
-        name = f"{PREFIX}{self.run_id}_{label}"
+        # the label (a worker id from the environment) becomes a file name and a URI path:
+        # only [A-Za-z0-9_] survive, so no '/', '..', '?' or '#' can escape or change either
+        name = f"{PREFIX}{self.run_id}_{re.sub(r'[^A-Za-z0-9_]+', '_', label).strip('_') or 'db'}"
         if self.in_memory:
             return SQLiteMemoryDatabase(name, template)
         assert self.directory is not None
