@@ -7,6 +7,7 @@ one, PostgreSQL tests skip with the reason; under CI=true a skip fails (conftest
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -34,3 +35,37 @@ def pg_url() -> str:
     if reason:
         pytest.skip(f"PostgreSQL: {reason}")
     return PG_URL
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_templates_built_by_this_session():
+    """At the end, drop the PostgreSQL templates this session's tests built on this machine.
+
+    dbscope keeps templates on the server on purpose (later runs reuse them), but many of
+    these tests build one-off schemas; without this, every CI run on a long-lived server
+    would add dozens of dbscope_tpl_* databases. Only templates whose owner record says
+    they were built on this machine since this session started are dropped, through
+    dbscope's own checked drop.
+    """
+    started = time.time()
+    yield
+    if pg_unavailable_reason() is not None:
+        return
+    import psycopg
+
+    from dbscope.backends.pg_owner import TEMPLATE_PREFIX, OwnerRecord, drop_checked, this_machine
+
+    machine = this_machine()
+    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
+        rows = conn.execute(
+            "SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d "
+            "WHERE starts_with(d.datname, %s)",
+            [TEMPLATE_PREFIX],
+        ).fetchall()
+        for name, comment in rows:
+            record = OwnerRecord.from_comment(comment)
+            if record and record.host == machine.host and record.boot == machine.boot and record.created >= started:
+                try:
+                    drop_checked(conn, name, allow_template=True)
+                except psycopg.Error:
+                    pass  # in use by a run still going: it stays, like any cached template

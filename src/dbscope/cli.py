@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import configparser
 import contextlib
+import math
 import os
 import secrets
 import sqlite3
@@ -29,7 +30,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -98,11 +99,16 @@ def load_settings(overrides: dict[str, Any], *, cwd: Path | None = None) -> tupl
             base_dir=str(path.parent if path else where),
         )
     except ConfigError as exc:  # name this command's options, not pytest's
-        message = str(exc)
-        for setting in SETTINGS:
-            message = message.replace(f"{setting.option} on the command line", f"--{setting.name} on the command line")
-        raise ConfigError(message) from None
-    return config, (str(path) if path else "no pytest config file")
+        raise ConfigError(_own_options(str(exc))) from None
+    origins = {name: _own_options(origin) for name, origin in config.origins.items()}
+    return replace(config, origins=origins), (str(path) if path else "no pytest config file")
+
+
+def _own_options(text: str) -> str:
+    """``--dbscope-url on the command line`` -> ``--url on the command line``: this command's names."""
+    for setting in SETTINGS:
+        text = text.replace(f"{setting.option} on the command line", f"--{setting.name} on the command line")
+    return text
 
 
 # -- output ------------------------------------------------------------------------------
@@ -461,9 +467,20 @@ def cmd_doctor(args: argparse.Namespace, out: Out) -> int:
         doctor.advice.append("dbscope_migrations is not set: every test gets an empty database")
     url = parse_backend_url(config.url)
     migrations = doctor.step(
-        "migrations", lambda: load_migrations(config.migrations, setting="dbscope_migrations", base_dir=config.base_dir)
+        "migrations",
+        lambda: load_migrations(
+            config.migrations,
+            setting="dbscope_migrations",
+            base_dir=config.base_dir,
+            origin=config.origin("migrations"),
+        ),
     )
-    seed = doctor.step("seed", lambda: load_migrations(config.seed, setting="dbscope_seed", base_dir=config.base_dir))
+    seed = doctor.step(
+        "seed",
+        lambda: load_migrations(
+            config.seed, setting="dbscope_seed", base_dir=config.base_dir, origin=config.origin("seed")
+        ),
+    )
     if migrations is None or seed is None:
         return _doctor_end(doctor)
     fingerprint = combined_fingerprint(migrations, seed)
@@ -685,6 +702,8 @@ def _seconds(raw: str) -> float:
         value = float(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds") from None
+    if math.isnan(value) or math.isinf(value):  # NaN compares false with everything: nothing would be stale
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a finite number of seconds")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{raw!r} is negative")
     return value

@@ -7,6 +7,7 @@ names the setting, the value and where it came from.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -20,6 +21,9 @@ __all__ = ["SETTINGS", "Config", "EnvVarSpec", "Setting", "build_config"]
 STRATEGIES = ("clone", "reset", "rollback")
 ENV_FORMATS = ("sqlalchemy", "async", "dsn")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Variables dbscope itself reads besides the settings' own (``DBSCOPE_URL``, ...): the
+#: plugin's cluster hand-over, debug logging, the PostgreSQL clone strategy.
+_OWN_EXTRA = ("DBSCOPE_CLUSTER_URL", "DBSCOPE_DEBUG", "DBSCOPE_PG_CLONE_STRATEGY")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,13 @@ class Config:
     baseline: str | None = None
     save_baseline: str | None = None
     base_dir: str | None = field(default=None, compare=False)
+    #: where each setting given came from (field name -> "the DBSCOPE_SEED environment
+    #: variable", ...), so later errors (a missing migrations path) can name it too
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def origin(self, name: str) -> str:
+        """Where the setting ``name`` (a field name) came from; "the default" when not given."""
+        return self.origins.get(name, "the default")
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -63,6 +74,7 @@ class Config:
             if f.name == "url"
             else f"{f.name}={mask_password(repr(getattr(self, f.name)))}"
             for f in fields(self)
+            if f.name != "origins"
         )
         return f"Config({shown})"
 
@@ -112,9 +124,19 @@ def _positive_float(raw: Any) -> float:
         value = float(raw)
     except (TypeError, ValueError):
         raise ValueError("must be a number") from None
+    if math.isnan(value):
+        raise ValueError("must be a number")
     if not value > 0:
         raise ValueError("must be greater than 0")
+    if math.isinf(value):  # as a timeout it would overflow thread and lock waits
+        raise ValueError("must be finite")
     return value
+
+
+def _not_own(name: str) -> None:
+    """dbscope (and every xdist worker it starts) reads these: no setting may write or delete one."""
+    if name.upper() in _OWN_EXTRA or any(name.upper() == s.env_name for s in SETTINGS):
+        raise ValueError(f"{name} is a variable dbscope reads its own settings from; it cannot be changed this way")
 
 
 def _env_names(raw: Any) -> tuple[str, ...]:
@@ -122,6 +144,7 @@ def _env_names(raw: Any) -> tuple[str, ...]:
     for name in names:
         if not _ENV_NAME.match(name):
             raise ValueError(f"{name!r} is not an environment variable name")
+        _not_own(name)
     return names
 
 
@@ -134,6 +157,7 @@ def _env_vars(raw: Any) -> tuple[EnvVarSpec, ...]:
             raise ValueError(f"{name!r} is not an environment variable name")
         if fmt not in ENV_FORMATS:
             raise ValueError(f"format {fmt!r} of {name} must be one of {', '.join(ENV_FORMATS)}")
+        _not_own(name)
         if any(s.name == name for s in specs):
             raise ValueError(f"{name} is given twice")
         specs.append(EnvVarSpec(name, fmt))
@@ -146,6 +170,7 @@ def _assignments(raw: Any) -> tuple[tuple[str, str], ...]:
         name, sep, value = item.partition("=")
         if not sep or not _ENV_NAME.match(name.strip()):
             raise ValueError(f"{item!r} is not NAME=VALUE")
+        _not_own(name.strip())
         pairs.append((name.strip(), value.strip()))
     return tuple(pairs)
 
@@ -239,20 +264,49 @@ def build_config(
     """
     cli, env, ini = cli or {}, env or {}, ini or {}
     values: dict[str, Any] = {}
+    given: dict[str, str] = {}  # setting name -> "dbscope_x = 'raw' (from origin)", for clashes
+    origins: dict[str, str] = {}
     for setting in SETTINGS:
         raw, origin = _pick(setting, cli, env, ini, ini_source)
         if raw is None:
             continue
+        text = ", ".join(str(item) for item in raw) if isinstance(raw, (list, tuple)) else str(raw)  # ini lines
+        shown = f"{setting.ini_name} = {mask_password(text)!r} (from {origin})"
         try:
             values[_FIELD_FOR.get(setting.name, setting.name)] = setting.parse(raw)
         except ValueError as exc:
-            reason = mask_password(str(exc))
-            raise ConfigError(
-                f"{setting.ini_name} = {mask_password(str(raw))!r} (from {origin}) is not valid: {reason}"
-            ) from None
+            raise ConfigError(f"{shown} is not valid: {mask_password(str(exc))}") from None
+        given[setting.name] = shown
+        origins[_FIELD_FOR.get(setting.name, setting.name)] = origin
     if "env_vars" in values and not values["env_vars"]:
         values["env_vars"] = ()
-    return Config(base_dir=base_dir, **values)
+    config = Config(base_dir=base_dir, origins=origins, **values)
+    _check_env_clashes(config, given)
+    return config
+
+
+def _check_env_clashes(config: Config, given: Mapping[str, str]) -> None:
+    """Refuse a variable given two values that contradict each other.
+
+    ``dbscope_env_var`` together with ``dbscope_unset_env`` is allowed on purpose: the
+    shell's value (a production DATABASE_URL) is deleted for the session and the
+    variable exists only inside scopes, holding the scope's URL.
+    """
+    env_vars = {spec.name for spec in config.env_vars}
+    fixed = {name for name, _ in config.set_env}
+    clashes = (
+        ("env_var", "set_env", env_vars & fixed, "dbscope sets it to each scope's URL during every test"),
+        ("set_env", "unset_env", fixed & set(config.unset_env), "it cannot be both set and deleted"),
+    )
+    for first, second, names, why in clashes:
+        if names:
+            # only dbscope_env_var has a default that can clash
+            default = f"dbscope_env_var = {', '.join(sorted(env_vars))!r} (the default)"
+            shown = [given.get(name, default) for name in (first, second)]
+            raise ConfigError(
+                f"{shown[0]} and {shown[1]} both name {', '.join(sorted(names))}: {why}; "
+                "remove it from one of the two settings"
+            )
 
 
 def _pick(

@@ -20,7 +20,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -49,7 +49,8 @@ _WHAT_TO_GIVE = (
 )
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _WORD = re.compile(r"[A-Za-z_][\w$]*")
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_]\w*)?\$")
+# PostgreSQL's rule: a tag starts with a letter, '_' or any non-ASCII character ($é$, $_x1$)
+_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,9 @@ class MigrationSet:
 
     spec: str | None = None
     steps: tuple[MigrationStep, ...] = ()
+    #: the setting that named this source and where its value came from, for error messages
+    setting: str | None = field(default=None, compare=False)
+    origin: str | None = field(default=None, compare=False)
 
     @property
     def fingerprint(self) -> str:
@@ -228,10 +232,15 @@ class MigrationSet:
         ``url`` (a SQLAlchemy URL of the database ``conn`` is connected to) is needed by
         alembic and SQLAlchemy-metadata steps, which open their own connection.
         """
-        for step in self.steps:
-            if getattr(step, "needs_url", False):
-                conn.commit()  # their own connection must see (and not wait for) earlier work
-            step.apply(conn, url)
+        try:
+            for step in self.steps:
+                if getattr(step, "needs_url", False):
+                    conn.commit()  # their own connection must see (and not wait for) earlier work
+                step.apply(conn, url)
+        except MigrationError as exc:
+            if self.setting is None or self.origin is None:
+                raise
+            raise _named(exc, self.setting, self.spec, self.origin) from exc.__cause__
         conn.commit()
 
 
@@ -247,7 +256,8 @@ def split_statements(sql: str) -> list[Statement]:
     """Split SQL text on ``;`` the way a database would read it.
 
     A ``;`` does not end a statement inside quotes ('', "", ``, []), comments, a
-    PostgreSQL dollar-quoted body, or the BEGIN ... END body of a CREATE TRIGGER
+    PostgreSQL ``E'...'`` string (``\\'`` escapes the quote) or dollar-quoted body
+    (``$$``, ``$tag$``, ``$é$``), or the BEGIN ... END body of a CREATE TRIGGER
     (where CASE ... END nests). Comment-only pieces are dropped. A statement's text
     runs from its first to its last character that is not whitespace or comment
     (comments in between stay); its line is the line of that first character.
@@ -280,7 +290,9 @@ def split_statements(sql: str) -> list[Statement]:
             continue
         if start is None:
             start = i
-        if ch in "'\"`":
+        if ch == "'" and i > 0 and sql[i - 1] in "eE" and not _in_word(sql, i - 1):
+            i = _after_escape_string(sql, i + 1)  # PostgreSQL's E'it\'s': a backslash escapes the quote
+        elif ch in "'\"`":
             i = _after(sql, ch, i + 1)  # '' and "" escapes close and reopen: same result
         elif ch == "[":
             i = _after(sql, "]", i + 1)
@@ -310,12 +322,42 @@ def load_migrations(
     *,
     setting: str = "dbscope_migrations",
     base_dir: str | os.PathLike[str] | None = None,
+    origin: str | None = None,
 ) -> MigrationSet:
     """Load and check a migration source; relative paths are resolved against base_dir (or cwd).
 
     Raises ConfigError when the value cannot be used and MigrationError when a file
-    is unreadable, not UTF-8, or has no statements.
+    is unreadable, not UTF-8, or has no statements. With ``origin`` (where the setting's
+    value came from: "the DBSCOPE_SEED environment variable") every error, also those
+    of :meth:`MigrationSet.apply`, ends by naming the setting, its value and its origin.
     """
+    try:
+        loaded = _load(spec, setting=setting, base_dir=base_dir)
+    except (ConfigError, MigrationError) as exc:
+        if origin is None:
+            raise
+        value = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else repr(spec)
+        raise _named(exc, setting, value, origin) from exc.__cause__
+    return replace(loaded, setting=setting, origin=origin) if origin is not None else loaded
+
+
+def _named(exc: ConfigError | MigrationError, setting: str, value: str | None, origin: str) -> Exception:
+    """The same error, its message ending with the setting, its value and where it came from."""
+    where = f"{setting} = {value!r}, from {origin}"
+    message = f"{exc}\n({where})" if "\n" in str(exc) else f"{exc} ({where})"
+    if isinstance(exc, MigrationError):
+        return MigrationError(
+            message, source=exc.source, statement=exc.statement, statement_index=exc.statement_index, line=exc.line
+        )
+    return ConfigError(message)
+
+
+def _load(
+    spec: str | os.PathLike[str] | Callable[[Any], None] | None,
+    *,
+    setting: str,
+    base_dir: str | os.PathLike[str] | None,
+) -> MigrationSet:
     if spec is None:
         return MigrationSet()
     if isinstance(spec, str) and not spec.strip():
@@ -491,6 +533,19 @@ def _after(sql: str, closing: str, start: int) -> int:
     """Offset just past the next ``closing`` at or after ``start``, or the end of the text."""
     end = sql.find(closing, start)
     return len(sql) if end < 0 else end + len(closing)
+
+
+def _after_escape_string(sql: str, start: int) -> int:
+    """Offset just past the E'...' string whose body starts at ``start`` (``\\'`` does not close it)."""
+    i, n = start, len(sql)
+    while i < n:
+        if sql[i] == "\\":
+            i += 2
+        elif sql[i] == "'":
+            return i + 1
+        else:
+            i += 1
+    return n
 
 
 def _in_word(sql: str, i: int) -> bool:

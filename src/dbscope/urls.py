@@ -24,10 +24,38 @@ _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/?#\s]*:)(?P<pw>[
 _PASSWORD_IN_DSN = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
+_LEADING_URL = re.compile(r"\s*[a-zA-Z][\w+.-]*://")
+_PORT = re.compile(r"[0-9]+")
+
+
 def mask_password(text: str) -> str:
-    """Return ``text`` with every password in a URL or libpq DSN replaced by ``***``."""
+    """Return ``text`` with every password in a URL or libpq DSN replaced by ``***``.
+
+    A text that starts with a URL (a setting's value) is masked the way its author meant
+    it, also when the password holds a space or a raw '/', '?' or '#' (where urlsplit
+    would end it): only what follows ``user:`` as a port number is left as a port.
+    """
+    text = _mask_leading_url(text)
     text = _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['tail']}", text)
     return _PASSWORD_IN_DSN.sub(lambda m: f"{m['head']}***", text)
+
+
+def _mask_leading_url(text: str) -> str:
+    match = _LEADING_URL.match(text)
+    if match is None:
+        return text
+    head, rest = text[: match.end()], text[match.end() :]
+    authority = rest[: min([rest.find(c) for c in "/?#" if c in rest], default=len(rest))]
+    if authority.startswith("["):  # an IPv6 host: no user, no password
+        return text
+    if "@" in authority:  # user:password@host, the password up to the host's '@'
+        userinfo = authority.rpartition("@")[0]
+        user, colon, _ = userinfo.partition(":")
+        return f"{head}{user}:***{rest[len(userinfo) :]}" if colon else text
+    user, colon, port = authority.partition(":")
+    if colon and "@" in rest and not _PORT.fullmatch(port):  # user:pa/ss@host: up to the last '@'
+        return f"{head}{user}:***{rest[rest.rindex('@') :]}"
+    return text
 
 
 @dataclass(frozen=True)
@@ -86,7 +114,11 @@ def parse_backend_url(raw: str) -> BackendURL:
         parts = urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError(f"malformed URL {mask_password(value)!r}: {exc}") from None
+        masked, detail = mask_password(value), str(exc)
+        if any(part not in masked for part in re.findall(r"'([^']*)'", detail)):
+            # urlsplit quotes what it read as the port: a piece of a password such as 'pa?ss'
+            detail = "the port is not a number from 0 to 65535"
+        raise ConfigError(f"malformed URL {masked!r}: {detail}") from None
     database = unquote(parts.path.lstrip("/")) or None
     return BackendURL(
         value,
