@@ -68,4 +68,4 @@ def drop_templates_built_by_this_session():
                 try:
                     drop_checked(conn, name, allow_template=True)
                 except psycopg.Error:
-                    pass  # in use by a run still going: it stays, like any cached template
+                    pass  # gone meanwhile, or the server refused: it stays, like any cached template

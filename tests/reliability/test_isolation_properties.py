@@ -255,6 +255,18 @@ def assert_nothing_left(manager: IsolationManager) -> None:
     assert manager.metrics["cleanup_failures"] == 0 and manager.metrics["emergency_cleanups"] == 0
 
 
+def play(manager: IsolationManager, schedule: tuple[list[list[Op]], list[int]], strategy: str, dialect: str) -> int:
+    """Run one generated schedule (interleaved for clone, in turn otherwise); returns the most scopes alive."""
+    generated, order = schedule
+    if strategy == "clone":
+        most = run_interleaved(manager, generated, order, dialect)
+    else:
+        run_in_turn(manager, generated, dialect)
+        most = 1
+    assert_nothing_left(manager)
+    return most
+
+
 # -- a. in process, SQLite ------------------------------------------------------------------
 
 
@@ -271,12 +283,7 @@ def test_sqlite_scopes_see_the_template_and_their_own_writes_only(
     @bounded(60)
     @given(schedules())
     def prove(schedule: tuple[list[list[Op]], list[int]]) -> None:
-        generated, order = schedule
-        if strategy == "clone":
-            most[0] = max(most[0], run_interleaved(manager, generated, order, "sqlite"))
-        else:
-            run_in_turn(manager, generated, "sqlite")
-        assert_nothing_left(manager)
+        most[0] = max(most[0], play(manager, schedule, strategy, "sqlite"))
 
     try:
         prove()
@@ -285,7 +292,7 @@ def test_sqlite_scopes_see_the_template_and_their_own_writes_only(
         manager.close()
     assert_nothing_left(manager)
     assert names and not any(memdb_exists(name) for name in names), "a scope's database outlived the manager"
-    figures.record(**{f"sqlite_{strategy}_scopes": created, f"sqlite_{strategy}_max_alive": most[0] or 1})
+    figures.record(**{f"sqlite_{strategy}_scopes": created, f"sqlite_{strategy}_max_alive": most[0]})
 
 
 def test_sqlite_file_clones_are_isolated_and_leave_only_the_template(
@@ -354,12 +361,7 @@ def test_postgresql_scopes_see_the_template_and_their_own_writes_only(
     @bounded(examples)
     @given(schedules(few_tests))
     def prove(schedule: tuple[list[list[Op]], list[int]]) -> None:
-        generated, order = schedule
-        if strategy == "clone":
-            run_interleaved(manager, generated, order, "postgresql")
-        else:
-            run_in_turn(manager, generated, "postgresql")
-        assert_nothing_left(manager)
+        play(manager, schedule, strategy, "postgresql")
 
     try:
         prove()
