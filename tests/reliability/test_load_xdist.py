@@ -1,7 +1,7 @@
 """LOAD: a generated 2,000-test suite under ``pytest -n 2``, on every backend, leaves nothing behind.
 
-SQLite in memory, SQLite files and PostgreSQL on a throwaway cluster run 2,000 tests each;
-the shared PostgreSQL server runs 500 (see SERVER_TESTS for why).
+SQLite in memory, SQLite files, PostgreSQL on a throwaway cluster and the shared PostgreSQL
+server run 2,000 tests each.
 
 Each run is a real pytest subprocess with two xdist workers and the plugin loaded by its
 entry point. Every generated test writes a row unique to it (its node id, with an e-mail
@@ -314,18 +314,17 @@ def test_2000_tests_on_a_throwaway_cluster_under_xdist_leave_nothing(pytester, m
     record_figures(figures, "postgresql_cluster", report, workers, wall_s)
 
 
-# The shared server clones on disk: ~0.2 s a clone when idle, 0.3-1.7 s while other suites
-# use it; 2,000 tests took 229 s there (measured), too much of this file's ~6 min budget on a
-# noisy machine. 2,000 run on the throwaway cluster above (same backend code, tmpfs, ~3x
-# faster); this run proves the shared server's own path (FILE_COPY clones, drops that
-# back up, registry) with a quarter of the load.
-SERVER_TESTS = 500
+# The shared server clones on disk: ~0.14 s a clone when idle (2,000 tests in ~3 min under
+# -n 2), 0.3-1.7 s while other suites use it (229 s measured then). The issue asks for
+# 2,000 on both backends, and CI's machine is otherwise idle, so the server runs them too,
+# with room in the timeouts for a busy machine.
+SERVER_TESTS = 2000
 
 
-@pytest.mark.timeout(360)
-def test_500_tests_on_the_postgresql_server_under_xdist_leave_nothing(pytester, monkeypatch, figures, pg_url):
+@pytest.mark.timeout(900)
+def test_2000_tests_on_the_postgresql_server_under_xdist_leave_nothing(pytester, monkeypatch, figures, pg_url):
     report, workers, wall_s, testrunuid = run_load(
-        pytester, monkeypatch, pg_url, dialect="postgresql", timeout=300, tests=SERVER_TESTS
+        pytester, monkeypatch, pg_url, dialect="postgresql", timeout=840, tests=SERVER_TESTS
     )
     run_ids = sorted(p["run_id"] for p in workers.values())
     assert len(set(run_ids)) == 2 and all(len(r) == 8 for r in run_ids)
