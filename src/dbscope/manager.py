@@ -122,6 +122,11 @@ class IsolationManager:
             "pool_misses": sum(p.misses for p in self._pools.values()),
         }
 
+    @property
+    def pool_ready(self) -> int:
+        """Clones made ahead that wait ready now, over every pool (``pool_size`` each when caught up)."""
+        return sum(pool.ready for pool in list(self._pools.values()))
+
     def get_stats(self) -> dict[str, Any]:
         """A snapshot: test mode, current scope, active scopes and their connections."""
         scopes = list(self.active_scopes.values())

@@ -39,6 +39,12 @@ class ClonePool:
             self._thread = threading.Thread(target=self._fill, name=name, daemon=True)
             self._thread.start()
 
+    @property
+    def ready(self) -> int:
+        """How many databases wait ready now (``size`` once the thread has caught up)."""
+        with self._cond:
+            return len(self._ready)
+
     def take(self) -> Any:
         """A ready database if there is one, else a freshly cloned one."""
         with self._cond:

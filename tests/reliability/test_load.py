@@ -386,14 +386,19 @@ def test_a_thousand_file_scopes_leave_no_file_fd_or_thread_behind(
                     assert fds_on(path) == 2
                 paths.append(path)
 
+        def settled() -> Usage:
+            # the pool's thread copies the template (two fds open) until it holds pool_size clones
+            wait_until(lambda: manager.pool_ready == manager.pool_size, 10, "the clone pool caught up")
+            return usage()
+
         for i in range(FILE_WARMUP):
             one(i)
-        warm = usage()
+        warm = settled()
         started = time.perf_counter()
         for i in range(FILE_WARMUP, FILE_SCOPES):
             one(i)
         elapsed = time.perf_counter() - started
-        end = usage()
+        end = settled()
         growth = round(end.rss_mb - warm.rss_mb, 2)
         # every SQLite file connection holds a descriptor: a connection left open would show here
         assert (end.fds, end.threads, end.tasks) == (warm.fds, warm.threads, warm.tasks)
