@@ -144,6 +144,8 @@ class ClusterState(enum.Enum):
 
 
 # --- processes and directories (stdlib only: the watchdog script uses these too) ---
+# _proc_stat and _pid_alive are processes.py's proc_stat and pid_alive: the watchdog runs this
+# file isolated (python -I -S), where it can import nothing of dbscope, so it keeps a copy.
 
 
 def _proc_stat(pid: int) -> list[str] | None:

@@ -42,6 +42,7 @@ import psycopg
 from psycopg import sql
 
 from ..errors import BackendUnavailableError
+from .processes import pid_alive
 
 __all__ = [
     "PREFIX",
@@ -113,19 +114,6 @@ class Machine:
 def this_machine() -> Machine:
     return Machine(socket.gethostname(), _boot_id())
 
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    except OSError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

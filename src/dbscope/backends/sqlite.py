@@ -32,6 +32,7 @@ from typing import Any
 
 from ..errors import BackendUnavailableError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
+from .processes import pid_alive
 
 __all__ = ["SQLiteBackend", "SQLiteDialect"]
 
@@ -313,16 +314,6 @@ def write_owner_file(directory: Path, run_id: str) -> Path:
     return path
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_dead_runs(directory: Path) -> list[str]:
     """Delete the files of runs on this host whose process is gone (a killed worker's).
 
@@ -337,7 +328,7 @@ def sweep_dead_runs(directory: Path) -> list[str]:
             run, pid = str(info["run"]), int(info["pid"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if info.get("host") != host or _pid_alive(pid) or not run.isalnum():
+        if info.get("host") != host or pid_alive(pid) or not run.isalnum():
             continue
         for leftover in directory.glob(f"{PREFIX}{run}_*"):
             leftover.unlink(missing_ok=True)
@@ -345,7 +336,7 @@ def sweep_dead_runs(directory: Path) -> list[str]:
         owner.unlink(missing_ok=True)
     for building in directory.glob(f"{PREFIX}tpl_*.building"):
         parts = building.name.split(".")
-        if len(parts) >= 4 and parts[-3].isdigit() and not _pid_alive(int(parts[-3])):
+        if len(parts) >= 4 and parts[-3].isdigit() and not pid_alive(int(parts[-3])):
             building.unlink(missing_ok=True)
             removed.append(building.name)
     if removed:
