@@ -474,3 +474,29 @@ def test_an_unreachable_server_at_session_start_is_a_clear_error_without_the_pas
     assert "postgres:***@127.0.0.1" in output and "s3cr3t-pw" not in output
     assert elapsed < 60
     figures.record(unreachable_run_s=round(elapsed, 2))
+
+
+# -- 6. a session the server cut is explained, not passed on raw ---------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_a_session_the_server_cut_is_explained_with_what_to_do(pg_url: str) -> None:
+    """The error a clone gets when a restart cuts its session mid-statement says so, and what to do."""
+    from dbscope.backends import postgresql as pg
+    from dbscope.backends.pg_connect import START_ADVICE
+
+    victim = psycopg.connect(pg_url, autocommit=True)
+    with psycopg.connect(pg_url, autocommit=True) as killer:  # what a fast shutdown does to every session
+        killer.execute("SELECT pg_terminate_backend(%s)", [victim.info.backend_pid])
+    with pytest.raises(psycopg.OperationalError) as cut:
+        victim.execute("SELECT 1")
+    victim.close()
+    backend = pg.PostgreSQLBackend(pg_url, sweep=False)
+    try:
+        message = str(backend._error(cut.value, "cannot create database dbscope_x"))
+        where = backend.address.where
+    finally:
+        backend.close()
+    assert message.startswith(f"cannot create database dbscope_x on {where}: the server closed the connection (")
+    assert "it restarted, or stopped. dbscope reconnects for the next test" in message
+    assert message.endswith(f"{START_ADVICE}.")

@@ -425,8 +425,15 @@ def test_dbscope_never_drops_a_database_it_did_not_create(
                 conn.execute(sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment)))
     try:
         with pg.PostgreSQLBackend(url, sweep=True) as backend:
-            for name in made:
-                with pytest.raises(BackendUnavailableError, match=f"refusing to drop database '{name}'"):
+            reasons = {
+                f"sectest_{tag}": "its name does not start with 'dbscope_'",
+                f"dbscope_sectest_{tag}_bare": "it has no dbscope owner record",
+                f"dbscope_sectest_{tag}_forged": "it has no dbscope owner record",
+                f"dbscope_sectest_{tag}_text": "it has no dbscope owner record",
+                f"dbscope_sectest_{tag}_foreign": f"it belongs to dbscope run other{tag}, not to this one",
+            }
+            for name, reason in reasons.items():
+                with pytest.raises(BackendUnavailableError, match=f"refusing to drop database '{name}': {reason}"):
                     backend.drop_database(name)
             with pytest.raises(BackendUnavailableError, match="does not start with 'dbscope_'"):
                 backend.drop_database("postgres")
