@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from waiting import wait_until
+from reliability.waiting import wait_until
 
 from dbscope import ConfigError, DbscopeError, IsolationManager, MigrationError
 from dbscope.cli import main as cli_main

@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from waiting import wait_until
+from reliability.waiting import wait_until
 
 from dbscope import IsolationManager
 

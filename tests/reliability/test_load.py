@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from waiting import wait_until
+from reliability.waiting import wait_until
 
 from dbscope import ClientClosedError, IsolationManager, Scope
 from dbscope.migrations import combined_fingerprint, load_migrations

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from waiting import wait_until
+from reliability.waiting import wait_until
 
 from dbscope import IsolationManager
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from waiting import wait_until
+from reliability.waiting import wait_until
 
 import dbscope
 from dbscope import BackendUnavailableError, ConfigError, IsolationManager
