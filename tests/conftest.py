@@ -35,7 +35,6 @@ def project(pytester: pytest.Pytester):
     return make
 
 
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     """Under CI=true a skipped test is a failure: CI must run every test it has."""

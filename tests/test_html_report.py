@@ -16,16 +16,31 @@ import pytest
 from dbscope.html_report import AMBER, BLUE, RED, TEAL, nice_ticks, render
 from dbscope.report import MB, Record, build_report
 
-METRICS = {"scopes_created": 2, "scopes_destroyed": 2, "connections_created": 2, "connections_closed": 2,
-           "connections_leaked": 1, "average_cleanup_ms": 0.2, "emergency_cleanups": 0, "modules_cleared": 0}
+METRICS = {
+    "scopes_created": 2,
+    "scopes_destroyed": 2,
+    "connections_created": 2,
+    "connections_closed": 2,
+    "connections_leaked": 1,
+    "average_cleanup_ms": 0.2,
+    "emergency_cleanups": 0,
+    "modules_cleared": 0,
+}
 
 
 def make_report(n: int = 40, *, workers: tuple[str, ...] = ("gw0", "gw1"), **extra) -> dict:
     tests = []
     for i in range(n):
-        rec = Record(f"tests/test_app.py::test_case[{i}]", workers[i % len(workers)], started_at=1000.0 + i,
-                     duration_ms=1.0 + (i % 7) * 0.3, setup_ms=0.3, teardown_ms=0.1, scopes=1,
-                     rss_bytes=(60 + i // 10) * MB)
+        rec = Record(
+            f"tests/test_app.py::test_case[{i}]",
+            workers[i % len(workers)],
+            started_at=1000.0 + i,
+            duration_ms=1.0 + (i % 7) * 0.3,
+            setup_ms=0.3,
+            teardown_ms=0.1,
+            scopes=1,
+            rss_bytes=(60 + i // 10) * MB,
+        )
         if i == 5:
             rec.connections_leaked = 1
         if i == 9:
@@ -61,12 +76,20 @@ def test_every_chart_is_well_formed_svg():
     for chart in charts:
         ET.fromstring(chart)  # raises on anything a strict SVG parser would reject
     titles = re.findall(r'aria-label="([^"]+)"', page)
-    assert titles == ["where the time went", "duration of each test", "dbscope overhead per test", "memory over the run"]
+    assert titles == [
+        "where the time went",
+        "duration of each test",
+        "dbscope overhead per test",
+        "memory over the run",
+    ]
 
 
 def test_leaks_slow_tests_and_failures_are_highlighted():
     page = render(make_report())
-    assert "Needs attention: 1 failing test(s); 1 test(s) leaked connections; 1 test(s) leaked a scope; 1 slow test(s)." in page
+    assert (
+        "Needs attention: 1 failing test(s); 1 test(s) leaked connections; 1 test(s) leaked a scope; 1 slow test(s)."
+        in page
+    )
     attention = page.split("Tests that need attention", 1)[1].split("</section>", 1)[0]
     for badge in ("CONNECTION LEAK", "SCOPE LEAK", "SLOW", "FAILED"):
         assert f">{badge}</span>" in attention
@@ -76,7 +99,9 @@ def test_leaks_slow_tests_and_failures_are_highlighted():
 
 
 def test_a_clean_run_says_so():
-    rec = Record("t.py::test_ok", started_at=1.0, duration_ms=1.0, setup_ms=0.2, teardown_ms=0.1, scopes=1, rss_bytes=50 * MB)
+    rec = Record(
+        "t.py::test_ok", started_at=1.0, duration_ms=1.0, setup_ms=0.2, teardown_ms=0.1, scopes=1, rss_bytes=50 * MB
+    )
     page = render(build_report([rec.to_dict()], METRICS, memory_source="rss"))
     assert "All clean: 1 test(s), no leaks, no slow tests, dbscope added 0.300 ms per test." in page
     assert "Nothing to look at: no failures, leaks, slow tests or memory growth." in page
@@ -99,10 +124,24 @@ def test_an_empty_run_renders_without_charts():
 
 def test_a_baseline_comparison_is_shown():
     report = make_report()
-    report["baseline"] = {"path": "base.json", "notes": ["the baseline has 10 test(s), this run 40"], "comparison": [
-        {"metric": "max_duration_ms", "label": "max test duration", "unit": "ms", "baseline": 100.0, "current": 6500.0,
-         "threshold": 150.0, "factor": 1.5, "change_percent": 6400.0, "status": "failure", "note": ""},
-    ]}
+    report["baseline"] = {
+        "path": "base.json",
+        "notes": ["the baseline has 10 test(s), this run 40"],
+        "comparison": [
+            {
+                "metric": "max_duration_ms",
+                "label": "max test duration",
+                "unit": "ms",
+                "baseline": 100.0,
+                "current": 6500.0,
+                "threshold": 150.0,
+                "factor": 1.5,
+                "change_percent": 6400.0,
+                "status": "failure",
+                "note": "",
+            },
+        ],
+    }
     page = render(report)
     section = page.split("Compared with the baseline", 1)[1]
     assert "max test duration" in section and "+6400.0%" in section and 'class="badge b-failure">failure<' in section
@@ -149,8 +188,8 @@ def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     pos, idat, header = 8, [], None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
@@ -167,12 +206,12 @@ def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
     rows, prior = [], bytearray(stride)
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         if kind == 1:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 255
         elif kind == 2:
-            line = bytearray((a + b) & 255 for a, b in zip(line, prior))
+            line = bytearray((a + b) & 255 for a, b in zip(line, prior, strict=True))
         elif kind == 3:
             for i in range(stride):
                 line[i] = (line[i] + (((line[i - bpp] if i >= bpp else 0) + prior[i]) >> 1)) & 255
@@ -218,9 +257,18 @@ def test_the_page_renders_in_headless_chromium(project, tmp_path):
     page = pytester.path / "report.html"
     shot = tmp_path / "report.png"
     command = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-        f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri(),
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={shot}",
+        "--window-size=1200,1600",
+        page.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
@@ -231,7 +279,7 @@ def test_the_page_renders_in_headless_chromium(project, tmp_path):
     counts: dict[bytes, int] = {}
     for row in rows:
         for i in range(0, len(row), 3):
-            pixel = row[i:i + 3]
+            pixel = row[i : i + 3]
             counts[pixel] = counts.get(pixel, 0) + 1
     assert len(counts) > 300, f"only {len(counts)} distinct colours: the page did not render"
     assert max(counts.values()) < 0.9 * width * height, "one colour covers the page"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import textwrap
 
 import pytest
 
@@ -118,7 +117,9 @@ def test_a_bad_setting_names_where_it_came_from(project, monkeypatch, how, origi
         monkeypatch.setenv("DBSCOPE_STRATEGY", "from-env")
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*dbscope_strategy = 'from-{how}' (from {origin}) is not valid: must be one of clone, reset, rollback*"])
+    result.stderr.fnmatch_lines(
+        [f"*dbscope_strategy = 'from-{how}' (from {origin}) is not valid: must be one of clone, reset, rollback*"]
+    )
 
 
 def test_command_line_beats_environment_beats_ini(project, monkeypatch, tmp_path):
@@ -287,7 +288,9 @@ def test_a_connection_kept_in_a_global_is_reported_as_a_leak(project):
     )
     result = pytester.runpytest()
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*leaked: 1", "connection leak in test_a_connection_kept*.py::test_leaky: 1 connection(s) left open"])
+    result.stdout.fnmatch_lines(
+        ["*leaked: 1", "connection leak in test_a_connection_kept*.py::test_leaky: 1 connection(s) left open"]
+    )
 
 
 def test_a_client_kept_across_tests_fails_with_a_clear_error(project):

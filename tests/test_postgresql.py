@@ -34,8 +34,9 @@ from dbscope.urls import parse_backend_url
 
 psycopg = pytest.importorskip("psycopg")
 
-from dbscope.backends import pg_owner
-from dbscope.backends import postgresql as pg
+# Both import psycopg themselves, so only after the importorskip above.
+from dbscope.backends import pg_owner  # noqa: E402
+from dbscope.backends import postgresql as pg  # noqa: E402
 
 SCHEMA = Path(__file__).resolve().parent.parent / "benchmarks" / "schema" / "postgresql"
 USERS_SQL = "CREATE TABLE users (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name TEXT NOT NULL UNIQUE);\n"
@@ -158,9 +159,7 @@ def manager(pg_url: str, bench: Any, server: Server) -> Iterator[IsolationManage
 def table_counts(conn: Any) -> dict[str, int]:
     tables = [
         name
-        for (name,) in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-        ).fetchall()
+        for (name,) in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").fetchall()
     ]
     return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
 
@@ -203,7 +202,9 @@ def test_without_arguments_the_sql_goes_out_untouched_and_percent_stays_literal(
 
 def test_urls_in_every_format_quote_the_password_and_masks_it_in_repr() -> None:
     address = server_address(parse_backend_url("postgresql://ana:p%40ss:w@localhost:5433/postgres?sslmode=disable"))
-    assert address.url("dbscope_x_1") == "postgresql+psycopg://ana:p%40ss%3Aw@localhost:5433/dbscope_x_1?sslmode=disable"
+    assert (
+        address.url("dbscope_x_1") == "postgresql+psycopg://ana:p%40ss%3Aw@localhost:5433/dbscope_x_1?sslmode=disable"
+    )
     assert address.url("dbscope_x_1", "async") == "postgresql+asyncpg://ana:p%40ss%3Aw@localhost:5433/dbscope_x_1"
     assert address.url("dbscope_x_1", "dsn").startswith("postgresql://ana:p%40ss%3Aw@localhost:5433/dbscope_x_1")
     assert "p@ss" not in repr(address) and "p%40ss" not in repr(address)
@@ -302,7 +303,7 @@ def _fake_server_rejecting_passwords() -> tuple[socket.socket, threading.Thread]
                     (length,) = struct.unpack("!i", read_exact(conn, 4))
                     read_exact(conn, length - 4)
                     assert kind == b"p"
-                    fields = b"SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed for user \"postgres\"\0\0"
+                    fields = b'SFATAL\0VFATAL\0C28P01\0Mpassword authentication failed for user "postgres"\0\0'
                     conn.sendall(b"E" + struct.pack("!i", len(fields) + 4) + fields)
                 except (ConnectionError, OSError, AssertionError):
                     pass
@@ -341,9 +342,7 @@ def test_a_role_without_createdb_is_told_what_to_run(pg_url: str, server: Server
         assert f"role '{role}'" in message and f'ALTER ROLE "{role}" CREATEDB;' in message
         assert "pw-of-role" not in message
     finally:
-        server.conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role]
-        )
+        server.conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
         server.conn.execute(f"DROP ROLE IF EXISTS {role}")
 
 
@@ -359,7 +358,9 @@ def test_an_exhausted_connection_budget_says_who_uses_the_connections(
     assert "app / gunicorn: 12" in message and "dbscope needs 2 more" in message
 
 
-def test_the_pool_size_leaves_headroom(backends: Callable[..., pg.PostgreSQLBackend], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_pool_size_leaves_headroom(
+    backends: Callable[..., pg.PostgreSQLBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert 0 <= backends().pool_size <= pg.DEFAULT_POOL_SIZE
     monkeypatch.setattr(pg, "connection_budget", lambda conn: Budget(100, 3, 10, ()))
     assert backends().pool_size == 2
@@ -406,7 +407,9 @@ def test_processes_building_the_same_template_at_once_build_it_once(
     children = [
         subprocess.Popen(
             [sys.executable, str(script), pg_url, migrations.spec or "", str(counter), str(go)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]
@@ -480,7 +483,9 @@ def test_scopes_get_isolated_databases_with_the_benchmark_schema(manager: Isolat
         assert seeded > 0
         db.execute("INSERT INTO users (name, email) VALUES (?, ?)", ["Ana", "ana@example.com"])
         with db.transaction() as tx:
-            tx.execute("UPDATE users SET name = :name WHERE email = :email", {"name": "Ana B", "email": "ana@example.com"})
+            tx.execute(
+                "UPDATE users SET name = :name WHERE email = :email", {"name": "Ana B", "email": "ana@example.com"}
+            )
         assert db.execute("SELECT name FROM users WHERE email LIKE ?", ["ana@%"]).scalar() == "Ana B"
         assert os.environ["DATABASE_URL"] == first.url() and first.url().startswith("postgresql+psycopg://")
         first_name = first.database.name
@@ -655,9 +660,9 @@ def test_restore_brings_the_benchmark_data_back_in_place_keeping_app_connections
     app = psycopg.connect(database.url("dsn"), autocommit=True)  # an app's connection, kept open
     try:
         expected = table_counts(fresh.primary_connection())
-        next_user = fresh.primary_connection().execute(
-            "SELECT nextval(pg_get_serial_sequence('users', 'id'))"
-        ).fetchone()[0]
+        next_user = (
+            fresh.primary_connection().execute("SELECT nextval(pg_get_serial_sequence('users', 'id'))").fetchone()[0]
+        )
 
         app.execute("INSERT INTO users (name, email) VALUES ('Mallory', 'mallory@example.com')")
         app.execute("DELETE FROM order_items")
@@ -746,8 +751,10 @@ def test_restore_as_a_role_that_is_not_superuser_keeps_triggers_from_firing_twic
     role = "dbscope_test_plain"
     server.conn.execute(f"DROP ROLE IF EXISTS {role}")
     server.conn.execute(f"CREATE ROLE {role} LOGIN CREATEDB NOSUPERUSER")
-    migrations = unique_migrations(tmp_path, textwrap.dedent(
-        """
+    migrations = unique_migrations(
+        tmp_path,
+        textwrap.dedent(
+            """
         CREATE TABLE parent (id int GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, children int NOT NULL DEFAULT 0);
         CREATE TABLE child (id serial PRIMARY KEY, parent_id int NOT NULL REFERENCES parent (id));
         CREATE FUNCTION count_child() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -756,7 +763,8 @@ def test_restore_as_a_role_that_is_not_superuser_keeps_triggers_from_firing_twic
         INSERT INTO parent DEFAULT VALUES;
         INSERT INTO child (parent_id) VALUES (1);
         """
-    ))
+        ),
+    )
     address = server_address(parse_backend_url(pg_url))
     backend = pg.PostgreSQLBackend(f"postgresql://{role}@{address.host}:{address.port}/postgres", sweep=False)
     template = None
@@ -802,7 +810,7 @@ def test_too_many_clients_is_explained_with_what_uses_the_connections(server: Se
     from dbscope.backends.pg_connect import connect_error
 
     address = server_address(parse_backend_url(with_password(pg_url, "pw-secret")))
-    failure = psycopg.OperationalError('connection failed: FATAL:  sorry, too many clients already')
+    failure = psycopg.OperationalError("connection failed: FATAL:  sorry, too many clients already")
     error = connect_error(failure, address, "dbscope_x", budget_from=server.conn)
     message = str(error)
     assert "has no connection left for dbscope" in message and "max_connections" in message

@@ -73,7 +73,9 @@ def test_rollback_on_postgresql(pg_project):
         @pytest.mark.parametrize("n", range(4))
         def test_rolled_back(db, n):
             assert db.execute("SELECT COUNT(*) FROM users").scalar() == 0
-            db.execute("INSERT INTO users (name, email) VALUES (:name, :email)", {"name": "a", "email": "a@example.com"})
+            db.execute(
+                "INSERT INTO users (name, email) VALUES (:name, :email)", {"name": "a", "email": "a@example.com"}
+            )
             with pytest.raises(Exception, match="duplicate key"):
                 with db.transaction() as tx:
                     tx.execute("INSERT INTO users (name, email) VALUES ('b', 'a@example.com')")
@@ -120,7 +122,9 @@ def test_a_leaked_connection_is_reported_and_the_database_still_dropped(pg_proje
     )
     result = pytester.runpytest_subprocess("-p", "no:benchmark")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*leaked: 1", "connection leak in test_leak.py::test_leaky: 1 connection(s) left open"])
+    result.stdout.fnmatch_lines(
+        ["*leaked: 1", "connection leak in test_leak.py::test_leaky: 1 connection(s) left open"]
+    )
     run_ids = [p.name for p in tmp_path.iterdir() if len(p.name) == 8]
     assert databases_of(pg_url, run_ids) == []
 
@@ -146,7 +150,12 @@ def test_independent_pytest_processes_share_one_server_and_build_the_template_on
     )
     env = {**os.environ, "PYTHONPATH": str(pytester.path)}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:benchmark", "-p", "no:cacheprovider"]
-    runs = [subprocess.Popen(command, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    runs = [
+        subprocess.Popen(
+            command, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(3)
+    ]
     outputs = [run.communicate(timeout=300)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0], "\n".join(outputs)
     assert all("5 passed" in out for out in outputs)

@@ -22,7 +22,9 @@ def replica(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "no:benchmark", "-p", "no:cacheprovider", "--rootdir", str(pytester.path), *args)
+    return pytester.runpytest_subprocess(
+        "-p", "no:benchmark", "-p", "no:cacheprovider", "--rootdir", str(pytester.path), *args
+    )
 
 
 def test_the_suite_passes_serially_on_its_shared_file(replica):
@@ -33,7 +35,9 @@ def test_the_suite_breaks_under_xdist_on_its_shared_file(replica):
     result = run(replica, "-c", "plain.ini", "-p", "no:dbscope", "-n", "2")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) + outcomes.get("errors", 0) > 0
-    result.stdout.re_match_lines([r".*(UNIQUE constraint failed|database is locked|already exists|assert \d+ == 1|no such table).*"])
+    result.stdout.re_match_lines(
+        [r".*(UNIQUE constraint failed|database is locked|already exists|assert \d+ == 1|no such table).*"]
+    )
 
 
 def test_dbscope_settings_alone_make_it_pass_under_xdist(replica):

@@ -36,8 +36,14 @@ from dbscope.report import (
 )
 
 METRICS = {
-    "scopes_created": 3, "scopes_destroyed": 3, "connections_created": 4, "connections_closed": 4,
-    "connections_leaked": 1, "average_cleanup_ms": 0.25, "emergency_cleanups": 0, "modules_cleared": 0,
+    "scopes_created": 3,
+    "scopes_destroyed": 3,
+    "connections_created": 4,
+    "connections_closed": 4,
+    "connections_leaked": 1,
+    "average_cleanup_ms": 0.25,
+    "emergency_cleanups": 0,
+    "modules_cleared": 0,
 }
 
 
@@ -52,7 +58,15 @@ def record(nodeid: str, **values) -> dict:
 def sample_report(**kwargs) -> dict:
     tests = [
         record("t.py::test_clean", duration_ms=2.0, setup_ms=0.3, teardown_ms=0.1, scopes=1, started_at=1.0),
-        record("t.py::test_leaky", duration_ms=4.0, setup_ms=0.3, teardown_ms=0.2, scopes=1, connections_leaked=2, started_at=2.0),
+        record(
+            "t.py::test_leaky",
+            duration_ms=4.0,
+            setup_ms=0.3,
+            teardown_ms=0.2,
+            scopes=1,
+            connections_leaked=2,
+            started_at=2.0,
+        ),
         record("t.py::test_slow", duration_ms=6000.0, outcome="failed", started_at=3.0),
         record("t.py::test_no_scope", duration_ms=0.5, memory_growth_bytes=60 * MB, started_at=4.0),
     ]
@@ -91,7 +105,11 @@ def test_ended_scopes_add_up_in_the_record():
     rec.scope_ended("test_1_aaaa", 0.5, 0.25, 0)
     rec.scope_ended("test_2_bbbb", 1.0, 0.5, 1)
     assert (rec.scopes, rec.scope_ids, rec.setup_ms, rec.teardown_ms, rec.connections_leaked) == (
-        2, ["test_1_aaaa", "test_2_bbbb"], 1.5, 0.75, 1,
+        2,
+        ["test_1_aaaa", "test_2_bbbb"],
+        1.5,
+        0.75,
+        1,
     )
 
 
@@ -106,7 +124,11 @@ def test_the_summary_counts_per_test_including_tests_without_a_scope():
     assert summary["max_duration_nodeid"] == "t.py::test_slow"
     assert summary["scoped_tests"] == 2
     assert summary["average_setup_ms"] == pytest.approx(0.15)
-    assert (summary["connection_leaks"], summary["connection_leak_percent"], summary["connections_leaked"]) == (1, 25.0, 2)
+    assert (summary["connection_leaks"], summary["connection_leak_percent"], summary["connections_leaked"]) == (
+        1,
+        25.0,
+        2,
+    )
     assert (summary["scope_leaks"], summary["slow_tests"], summary["memory_growth_warnings"]) == (0, 1, 1)
     assert summary["max_memory_growth_nodeid"] == "t.py::test_no_scope"
 
@@ -132,7 +154,9 @@ def test_summary_lines_keep_the_established_lines():
     assert "connection leak in t.py::test_leaky: 2 connection(s) left open" in lines
     assert lines[0].startswith("tests: 4 (3 passed, 1 failed), failures: 1, average duration: 1.50 s")
     assert any(line.startswith("scope leaks: 0 (0.00%), connection leaks: 1 (25.00%)") for line in lines)
-    assert any(line.startswith("memory (RSS from /proc/self/statm): average growth 15.00 MB per test") for line in lines)
+    assert any(
+        line.startswith("memory (RSS from /proc/self/statm): average growth 15.00 MB per test") for line in lines
+    )
 
 
 def test_summary_lines_cap_each_kind_of_warning():
@@ -154,10 +178,12 @@ def test_leaking_tests_names_connections_and_scopes():
 
 
 def test_worker_metrics_merge_with_a_weighted_average_cleanup():
-    merged = merge_metrics([
-        {"scopes_destroyed": 1, "average_cleanup_ms": 1.0, "connections_leaked": 0},
-        {"scopes_destroyed": 3, "average_cleanup_ms": 3.0, "connections_leaked": 2},
-    ])
+    merged = merge_metrics(
+        [
+            {"scopes_destroyed": 1, "average_cleanup_ms": 1.0, "connections_leaked": 0},
+            {"scopes_destroyed": 3, "average_cleanup_ms": 3.0, "connections_leaked": 2},
+        ]
+    )
     assert merged == {"scopes_destroyed": 4, "average_cleanup_ms": 2.5, "connections_leaked": 2}
     assert merge_metrics([{"scopes_destroyed": 0, "average_cleanup_ms": 0.0}])["average_cleanup_ms"] == 0.0
 
@@ -170,7 +196,8 @@ def test_format_ms(ms, text):
 
 
 @pytest.mark.parametrize(
-    ("value", "text"), [(512, "512 B"), (12 * 1024, "12.0 kB"), (1.25 * MB, "1.25 MB"), (-3 * MB, "-3.00 MB"), (2048 * MB, "2.00 GB")]
+    ("value", "text"),
+    [(512, "512 B"), (12 * 1024, "12.0 kB"), (1.25 * MB, "1.25 MB"), (-3 * MB, "-3.00 MB"), (2048 * MB, "2.00 GB")],
 )
 def test_format_bytes(value, text):
     assert format_bytes(value) == text
@@ -243,7 +270,10 @@ def test_a_report_round_trips_through_its_file(tmp_path):
     [
         (None, r"report '.*missing.json' does not exist"),
         ("{not json", r"report '.*' is not JSON"),
-        ('{"tests": []}', r"is not a dbscope report \(no summary, metrics and tests\); write one with pytest --dbscope-report"),
+        (
+            '{"tests": []}',
+            r"is not a dbscope report \(no summary, metrics and tests\); write one with pytest --dbscope-report",
+        ),
         ('{"schema": "dbscope-report/9", "summary": {}, "metrics": {}, "tests": []}', r"is a 'dbscope-report/9' file"),
     ],
 )
@@ -260,9 +290,15 @@ def test_a_bad_report_file_says_what_is_wrong(tmp_path, content, match):
 
 def figures(**values) -> dict:
     base = {
-        "schema": "dbscope-baseline/1", "tests": 10, "workers": 1, "memory_source": "rss",
-        "average_duration_ms": 100.0, "max_duration_ms": 400.0, "average_memory_growth_bytes": 10 * MB,
-        "max_memory_growth_bytes": 20 * MB, "average_cleanup_ms": 1.0,
+        "schema": "dbscope-baseline/1",
+        "tests": 10,
+        "workers": 1,
+        "memory_source": "rss",
+        "average_duration_ms": 100.0,
+        "max_duration_ms": 400.0,
+        "average_memory_growth_bytes": 10 * MB,
+        "max_memory_growth_bytes": 20 * MB,
+        "average_cleanup_ms": 1.0,
     }
     return {**base, **values}
 
@@ -272,10 +308,15 @@ def statuses(rows) -> dict:
 
 
 def test_the_seed_thresholds_warning_at_1_2_and_1_3_failure_at_1_5():
-    rows = compare(figures(), figures(average_duration_ms=121.0, max_duration_ms=601.0, average_memory_growth_bytes=13.1 * MB))
+    rows = compare(
+        figures(), figures(average_duration_ms=121.0, max_duration_ms=601.0, average_memory_growth_bytes=13.1 * MB)
+    )
     assert statuses(rows) == {
-        "average_duration_ms": "warning", "max_duration_ms": "failure", "average_memory_growth_bytes": "warning",
-        "max_memory_growth_bytes": "not compared", "average_cleanup_ms": "not compared",
+        "average_duration_ms": "warning",
+        "max_duration_ms": "failure",
+        "average_memory_growth_bytes": "warning",
+        "max_memory_growth_bytes": "not compared",
+        "average_cleanup_ms": "not compared",
     }
     assert has_failures(rows)
     row = rows[1]
@@ -283,8 +324,14 @@ def test_the_seed_thresholds_warning_at_1_2_and_1_3_failure_at_1_5():
 
 
 def test_just_under_the_thresholds_is_ok():
-    rows = compare(figures(), figures(average_duration_ms=119.0, max_duration_ms=599.0, average_memory_growth_bytes=12.9 * MB))
-    assert {s for k, s in statuses(rows).items() if k in ("average_duration_ms", "max_duration_ms", "average_memory_growth_bytes")} == {"ok"}
+    rows = compare(
+        figures(), figures(average_duration_ms=119.0, max_duration_ms=599.0, average_memory_growth_bytes=12.9 * MB)
+    )
+    assert {
+        s
+        for k, s in statuses(rows).items()
+        if k in ("average_duration_ms", "max_duration_ms", "average_memory_growth_bytes")
+    } == {"ok"}
     assert not has_failures(rows)
 
 
@@ -297,7 +344,9 @@ def test_tiny_values_need_an_absolute_margin_too():
     assert statuses(rows)["max_duration_ms"] == "failure"
     assert statuses(rows)["average_duration_ms"] == statuses(rows)["average_memory_growth_bytes"] == "warning"
     assert {r.key: r.slack for r in RULES if r.factor} == {
-        "average_duration_ms": 0.5, "max_duration_ms": 20.0, "average_memory_growth_bytes": 256 * 1024,
+        "average_duration_ms": 0.5,
+        "max_duration_ms": 20.0,
+        "average_memory_growth_bytes": 256 * 1024,
     }
 
 
@@ -322,7 +371,10 @@ def test_a_baseline_is_made_from_a_report_and_read_back(tmp_path):
     ("content", "match"),
     [
         ('{"schema": "something-else"}', r"is not a dbscope baseline; save one with pytest --dbscope-save-baseline"),
-        ('{"schema": "dbscope-baseline/1", "average_duration_ms": 1}', r"has no max_duration_ms, average_memory_growth_bytes; save it again"),
+        (
+            '{"schema": "dbscope-baseline/1", "average_duration_ms": 1}',
+            r"has no max_duration_ms, average_memory_growth_bytes; save it again",
+        ),
         ("[1, 2]", r"is not a dbscope baseline"),
     ],
 )
@@ -339,7 +391,19 @@ def test_the_regression_table_reads_as_a_table():
     texts = [text for text, _ in lines]
     assert texts[0] == "compared with the baseline base.json"
     assert texts[1].split() == ["metric", "baseline", "current", "threshold", "change", "status"]
-    assert texts[3].split() == ["max", "test", "duration", "400.0", "ms", "700.0", "ms", "600.0", "ms", "+75.0%", "FAILURE"]
+    assert texts[3].split() == [
+        "max",
+        "test",
+        "duration",
+        "400.0",
+        "ms",
+        "700.0",
+        "ms",
+        "600.0",
+        "ms",
+        "+75.0%",
+        "FAILURE",
+    ]
     assert dict(lines)[texts[3]] == "red"
     assert "note: the baseline ran on 4 worker(s), this run on 1: durations are not comparable one to one" in texts
     assert texts[-1] == "1 performance regression(s) over the failure threshold"

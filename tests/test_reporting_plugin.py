@@ -52,7 +52,11 @@ def test_every_test_gets_a_record_even_without_a_scope(project):
     tests = by_name(report)
     assert list(tests) == ["test_clean[0]", "test_clean[1]", "test_clean[2]", "test_leaky", "test_without_a_database"]
     clean = tests["test_clean[0]"]
-    assert clean["outcome"] == "passed" and clean["scopes"] == 1 and re.fullmatch(r"test_\d+_[0-9a-f]{8}", clean["scope_ids"][0])
+    assert (
+        clean["outcome"] == "passed"
+        and clean["scopes"] == 1
+        and re.fullmatch(r"test_\d+_[0-9a-f]{8}", clean["scope_ids"][0])
+    )
     assert clean["setup_ms"] > 0 and clean["teardown_ms"] > 0 and clean["duration_ms"] >= clean["call_ms"] > 0
     assert (clean["connections_opened"], clean["connections_closed"], clean["connections_leaked"]) == (1, 1, 0)
     plain = tests["test_without_a_database"]
@@ -61,14 +65,26 @@ def test_every_test_gets_a_record_even_without_a_scope(project):
     leaky = tests["test_leaky"]
     assert leaky["connections_leaked"] == 1
     assert leaky["warnings"] == [
-        {"kind": "connection_leak", "message": "connection leak in test_suite.py::test_leaky: 1 connection(s) left open"}
+        {
+            "kind": "connection_leak",
+            "message": "connection leak in test_suite.py::test_leaky: 1 connection(s) left open",
+        }
     ]
     summary = report["summary"]
     assert (summary["tests"], summary["connection_leaks"], summary["connection_leak_percent"]) == (5, 1, 20.0)
     assert summary["scoped_tests"] == 4
     assert report["metrics"]["scopes_created"] == 4 and report["metrics"]["connections_leaked"] == 1
-    required = {"nodeid", "outcome", "duration_ms", "setup_ms", "teardown_ms", "connections_leaked", "scope_leaked",
-                "memory_growth_bytes", "warnings"}
+    required = {
+        "nodeid",
+        "outcome",
+        "duration_ms",
+        "setup_ms",
+        "teardown_ms",
+        "connections_leaked",
+        "scope_leaked",
+        "memory_growth_bytes",
+        "warnings",
+    }
     assert all(required <= set(t) for t in report["tests"])
 
 
@@ -100,13 +116,22 @@ def test_outcomes_are_recorded_as_pytest_counts_them(project):
         """
     )
     result = pytester.runpytest("--dbscope-report=report.json")
-    result.assert_outcomes(passed=2, failed=1, errors=2, skipped=1, xfailed=1, xpassed=1)  # teardown error: passed + error
+    result.assert_outcomes(
+        passed=2, failed=1, errors=2, skipped=1, xfailed=1, xpassed=1
+    )  # teardown error: passed + error
     outcomes = {name: t["outcome"] for name, t in by_name(read_report(pytester)).items()}
     assert outcomes == {
-        "test_passed": "passed", "test_failed": "failed", "test_error": "error", "test_teardown_error": "error",
-        "test_skipped": "skipped", "test_xfailed": "xfailed", "test_xpassed": "xpassed",
+        "test_passed": "passed",
+        "test_failed": "failed",
+        "test_error": "error",
+        "test_teardown_error": "error",
+        "test_skipped": "skipped",
+        "test_xfailed": "xfailed",
+        "test_xpassed": "xpassed",
     }
-    result.stdout.fnmatch_lines(["tests: 7 (1 passed, 1 failed, 2 error, 1 skipped, 1 xfailed, 1 xpassed), failures: 3, *"])
+    result.stdout.fnmatch_lines(
+        ["tests: 7 (1 passed, 1 failed, 2 error, 1 skipped, 1 xfailed, 1 xpassed), failures: 3, *"]
+    )
 
 
 def test_the_terminal_report_has_the_figures_and_names_each_warning(project):
@@ -136,12 +161,14 @@ def test_the_terminal_report_has_the_figures_and_names_each_warning(project):
             "dbscope overhead per test: setup * ms, teardown * ms (2 of 3 tests used a scope)",
             "scope leaks: 0 (0.00%), connection leaks: 0 (0.00%) with 0 connection(s) left open",
             "slow tests (over 0.1 s): 1",
-            "memory (RSS from /proc/self/statm): average growth * per test, max * MB (*::test_grows_memory), over 4 MB: 1",
+            "memory (RSS from /proc/self/statm): average growth * per test, max * MB (*::test_grows_memory),"
+            " over 4 MB: 1",
             "scopes created: 2, destroyed: 2",
             "connections created: 2, closed: 2, leaked: 0",
             "average cleanup: * ms, emergency cleanups: 0, modules cleared: 0",
             "slow test test_the_terminal_report*.py::test_slow: * ms (over dbscope_slow_test_s = 0.1 s)",
-            "memory growth in test_the_terminal_report*.py::test_grows_memory: * MB (over dbscope_memory_growth_mb = 4 MB)",
+            "memory growth in test_the_terminal_report*.py::test_grows_memory: * MB"
+            " (over dbscope_memory_growth_mb = 4 MB)",
         ]
     )
 
@@ -220,7 +247,9 @@ def test_json_and_html_are_written_where_asked(project):
     result = pytester.runpytest("--dbscope-report=out/r.json", "--dbscope-html=out/r.html")
     result.assert_outcomes(passed=5)
     out = pytester.path / "out"
-    result.stdout.fnmatch_lines([f"JSON report written to {out / 'r.json'}", f"HTML report written to {out / 'r.html'}"])
+    result.stdout.fnmatch_lines(
+        [f"JSON report written to {out / 'r.json'}", f"HTML report written to {out / 'r.html'}"]
+    )
     report = json.loads((out / "r.json").read_text())
     assert report["schema"] == "dbscope-report/1" and set(report) >= {"summary", "metrics", "tests"}
     page = (out / "r.html").read_text()
@@ -339,9 +368,15 @@ def test_a_saved_baseline_has_the_run_figures(project):
 
 def write_baseline(pytester: pytest.Pytester, **figures: float) -> None:
     base = {
-        "schema": "dbscope-baseline/1", "tests": 2, "workers": 1, "memory_source": "rss",
-        "average_duration_ms": 1000.0, "max_duration_ms": 2000.0, "average_memory_growth_bytes": 50_000_000,
-        "max_memory_growth_bytes": 50_000_000, "average_cleanup_ms": 1.0,
+        "schema": "dbscope-baseline/1",
+        "tests": 2,
+        "workers": 1,
+        "memory_source": "rss",
+        "average_duration_ms": 1000.0,
+        "max_duration_ms": 2000.0,
+        "average_memory_growth_bytes": 50_000_000,
+        "max_memory_growth_bytes": 50_000_000,
+        "average_cleanup_ms": 1.0,
     }
     (pytester.path / "base.json").write_text(json.dumps({**base, **figures}))
 
@@ -410,7 +445,9 @@ def test_debug_logging_names_scope_ids_and_tests(project, monkeypatch):
     result = pytester.runpytest_subprocess("-s", "-p", "no:benchmark")
     result.assert_outcomes(passed=1)
     stderr = result.stderr.str()
-    created = re.search(r"dbscope\.isolation DEBUG created scope (test_\d+_[0-9a-f]{8}) for test 'test_logged\.py::test_one'", stderr)
+    created = re.search(
+        r"dbscope\.isolation DEBUG created scope (test_\d+_[0-9a-f]{8}) for test 'test_logged\.py::test_one'", stderr
+    )
     assert created, stderr
     scope_id = created.group(1)
     assert f"destroying scope {scope_id} (test 'test_logged.py::test_one')" in stderr

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -634,7 +634,8 @@ def test_a_clone_that_cannot_be_written_gives_backend_unavailable_error(
 
     with pytest.raises(
         BackendUnavailableError,
-        match=rf"cannot create the database file dbscope_{file_backend.run_id}_x\.sqlite3 in {re.escape(str(db_dir.resolve()))}: "
+        match=rf"cannot create the database file dbscope_{file_backend.run_id}_x\.sqlite3 "
+        rf"in {re.escape(str(db_dir.resolve()))}: "
         r"No such file or directory; free some disk space or point dbscope_url at another directory",
     ):
         file_backend.create(template, label="x")

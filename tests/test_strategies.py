@@ -29,14 +29,19 @@ def test_app_connection_sees_a_clean_database(n):
 @pytest.mark.parametrize("backend", ["sqlite://", "sqlite:///{tmp}/dbs"])
 def test_reset_isolates_a_suite_that_connects_at_import_time(project, tmp_path, backend):
     url = backend.format(tmp=tmp_path)
-    pytester = project(ini=f"dbscope_url = {url}\ndbscope_strategy = reset\ndbscope_env_var = TEST_DATABASE_URI:dsn\ndbscope_autouse = true\n")
+    pytester = project(
+        ini=f"dbscope_url = {url}\ndbscope_strategy = reset\n"
+        "dbscope_env_var = TEST_DATABASE_URI:dsn\ndbscope_autouse = true\n"
+    )
     pytester.makeconftest(APP_CONFTEST)
     pytester.makepyfile(test_app=APP_TESTS)
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=6)
 
 
 def test_reset_works_under_xdist_with_one_database_per_worker(project):
-    pytester = project(ini="dbscope_strategy = reset\ndbscope_env_var = TEST_DATABASE_URI:dsn\ndbscope_autouse = true\n")
+    pytester = project(
+        ini="dbscope_strategy = reset\ndbscope_env_var = TEST_DATABASE_URI:dsn\ndbscope_autouse = true\n"
+    )
     pytester.makeconftest(APP_CONFTEST)
     pytester.makepyfile(
         test_app=APP_TESTS
@@ -100,7 +105,9 @@ def test_keep_failed_saves_the_failed_tests_database_and_prints_its_url(project)
     )
     result = pytester.runpytest("--dbscope-keep-failed")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*databases of failed tests, kept*", "*::test_fails_after_writing: sqlite:///*.sqlite3"])
+    result.stdout.fnmatch_lines(
+        ["*databases of failed tests, kept*", "*::test_fails_after_writing: sqlite:///*.sqlite3"]
+    )
     kept = list((pytester.path / ".dbscope" / "failed").glob("*.sqlite3"))
     assert len(kept) == 1
     conn = sqlite3.connect(kept[0])

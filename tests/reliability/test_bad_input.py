@@ -74,8 +74,6 @@ def drop_my_template(pg_url: str, migrations: Path) -> None:
         pg_owner.drop_checked(conn, name, allow_template=True)
 
 
-
-
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project directory that is the current directory, with a migrations/ dir."""

@@ -154,8 +154,6 @@ def usage() -> Usage:
     )
 
 
-
-
 def assert_back_to(baseline: Usage, what: str) -> Usage:
     """fds and threads exactly as in ``baseline``; OS threads given a moment to exit."""
     # a thread that was joined may still be leaving the kernel's task list: wait, bounded

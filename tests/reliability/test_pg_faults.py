@@ -100,8 +100,6 @@ def registered(url: str, runs: set[str]) -> list[str]:
         return sorted(r[0] for r in registry.execute("SELECT run FROM runs WHERE run = ANY(%s)", [sorted(runs)]))
 
 
-
-
 # -- the inner runs ---------------------------------------------------------------------------------
 
 

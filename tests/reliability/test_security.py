@@ -74,8 +74,6 @@ def drop_if_mine(url: str, *names: str, template: bool = False) -> None:
             pg_owner.drop_checked(conn, name, allow_template=template)
 
 
-
-
 # -- identifiers: a static check of the source ------------------------------------------------
 
 _EXECUTORS = {"execute", "executemany", "executescript"}
