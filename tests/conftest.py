@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections.abc import Generator
+from typing import Protocol
 
 import pytest
 
@@ -21,8 +23,18 @@ CREATE TABLE users (
 """
 
 
+class MakeProject(Protocol):
+    """The ``project`` fixture: ``project(ini=..., migrations=...)`` returns the pytester.
+
+    Test modules name it in annotations only (``if TYPE_CHECKING: from conftest import
+    MakeProject``): at run time ``conftest`` may be another directory's conftest.py.
+    """
+
+    def __call__(self, ini: str = "", migrations: dict[str, str] | None = None) -> pytest.Pytester: ...
+
+
 @pytest.fixture
-def project(pytester: pytest.Pytester):
+def project(pytester: pytest.Pytester) -> MakeProject:
     """A pytester project with a migrations/ directory and a pytest.ini using it."""
 
     def make(ini: str = "", migrations: dict[str, str] | None = None) -> pytest.Pytester:
@@ -36,7 +48,9 @@ def project(pytester: pytest.Pytester):
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Under CI=true a skipped test is a failure: CI must run every test it has."""
     report = yield
     if report.skipped and os.environ.get("CI", "").lower() == "true" and not hasattr(report, "wasxfail"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,7 +39,7 @@ def pg_url() -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def drop_templates_built_by_this_session():
+def drop_templates_built_by_this_session() -> Iterator[None]:
     """At the end, drop the PostgreSQL templates this session's tests built on this machine.
 
     dbscope keeps templates on the server on purpose (later runs reuse them), but many of

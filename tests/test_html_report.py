@@ -10,11 +10,16 @@ import subprocess
 import time
 import xml.etree.ElementTree as ET
 import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dbscope.html_report import AMBER, BLUE, RED, TEAL, nice_ticks, render
 from dbscope.report import MB, Record, build_report
+
+if TYPE_CHECKING:
+    from conftest import MakeProject
 
 METRICS = {
     "scopes_created": 2,
@@ -28,7 +33,7 @@ METRICS = {
 }
 
 
-def make_report(n: int = 40, *, workers: tuple[str, ...] = ("gw0", "gw1"), **extra) -> dict:
+def make_report(n: int = 40, *, workers: tuple[str, ...] = ("gw0", "gw1"), **extra: Any) -> dict[str, Any]:
     tests = []
     for i in range(n):
         rec = Record(
@@ -59,7 +64,7 @@ def svgs(page: str) -> list[str]:
     return re.findall(r"<svg\b.*?</svg>", page, flags=re.DOTALL)
 
 
-def test_the_page_is_self_contained():
+def test_the_page_is_self_contained() -> None:
     page = render(make_report())
     assert page.startswith("<!DOCTYPE html>")
     lowered = page.lower()
@@ -69,7 +74,7 @@ def test_the_page_is_self_contained():
     assert re.findall(r"url\(([^)]*)\)", page) == ["#round"]
 
 
-def test_every_chart_is_well_formed_svg():
+def test_every_chart_is_well_formed_svg() -> None:
     page = render(make_report())
     charts = svgs(page)
     assert len(charts) == 4  # time split, durations, overhead, memory
@@ -84,7 +89,7 @@ def test_every_chart_is_well_formed_svg():
     ]
 
 
-def test_leaks_slow_tests_and_failures_are_highlighted():
+def test_leaks_slow_tests_and_failures_are_highlighted() -> None:
     page = render(make_report())
     assert (
         "Needs attention: 1 failing test(s); 1 test(s) leaked connections; 1 test(s) leaked a scope; 1 slow test(s)."
@@ -98,7 +103,7 @@ def test_leaks_slow_tests_and_failures_are_highlighted():
     assert "slow: 5.00 s" in page  # the threshold line
 
 
-def test_a_clean_run_says_so():
+def test_a_clean_run_says_so() -> None:
     rec = Record(
         "t.py::test_ok", started_at=1.0, duration_ms=1.0, setup_ms=0.2, teardown_ms=0.1, scopes=1, rss_bytes=50 * MB
     )
@@ -107,7 +112,7 @@ def test_a_clean_run_says_so():
     assert "Nothing to look at: no failures, leaks, slow tests or memory growth." in page
 
 
-def test_test_names_are_escaped():
+def test_test_names_are_escaped() -> None:
     rec = Record('t.py::test_x[<script>alert("x")</script>&]', started_at=1.0, duration_ms=1.0, connections_leaked=1)
     rec.check(slow_test_s=5, memory_growth_mb=50)
     page = render(build_report([rec.to_dict()], METRICS))
@@ -117,12 +122,12 @@ def test_test_names_are_escaped():
         ET.fromstring(chart)
 
 
-def test_an_empty_run_renders_without_charts():
+def test_an_empty_run_renders_without_charts() -> None:
     page = render(build_report([], {}))
     assert "No test ran, so there is nothing to chart." in page and not svgs(page)
 
 
-def test_a_baseline_comparison_is_shown():
+def test_a_baseline_comparison_is_shown() -> None:
     report = make_report()
     report["baseline"] = {
         "path": "base.json",
@@ -148,7 +153,7 @@ def test_a_baseline_comparison_is_shown():
     assert "1 performance regression(s)" in page
 
 
-def test_a_big_run_stays_small_and_quick():
+def test_a_big_run_stays_small_and_quick() -> None:
     started = time.perf_counter()
     page = render(make_report(20_000, workers=("gw0", "gw1", "gw2", "gw3")))
     elapsed = time.perf_counter() - started
@@ -165,7 +170,7 @@ def test_a_big_run_stays_small_and_quick():
     ("low", "high", "ticks"),
     [(0, 1, [0, 0.2, 0.4, 0.6, 0.8, 1.0]), (0, 13.2, [0, 5, 10, 15]), (52, 91, [50, 60, 70, 80, 90, 100])],
 )
-def test_axis_ticks_are_round_numbers(low, high, ticks):
+def test_axis_ticks_are_round_numbers(low: float, high: float, ticks: list[float]) -> None:
     assert nice_ticks(low, high) == ticks
 
 
@@ -228,7 +233,7 @@ def decode_png(data: bytes) -> tuple[int, int, list[bytes]]:
     return width, height, rows
 
 
-def test_the_page_renders_in_headless_chromium(project, tmp_path):
+def test_the_page_renders_in_headless_chromium(project: MakeProject, tmp_path: Path) -> None:
     browser = find_browser()
     if browser is None:
         pytest.skip("no Chromium: run .ci/install-chromium.sh (or set DBSCOPE_CHROMIUM)")

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sqlite3
 import sys
 import threading
 import types
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from dbscope import ClientClosedError, ConfigError, DbscopeError, IsolationManager, MigrationError, ScopeError
+from dbscope.backends.sqlite import SQLiteFileDatabase
 from dbscope.manager import _close_quietly
 
 USERS = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE);"
 
 
 @pytest.fixture
-def migrations(tmp_path):
+def migrations(tmp_path: Path) -> str:
     directory = tmp_path / "migrations"
     directory.mkdir()
     (directory / "0001_users.sql").write_text(USERS)
@@ -26,7 +30,7 @@ def migrations(tmp_path):
 
 
 @pytest.fixture
-def manager(migrations):
+def manager(migrations: str) -> Iterator[IsolationManager]:
     with IsolationManager("sqlite://", migrations=migrations, env_vars=["DBSCOPE_TEST_URL"]) as m:
         yield m
 
@@ -34,32 +38,32 @@ def manager(migrations):
 class Hanging:
     """A resource whose close() blocks until released: a close that hangs."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.release = threading.Event()
         self.closed = False
 
-    def close(self):
+    def close(self) -> None:
         self.release.wait(30)
         self.closed = True
 
 
 class Exploding:
-    def __init__(self):
+    def __init__(self) -> None:
         self.closed = False
 
-    def close(self):
+    def close(self) -> None:
         raise OSError("driver error during close")
 
 
 class Recording:
-    def __init__(self):
+    def __init__(self) -> None:
         self.closed = False
 
-    def close(self):
+    def close(self) -> None:
         self.closed = True
 
 
-def test_create_scope_returns_an_id_in_the_seed_format(manager):
+def test_create_scope_returns_an_id_in_the_seed_format(manager: IsolationManager) -> None:
     scope_id = manager.create_scope("checkout works")
 
     assert re.fullmatch(r"test_\d{13}_[0-9a-f]{8}", scope_id)
@@ -68,7 +72,7 @@ def test_create_scope_returns_an_id_in_the_seed_format(manager):
     assert manager.active_scopes == {}
 
 
-def test_scopes_are_isolated_from_each_other(manager):
+def test_scopes_are_isolated_from_each_other(manager: IsolationManager) -> None:
     first = manager.get_scoped_client(manager.create_scope("first"))
     second = manager.get_scoped_client(manager.create_scope("second"))
     first.execute("INSERT INTO users (name, email) VALUES ('a', 'same@example.com')")
@@ -78,7 +82,7 @@ def test_scopes_are_isolated_from_each_other(manager):
     assert second.execute("SELECT name FROM users").rows == [("b",)]
 
 
-def test_ensure_test_isolation_and_complete_test_follow_the_seed(manager):
+def test_ensure_test_isolation_and_complete_test_follow_the_seed(manager: IsolationManager) -> None:
     manager.initialize_test_mode()
     first = manager.ensure_test_isolation("first test")
     manager.get_scoped_client().execute("INSERT INTO users (name) VALUES ('x')")
@@ -91,7 +95,7 @@ def test_ensure_test_isolation_and_complete_test_follow_the_seed(manager):
     assert manager.complete_test() is False  # nothing current any more
 
 
-def test_get_stats_and_metrics_count_what_happened(manager):
+def test_get_stats_and_metrics_count_what_happened(manager: IsolationManager) -> None:
     with manager.scope("counted") as scope:
         scope.client()
         scope.client()
@@ -107,14 +111,14 @@ def test_get_stats_and_metrics_count_what_happened(manager):
     assert metrics["emergency_cleanups"] == 0
 
 
-def test_scope_sets_its_env_vars_and_restores_them(manager, monkeypatch):
+def test_scope_sets_its_env_vars_and_restores_them(manager: IsolationManager, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBSCOPE_TEST_URL", "before")
     with manager.scope("env") as scope:
         assert os.environ["DBSCOPE_TEST_URL"] == scope.url()
     assert os.environ["DBSCOPE_TEST_URL"] == "before"
 
 
-def test_unknown_scopes_are_errors_that_say_so(manager):
+def test_unknown_scopes_are_errors_that_say_so(manager: IsolationManager) -> None:
     with pytest.raises(ScopeError, match="test scope test_0_nothing not found"):
         manager.get_scoped_client("test_0_nothing")
     with pytest.raises(ScopeError, match="no current test scope"):
@@ -122,14 +126,14 @@ def test_unknown_scopes_are_errors_that_say_so(manager):
     assert manager.destroy_scope("test_0_nothing") is False
 
 
-def test_a_client_used_after_its_scope_ended_names_scope_and_test(manager):
+def test_a_client_used_after_its_scope_ended_names_scope_and_test(manager: IsolationManager) -> None:
     with manager.scope("the short one") as scope:
         client = scope.client()
     with pytest.raises(ClientClosedError, match=rf"scope {scope.id} \(test 'the short one'\).*closed by dbscope"):
         client.execute("SELECT 1")
 
 
-def test_a_close_that_hangs_is_bounded_and_the_rest_still_close(migrations):
+def test_a_close_that_hangs_is_bounded_and_the_rest_still_close(migrations: str) -> None:
     hanging, after = Hanging(), Recording()
     with IsolationManager("sqlite://", migrations=migrations, close_timeout=0.2) as manager:
         scope_id = manager.create_scope("hangs")
@@ -146,7 +150,7 @@ def test_a_close_that_hangs_is_bounded_and_the_rest_still_close(migrations):
     hanging.release.set()
 
 
-def test_a_driver_error_during_cleanup_does_not_stop_the_rest(manager):
+def test_a_driver_error_during_cleanup_does_not_stop_the_rest(manager: IsolationManager) -> None:
     scope_id = manager.create_scope("explodes")
     scope = manager.get_scope(scope_id)
     first, exploding, last = Recording(), Exploding(), Recording()
@@ -158,11 +162,12 @@ def test_a_driver_error_during_cleanup_does_not_stop_the_rest(manager):
     assert manager.get_stats()["active_scope_count"] == 0
 
 
-def test_a_failing_drop_falls_back_to_emergency_cleanup_that_leaves_nothing(tmp_path, migrations):
+def test_a_failing_drop_falls_back_to_emergency_cleanup_that_leaves_nothing(tmp_path: Path, migrations: str) -> None:
     with IsolationManager(f"sqlite:///{tmp_path}/dbs", migrations=migrations) as manager:
         scope_id = manager.create_scope("drop fails")
         scope = manager.get_scope(scope_id)
         client = scope.client()
+        assert isinstance(scope.database, SQLiteFileDatabase)
         path = scope.database.path
         # a real fault: the database file is replaced by a directory, so unlinking it fails
         os.unlink(path)
@@ -175,7 +180,7 @@ def test_a_failing_drop_falls_back_to_emergency_cleanup_that_leaves_nothing(tmp_
         os.rmdir(path)
 
 
-def test_emergency_cleanup_of_everything_closes_all_scopes(manager):
+def test_emergency_cleanup_of_everything_closes_all_scopes(manager: IsolationManager) -> None:
     clients = [manager.get_scoped_client(manager.create_scope(f"t{i}")) for i in range(5)]
     manager.current_test_id = next(iter(manager.active_scopes))
 
@@ -191,14 +196,14 @@ def test_emergency_cleanup_of_everything_closes_all_scopes(manager):
     assert manager.metrics["emergency_cleanups"] == 1
 
 
-def test_emergency_cleanup_of_one_scope_leaves_the_others(manager):
+def test_emergency_cleanup_of_one_scope_leaves_the_others(manager: IsolationManager) -> None:
     keep, drop = manager.create_scope("keep"), manager.create_scope("drop")
 
     assert manager.emergency_cleanup(drop) is True
     assert list(manager.active_scopes) == [keep]
 
 
-def test_clear_module_cache_purges_named_modules_and_submodules(migrations):
+def test_clear_module_cache_purges_named_modules_and_submodules(migrations: str) -> None:
     for name in ("fakeapp_db", "fakeapp_db.engine", "fakeapp_dbx"):
         sys.modules[name] = types.ModuleType(name)
     try:
@@ -211,10 +216,10 @@ def test_clear_module_cache_purges_named_modules_and_submodules(migrations):
         sys.modules.pop("fakeapp_dbx", None)
 
 
-def test_reset_hooks_run_at_both_boundaries(migrations, tmp_path, monkeypatch):
+def test_reset_hooks_run_at_both_boundaries(migrations: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "hookmod.py").write_text("CALLS = []\ndef reset():\n    CALLS.append(1)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    import hookmod
+    hookmod = importlib.import_module("hookmod")  # written above, so unknown to mypy
 
     with IsolationManager("sqlite://", migrations=migrations, reset_hooks=["hookmod:reset"]) as manager:
         with manager.scope("hooked"):
@@ -222,13 +227,13 @@ def test_reset_hooks_run_at_both_boundaries(migrations, tmp_path, monkeypatch):
         assert hookmod.CALLS == [1, 1]
 
 
-def test_a_reset_hook_that_cannot_be_loaded_is_a_config_error(migrations):
+def test_a_reset_hook_that_cannot_be_loaded_is_a_config_error(migrations: str) -> None:
     with IsolationManager("sqlite://", migrations=migrations, reset_hooks=["no_such_module_x:reset"]) as manager:
         with pytest.raises(ConfigError, match="dbscope_reset_hooks: cannot load 'no_such_module_x:reset'"):
             manager.create_scope("t")
 
 
-def test_a_broken_migration_raises_once_and_then_the_same_error_quickly(tmp_path):
+def test_a_broken_migration_raises_once_and_then_the_same_error_quickly(tmp_path: Path) -> None:
     (tmp_path / "0001.sql").write_text("CREATE TABLE a (x INTEGER);\nINSERT INTO nope VALUES (1);")
     with IsolationManager("sqlite://", migrations=str(tmp_path)) as manager:
         with pytest.raises(MigrationError, match=r"0001.sql, statement 2 \(line 2\): no such table: nope"):
@@ -238,7 +243,7 @@ def test_a_broken_migration_raises_once_and_then_the_same_error_quickly(tmp_path
         assert manager.active_scopes == {}
 
 
-def test_scope_options_override_the_settings(manager, tmp_path):
+def test_scope_options_override_the_settings(manager: IsolationManager, tmp_path: Path) -> None:
     other = tmp_path / "other.sql"
     other.write_text("CREATE TABLE other (x INTEGER);")
     with manager.scope("other schema", migrations=str(other)) as scope:
@@ -248,7 +253,7 @@ def test_scope_options_override_the_settings(manager, tmp_path):
         manager.create_scope("bad", colour="blue")
 
 
-def test_a_closed_manager_refuses_new_scopes(migrations):
+def test_a_closed_manager_refuses_new_scopes(migrations: str) -> None:
     manager = IsolationManager("sqlite://", migrations=migrations)
     manager.close()
     manager.close()  # idempotent
@@ -256,7 +261,7 @@ def test_a_closed_manager_refuses_new_scopes(migrations):
         manager.create_scope("late")
 
 
-def test_close_destroys_scopes_still_open(migrations):
+def test_close_destroys_scopes_still_open(migrations: str) -> None:
     manager = IsolationManager("sqlite://", migrations=migrations)
     client = manager.get_scoped_client(manager.create_scope("left open"))
     manager.close()
@@ -265,7 +270,7 @@ def test_close_destroys_scopes_still_open(migrations):
     assert manager.metrics["scopes_destroyed"] == 1
 
 
-def test_leaked_connections_are_counted_and_the_database_still_goes(manager):
+def test_leaked_connections_are_counted_and_the_database_still_goes(manager: IsolationManager) -> None:
     with manager.scope("leaky") as scope:
         leaked = sqlite3.connect(scope.url("dsn"), uri=True)
     assert scope.leaked_connections == 1
@@ -273,7 +278,7 @@ def test_leaked_connections_are_counted_and_the_database_still_goes(manager):
     leaked.close()
 
 
-def test_close_quietly_bounds_any_resource():
+def test_close_quietly_bounds_any_resource() -> None:
     hanging = Hanging()
     assert _close_quietly(hanging, 0.1) is False
     hanging.release.set()
@@ -281,12 +286,12 @@ def test_close_quietly_bounds_any_resource():
     assert _close_quietly(Exploding(), 1) is False
 
 
-def test_unknown_settings_are_rejected():
+def test_unknown_settings_are_rejected() -> None:
     with pytest.raises(ConfigError, match="unknown IsolationManager settings: colour"):
         IsolationManager("sqlite://", colour="blue")
 
 
-def test_scope_options_are_parsed_like_settings(manager):
+def test_scope_options_are_parsed_like_settings(manager: IsolationManager) -> None:
     scope = manager.get_scope(manager.create_scope("parsed", strategy="Clone", close_timeout="2"))
 
     assert (scope.options.strategy, scope.options.close_timeout) == ("clone", 2.0)

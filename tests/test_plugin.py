@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from conftest import MakeProject
 
-def test_every_test_gets_its_own_fresh_migrated_database(project):
+
+def test_every_test_gets_its_own_fresh_migrated_database(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -24,7 +29,7 @@ def test_every_test_gets_its_own_fresh_migrated_database(project):
     result.stdout.fnmatch_lines(["*dbscope isolation report*", "scopes created: 5, destroyed: 5"])
 
 
-def test_runs_under_xdist_with_one_combined_report(project):
+def test_runs_under_xdist_with_one_combined_report(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -42,7 +47,7 @@ def test_runs_under_xdist_with_one_combined_report(project):
     result.stdout.fnmatch_lines(["scopes created: 12, destroyed: 12", "*leaked: 0"])
 
 
-def test_a_broken_migration_fails_the_session_once_naming_file_and_statement(project):
+def test_a_broken_migration_fails_the_session_once_naming_file_and_statement(project: MakeProject) -> None:
     pytester = project(
         migrations={
             "0001_users.sql": "CREATE TABLE users (id INTEGER PRIMARY KEY);",
@@ -70,7 +75,7 @@ def test_a_broken_migration_fails_the_session_once_naming_file_and_statement(pro
     assert result.ret == 1
 
 
-def test_collect_only_does_not_build_the_template(project):
+def test_collect_only_does_not_build_the_template(project: MakeProject) -> None:
     pytester = project(migrations={"0001_broken.sql": "THIS IS NOT SQL;"})
     pytester.makepyfile("def test_needs_db(db): pass")
     result = pytester.runpytest("--collect-only", "-q")
@@ -78,7 +83,7 @@ def test_collect_only_does_not_build_the_template(project):
     result.stdout.fnmatch_lines(["*test_needs_db*"])
 
 
-def test_the_template_is_built_once_per_process(project):
+def test_the_template_is_built_once_per_process(project: MakeProject) -> None:
     pytester = project(ini="dbscope_seed = seeding:run\n")
     pytester.makepyfile(
         seeding="""
@@ -109,7 +114,9 @@ def test_the_template_is_built_once_per_process(project):
         ("ini", "dbscope_strategy in config file pytest.ini"),
     ],
 )
-def test_a_bad_setting_names_where_it_came_from(project, monkeypatch, how, origin):
+def test_a_bad_setting_names_where_it_came_from(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, how: str, origin: str
+) -> None:
     pytester = project(ini="dbscope_strategy = from-ini\n" if how == "ini" else "")
     pytester.makepyfile("def test_nothing(): pass")
     args = ["--dbscope-strategy", "from-cli"] if how == "cli" else []
@@ -122,7 +129,9 @@ def test_a_bad_setting_names_where_it_came_from(project, monkeypatch, how, origi
     )
 
 
-def test_command_line_beats_environment_beats_ini(project, monkeypatch, tmp_path):
+def test_command_line_beats_environment_beats_ini(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     pytester = project(ini="dbscope_url = sqlite:///from-ini\n")
     pytester.makepyfile(
         """
@@ -137,7 +146,7 @@ def test_command_line_beats_environment_beats_ini(project, monkeypatch, tmp_path
     pytester.runpytest("-s").stdout.fnmatch_lines(["*URL sqlite:///from-ini"])
 
 
-def test_env_vars_are_set_for_each_test_and_restored(project, monkeypatch):
+def test_env_vars_are_set_for_each_test_and_restored(project: MakeProject, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("APP_DB", "untouched")
     pytester = project(ini="dbscope_env_var =\n    DATABASE_URL\n    APP_DB:dsn\n    APP_ASYNC:async\n")
     pytester.makepyfile(
@@ -161,7 +170,9 @@ def test_env_vars_are_set_for_each_test_and_restored(project, monkeypatch):
     assert os.environ["APP_DB"] == "untouched"
 
 
-def test_environment_safety_applies_before_conftest_is_imported(project, monkeypatch):
+def test_environment_safety_applies_before_conftest_is_imported(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("TURSO_AUTH_TOKEN", "a-real-secret")
     pytester = project(
         ini="dbscope_unset_env = TURSO_AUTH_TOKEN\ndbscope_set_env =\n    FEATURE_ENABLE_CONNECTION_POOL=false\n"
@@ -185,7 +196,7 @@ def test_environment_safety_applies_before_conftest_is_imported(project, monkeyp
     assert "FEATURE_ENABLE_CONNECTION_POOL" not in os.environ
 
 
-def test_reset_modules_and_hooks_run_at_every_scope_boundary(project):
+def test_reset_modules_and_hooks_run_at_every_scope_boundary(project: MakeProject) -> None:
     pytester = project(ini="dbscope_reset_modules = appdb\ndbscope_reset_hooks = appstate:reset\n")
     pytester.makepyfile(
         appdb="""
@@ -220,7 +231,7 @@ def test_reset_modules_and_hooks_run_at_every_scope_boundary(project):
     pytester.runpytest().assert_outcomes(passed=2)
 
 
-def test_autouse_gives_every_test_a_scope(project):
+def test_autouse_gives_every_test_a_scope(project: MakeProject) -> None:
     pytester = project(ini="dbscope_autouse = true\n")
     pytester.makepyfile(
         """
@@ -235,7 +246,7 @@ def test_autouse_gives_every_test_a_scope(project):
     result.stdout.fnmatch_lines(["scopes created: 1, destroyed: 1"])
 
 
-def test_the_marker_overrides_migrations_for_one_test(project):
+def test_the_marker_overrides_migrations_for_one_test(project: MakeProject) -> None:
     pytester = project()
     pytester.path.joinpath("other.sql").write_text("CREATE TABLE other (x INTEGER);")
     pytester.makepyfile(
@@ -253,7 +264,7 @@ def test_the_marker_overrides_migrations_for_one_test(project):
     pytester.runpytest().assert_outcomes(passed=2)
 
 
-def test_db_engine_is_a_sqlalchemy_engine_on_the_test_database(project):
+def test_db_engine_is_a_sqlalchemy_engine_on_the_test_database(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -270,7 +281,7 @@ def test_db_engine_is_a_sqlalchemy_engine_on_the_test_database(project):
     result.stdout.fnmatch_lines(["*leaked: 0"])
 
 
-def test_a_connection_kept_in_a_global_is_reported_as_a_leak(project):
+def test_a_connection_kept_in_a_global_is_reported_as_a_leak(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -293,7 +304,7 @@ def test_a_connection_kept_in_a_global_is_reported_as_a_leak(project):
     )
 
 
-def test_a_client_kept_across_tests_fails_with_a_clear_error(project):
+def test_a_client_kept_across_tests_fails_with_a_clear_error(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -313,7 +324,7 @@ def test_a_client_kept_across_tests_fails_with_a_clear_error(project):
     )
 
 
-def test_file_backend_gives_each_test_its_own_file(project, tmp_path):
+def test_file_backend_gives_each_test_its_own_file(project: MakeProject, tmp_path: Path) -> None:
     pytester = project(ini=f"dbscope_url = sqlite:///{tmp_path}/dbs\n")
     pytester.makepyfile(
         """
@@ -334,12 +345,12 @@ def test_file_backend_gives_each_test_its_own_file(project, tmp_path):
     assert len(left) == 1 and left[0].startswith("dbscope_tpl_")  # only the reusable template remains
 
 
-def test_the_plugin_is_registered_through_its_entry_point(pytester):
+def test_the_plugin_is_registered_through_its_entry_point(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["*dbscope:*", "*--dbscope-url=VALUE*", "*dbscope_migrations (string):*"])
 
 
-def test_an_engine_disposed_by_a_reset_hook_is_not_a_leak(project):
+def test_an_engine_disposed_by_a_reset_hook_is_not_a_leak(project: MakeProject) -> None:
     pytester = project(ini="dbscope_reset_hooks = appdb:reset_for_testing\n")
     pytester.makepyfile(
         appdb="""
@@ -374,7 +385,7 @@ def test_an_engine_disposed_by_a_reset_hook_is_not_a_leak(project):
     result.stdout.fnmatch_lines(["*leaked: 0"])
 
 
-def test_files_of_a_killed_run_are_removed_by_the_next_run(project, tmp_path):
+def test_files_of_a_killed_run_are_removed_by_the_next_run(project: MakeProject, tmp_path: Path) -> None:
     directory = tmp_path / "dbs"
     pytester = project(ini=f"dbscope_url = sqlite:///{directory}\n")
     pytester.makepyfile(

@@ -29,7 +29,7 @@ from dbscope import BackendUnavailableError, ConfigError, IsolationManager, Migr
 from dbscope.backends import open_backend
 from dbscope.backends.pg_connect import Budget, is_local_host, server_address
 from dbscope.backends.pg_dialect import translate
-from dbscope.migrations import MigrationSet, load_migrations
+from dbscope.migrations import MigrationSet, combined_fingerprint, load_migrations
 from dbscope.urls import parse_backend_url
 
 psycopg = pytest.importorskip("psycopg")
@@ -442,7 +442,8 @@ def counting_seed(calls: list[int]) -> MigrationSet:
 def test_a_template_is_reused_by_later_runs_and_rebuilt_on_request(
     backends: Callable[..., pg.PostgreSQLBackend], tmp_path: Path, server: Server
 ) -> None:
-    migrations, calls = unique_migrations(tmp_path), []
+    migrations = unique_migrations(tmp_path)
+    calls: list[int] = []
     seed = counting_seed(calls)
 
     first = backends().template(migrations, seed)
@@ -469,7 +470,7 @@ def test_a_failing_migration_leaves_no_template_and_no_temporary_database(
     with pytest.raises(MigrationError, match=r"0002_more.sql, statement 2") as caught:
         backend.template(migrations, NO_SEED)
     assert caught.value.source is not None and caught.value.source.endswith("0002_more.sql")
-    fingerprint = pg.combined_fingerprint(migrations, NO_SEED)
+    fingerprint = combined_fingerprint(migrations, NO_SEED)
     assert server.databases(f"dbscope_tpl_{fingerprint}%") == []
 
 
@@ -538,7 +539,7 @@ def test_clones_are_isolated_and_connect_gives_normal_or_autocommit_connections(
             assert conn.info.transaction_status != 0
         auto = two.connect(autocommit=True)
         assert auto.autocommit
-        assert auto.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+        assert auto.execute("SELECT count(*) FROM users").fetchone() == (0,)
         auto.close()
         with one.connect() as conn:
             assert conn.execute("SELECT name FROM users").fetchall() == [("only in one",)]
@@ -562,6 +563,7 @@ def test_a_connection_left_open_is_a_leak_and_the_database_is_still_dropped(
             name = scope.database.name
         assert scope.leaked_connections == 1
         backend = manager._backends[pg_url]
+        assert isinstance(backend, pg.PostgreSQLBackend)
         assert backend.wait_for_drops(30)
         assert not server.exists(name)  # dropped WITH (FORCE) all the same
         assert leaked[0].closed or leaked[0].broken or _is_dead(leaked[0])
@@ -714,7 +716,9 @@ def test_the_wal_log_strategy_can_be_chosen(
     assert backend.strategy == "WAL_LOG"
     database = backend.create(backend.template(unique_migrations(tmp_path), NO_SEED), label="wal")
     try:
-        assert database.primary_connection().execute("SELECT count(*) FROM users").fetchone()[0] == 0
+        primary = database.primary_connection()
+        assert primary is not None
+        assert primary.execute("SELECT count(*) FROM users").fetchone() == (0,)
     finally:
         database.drop()
 
@@ -778,7 +782,7 @@ def test_restore_as_a_role_that_is_not_superuser_keeps_triggers_from_firing_twic
         database.restore(template)
         assert app.execute("SELECT id, children FROM parent").fetchall() == [(1, 1)]  # not bumped by the restore
         assert app.execute("SELECT id, parent_id FROM child").fetchall() == [(1, 1)]
-        assert app.execute("SELECT nextval('child_id_seq')").fetchone()[0] == 2
+        assert app.execute("SELECT nextval('child_id_seq')").fetchone() == (2,)
         app.close()
         database.drop()
     finally:

@@ -6,8 +6,13 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import MakeProject
 
 USERS = "CREATE TABLE users (id SERIAL PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL UNIQUE);"
 
@@ -28,8 +33,14 @@ def databases_of(pg_url: str, run_ids: list[str]) -> list[str]:
     return [n for n in names if any(f"_{run}_" in n for run in run_ids)]
 
 
+class MakePgProject(Protocol):
+    """The ``pg_project`` fixture: ``pg_project(ini=...)`` returns the pytester."""
+
+    def __call__(self, ini: str = "") -> pytest.Pytester: ...
+
+
 @pytest.fixture
-def pg_project(project, pg_url, tmp_path, monkeypatch):
+def pg_project(project: MakeProject, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakePgProject:
     """A project on the test server, with a migrations fingerprint of its own."""
     monkeypatch.setenv("RUN_IDS_DIR", str(tmp_path))
 
@@ -43,7 +54,7 @@ def pg_project(project, pg_url, tmp_path, monkeypatch):
     return make
 
 
-def test_clone_under_xdist_leaves_no_database_behind(pg_project, pg_url, tmp_path):
+def test_clone_under_xdist_leaves_no_database_behind(pg_project: MakePgProject, pg_url: str, tmp_path: Path) -> None:
     pytester = pg_project()
     pytester.makepyfile(
         test_users="""
@@ -64,7 +75,7 @@ def test_clone_under_xdist_leaves_no_database_behind(pg_project, pg_url, tmp_pat
     assert databases_of(pg_url, run_ids) == []
 
 
-def test_rollback_on_postgresql(pg_project):
+def test_rollback_on_postgresql(pg_project: MakePgProject) -> None:
     pytester = pg_project(ini="dbscope_strategy = rollback\n")
     pytester.makepyfile(
         """
@@ -85,7 +96,7 @@ def test_rollback_on_postgresql(pg_project):
     pytester.runpytest().assert_outcomes(passed=4)
 
 
-def test_reset_on_postgresql_keeps_an_import_time_connection_working(pg_project):
+def test_reset_on_postgresql_keeps_an_import_time_connection_working(pg_project: MakePgProject) -> None:
     pytester = pg_project(ini="dbscope_strategy = reset\ndbscope_autouse = true\ndbscope_env_var = APP_DSN:dsn\n")
     pytester.makeconftest(
         """
@@ -107,7 +118,9 @@ def test_reset_on_postgresql_keeps_an_import_time_connection_working(pg_project)
     pytester.runpytest_subprocess("-p", "no:benchmark").assert_outcomes(passed=4)
 
 
-def test_a_leaked_connection_is_reported_and_the_database_still_dropped(pg_project, pg_url, tmp_path):
+def test_a_leaked_connection_is_reported_and_the_database_still_dropped(
+    pg_project: MakePgProject, pg_url: str, tmp_path: Path
+) -> None:
     pytester = pg_project()
     pytester.makepyfile(
         test_leak="""
@@ -129,7 +142,9 @@ def test_a_leaked_connection_is_reported_and_the_database_still_dropped(pg_proje
     assert databases_of(pg_url, run_ids) == []
 
 
-def test_independent_pytest_processes_share_one_server_and_build_the_template_once(pg_project, tmp_path):
+def test_independent_pytest_processes_share_one_server_and_build_the_template_once(
+    pg_project: MakePgProject, tmp_path: Path
+) -> None:
     pytester = pg_project(ini="dbscope_seed = seeding:run\n")
     builds = tmp_path / "builds.log"
     pytester.makepyfile(
@@ -162,7 +177,9 @@ def test_independent_pytest_processes_share_one_server_and_build_the_template_on
     assert builds.read_text() == "built\n"  # three processes, one template build
 
 
-def test_a_killed_run_leaves_nothing_the_next_run_does_not_clean(pg_project, pg_url, tmp_path):
+def test_a_killed_run_leaves_nothing_the_next_run_does_not_clean(
+    pg_project: MakePgProject, pg_url: str, tmp_path: Path
+) -> None:
     pytester = pg_project()
     pytester.makepyfile(
         test_dies="""
@@ -186,7 +203,9 @@ def test_a_killed_run_leaves_nothing_the_next_run_does_not_clean(pg_project, pg_
     assert databases_of(pg_url, run_ids) == []
 
 
-def test_one_throwaway_cluster_serves_every_xdist_worker(project, tmp_path, monkeypatch):
+def test_one_throwaway_cluster_serves_every_xdist_worker(
+    project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("psycopg")
     from dbscope.backends.pg_cluster import find_bindir
 
@@ -214,7 +233,7 @@ def test_one_throwaway_cluster_serves_every_xdist_worker(project, tmp_path, monk
     assert {name.split("-")[1] for name in seen} == {"gw0", "gw1"}
 
 
-def test_sync_async_and_dsn_urls_reach_the_test_database(pg_project):
+def test_sync_async_and_dsn_urls_reach_the_test_database(pg_project: MakePgProject) -> None:
     pytester = pg_project(ini="dbscope_env_var =\n    DATABASE_URL\n    ASYNC_URL:async\n    PLAIN_DSN:dsn\n")
     pytester.makepyfile(
         """

@@ -3,7 +3,7 @@
 import dbscope
 
 
-def test_all_is_exactly_the_public_api():
+def test_all_is_exactly_the_public_api() -> None:
     assert sorted(dbscope.__all__) == sorted(
         [
             "BackendUnavailableError",
@@ -28,7 +28,7 @@ def test_all_is_exactly_the_public_api():
         assert hasattr(dbscope, name), name
 
 
-def test_every_error_derives_from_one_base_and_reports_the_public_module():
+def test_every_error_derives_from_one_base_and_reports_the_public_module() -> None:
     errors = [
         dbscope.BackendUnavailableError,
         dbscope.CleanupError,
@@ -42,7 +42,7 @@ def test_every_error_derives_from_one_base_and_reports_the_public_module():
         assert error.__module__ == "dbscope"
 
 
-def test_the_manager_module_never_imports_pytest():
+def test_the_manager_module_never_imports_pytest() -> None:
     import subprocess
     import sys
 

@@ -27,11 +27,11 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     )
 
 
-def test_the_suite_passes_serially_on_its_shared_file(replica):
+def test_the_suite_passes_serially_on_its_shared_file(replica: pytest.Pytester) -> None:
     run(replica, "-c", "plain.ini", "-p", "no:dbscope").assert_outcomes(passed=30)
 
 
-def test_the_suite_breaks_under_xdist_on_its_shared_file(replica):
+def test_the_suite_breaks_under_xdist_on_its_shared_file(replica: pytest.Pytester) -> None:
     result = run(replica, "-c", "plain.ini", "-p", "no:dbscope", "-n", "2")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) + outcomes.get("errors", 0) > 0
@@ -40,7 +40,7 @@ def test_the_suite_breaks_under_xdist_on_its_shared_file(replica):
     )
 
 
-def test_dbscope_settings_alone_make_it_pass_under_xdist(replica):
+def test_dbscope_settings_alone_make_it_pass_under_xdist(replica: pytest.Pytester) -> None:
     result = run(replica, "-c", "dbscope.ini", "-n", "2")
     result.assert_outcomes(passed=30)
     result.stdout.fnmatch_lines(["scopes created: 30, destroyed: 30"])

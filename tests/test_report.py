@@ -6,11 +6,15 @@ import json
 import os
 import time
 import timeit
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dbscope.baseline import (
     RULES,
+    Comparison,
     baseline_from_report,
     compare,
     comparison_lines,
@@ -47,7 +51,7 @@ METRICS = {
 }
 
 
-def record(nodeid: str, **values) -> dict:
+def record(nodeid: str, **values: Any) -> dict[str, Any]:
     rec = Record(nodeid, started_at=values.pop("started_at", time.time()))
     for key, value in values.items():
         setattr(rec, key, value)
@@ -55,7 +59,7 @@ def record(nodeid: str, **values) -> dict:
     return rec.to_dict()
 
 
-def sample_report(**kwargs) -> dict:
+def sample_report(**kwargs: Any) -> dict[str, Any]:
     tests = [
         record("t.py::test_clean", duration_ms=2.0, setup_ms=0.3, teardown_ms=0.1, scopes=1, started_at=1.0),
         record(
@@ -76,16 +80,17 @@ def sample_report(**kwargs) -> dict:
 # -- records and warnings -------------------------------------------------------------
 
 
-def test_a_record_without_a_scope_has_zeros_and_no_warnings():
+def test_a_record_without_a_scope_has_zeros_and_no_warnings() -> None:
     data = Record("t.py::test_plain").to_dict()
     assert data["setup_ms"] == data["teardown_ms"] == data["connections_leaked"] == data["memory_growth_bytes"] == 0
     assert data["scope_leaked"] is False and data["warnings"] == [] and data["scope_ids"] == []
     assert json.loads(json.dumps(data)) == data
 
 
-def test_each_warning_names_the_test_and_the_threshold():
+def test_each_warning_names_the_test_and_the_threshold() -> None:
     rec = Record("t.py::test_x", duration_ms=6200.0, connections_leaked=1, memory_growth_bytes=51 * MB)
     rec.check(slow_test_s=5, memory_growth_mb=50)
+    assert rec.warnings is not None
     messages = {w["kind"]: w["message"] for w in rec.warnings}
     assert messages == {
         "connection_leak": "connection leak in t.py::test_x: 1 connection(s) left open",
@@ -94,13 +99,13 @@ def test_each_warning_names_the_test_and_the_threshold():
     }
 
 
-def test_thresholds_are_strictly_over():
+def test_thresholds_are_strictly_over() -> None:
     rec = Record("t.py::test_edge", duration_ms=5000.0, memory_growth_bytes=50 * MB)
     rec.check(slow_test_s=5, memory_growth_mb=50)
     assert rec.warnings is None
 
 
-def test_ended_scopes_add_up_in_the_record():
+def test_ended_scopes_add_up_in_the_record() -> None:
     rec = Record("t.py::test_two_scopes")
     rec.scope_ended("test_1_aaaa", 0.5, 0.25, 0)
     rec.scope_ended("test_2_bbbb", 1.0, 0.5, 1)
@@ -116,7 +121,7 @@ def test_ended_scopes_add_up_in_the_record():
 # -- the summary ----------------------------------------------------------------------
 
 
-def test_the_summary_counts_per_test_including_tests_without_a_scope():
+def test_the_summary_counts_per_test_including_tests_without_a_scope() -> None:
     summary = sample_report()["summary"]
     assert summary["tests"] == 4
     assert (summary["passed"], summary["failed"], summary["failures"]) == (3, 1, 1)
@@ -133,12 +138,12 @@ def test_the_summary_counts_per_test_including_tests_without_a_scope():
     assert summary["max_memory_growth_nodeid"] == "t.py::test_no_scope"
 
 
-def test_an_empty_run_summarizes_to_zeros():
+def test_an_empty_run_summarizes_to_zeros() -> None:
     summary = summarize([])
     assert summary["tests"] == 0 and summary["average_duration_ms"] == 0.0 and summary["max_duration_nodeid"] is None
 
 
-def test_the_report_orders_tests_by_start_and_is_json():
+def test_the_report_orders_tests_by_start_and_is_json() -> None:
     tests = [record("b", started_at=2.0), record("a", started_at=1.0)]
     report = build_report(tests, METRICS, workers=["gw1", "gw0"])
     assert [t["nodeid"] for t in report["tests"]] == ["a", "b"]
@@ -147,7 +152,7 @@ def test_the_report_orders_tests_by_start_and_is_json():
     assert json.loads(json.dumps(report)) == report
 
 
-def test_summary_lines_keep_the_established_lines():
+def test_summary_lines_keep_the_established_lines() -> None:
     lines = [text for text, _ in summary_lines(sample_report())]
     assert "scopes created: 3, destroyed: 3" in lines
     assert "connections created: 4, closed: 4, leaked: 1" in lines
@@ -159,7 +164,7 @@ def test_summary_lines_keep_the_established_lines():
     )
 
 
-def test_summary_lines_cap_each_kind_of_warning():
+def test_summary_lines_cap_each_kind_of_warning() -> None:
     tests = [record(f"t.py::test_{i}", connections_leaked=1, started_at=i) for i in range(30)]
     report = build_report(tests, METRICS)
     capped = [text for text, _ in summary_lines(report, max_warnings=5)]
@@ -169,7 +174,7 @@ def test_summary_lines_cap_each_kind_of_warning():
     assert sum(text.startswith("connection leak in") for text in full) == 30
 
 
-def test_leaking_tests_names_connections_and_scopes():
+def test_leaking_tests_names_connections_and_scopes() -> None:
     tests = [record("t.py::a", connections_leaked=1), record("t.py::b", scope_leaked=True), record("t.py::c")]
     assert leaking_tests(build_report(tests, METRICS)) == [
         ("t.py::a", "1 connection(s) left open"),
@@ -177,7 +182,7 @@ def test_leaking_tests_names_connections_and_scopes():
     ]
 
 
-def test_worker_metrics_merge_with_a_weighted_average_cleanup():
+def test_worker_metrics_merge_with_a_weighted_average_cleanup() -> None:
     merged = merge_metrics(
         [
             {"scopes_destroyed": 1, "average_cleanup_ms": 1.0, "connections_leaked": 0},
@@ -191,7 +196,7 @@ def test_worker_metrics_merge_with_a_weighted_average_cleanup():
 @pytest.mark.parametrize(
     ("ms", "text"), [(0.3124, "0.312 ms"), (41.66, "41.7 ms"), (6210, "6.21 s"), (-2.0, "-2.000 ms")]
 )
-def test_format_ms(ms, text):
+def test_format_ms(ms: float, text: str) -> None:
     assert format_ms(ms) == text
 
 
@@ -199,7 +204,7 @@ def test_format_ms(ms, text):
     ("value", "text"),
     [(512, "512 B"), (12 * 1024, "12.0 kB"), (1.25 * MB, "1.25 MB"), (-3 * MB, "-3.00 MB"), (2048 * MB, "2.00 GB")],
 )
-def test_format_bytes(value, text):
+def test_format_bytes(value: float, text: str) -> None:
     assert format_bytes(value) == text
 
 
@@ -207,7 +212,7 @@ def test_format_bytes(value, text):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
-def test_memory_is_the_resident_set_from_proc_and_sees_growth():
+def test_memory_is_the_resident_set_from_proc_and_sees_growth() -> None:
     probe = MemoryProbe()
     try:
         assert probe.source == "rss"
@@ -220,24 +225,24 @@ def test_memory_is_the_resident_set_from_proc_and_sees_growth():
     assert probe.read() == 0
 
 
-def test_without_proc_memory_falls_back_to_getrusage(tmp_path):
+def test_without_proc_memory_falls_back_to_getrusage(tmp_path: Path) -> None:
     probe = MemoryProbe(statm=str(tmp_path / "missing"))
     assert probe.source == "peak_rss"
     assert probe.read() > 1 * MB  # a Python process is bigger than that
 
 
-def test_a_garbled_statm_falls_back_too(tmp_path):
+def test_a_garbled_statm_falls_back_too(tmp_path: Path) -> None:
     statm = tmp_path / "statm"
     statm.write_text("garbage\n")
     assert MemoryProbe(statm=str(statm)).source == "peak_rss"
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
-def test_recording_a_test_costs_a_few_microseconds():
+def test_recording_a_test_costs_a_few_microseconds() -> None:
     """What the plugin does per test beyond pytest's own work: a record, one RSS read, the checks."""
     probe = MemoryProbe()
 
-    def one_test() -> dict:
+    def one_test() -> dict[str, Any]:
         rec = Record("tests/test_x.py::test_y[3]", "gw0", time.time())
         rec.duration_ms += 0.1
         rec.duration_ms += 0.2
@@ -258,7 +263,7 @@ def test_recording_a_test_costs_a_few_microseconds():
 # -- files ----------------------------------------------------------------------------
 
 
-def test_a_report_round_trips_through_its_file(tmp_path):
+def test_a_report_round_trips_through_its_file(tmp_path: Path) -> None:
     report = sample_report()
     path = write_json(tmp_path / "out" / "report.json", report)
     assert load_report(path) == report
@@ -277,7 +282,7 @@ def test_a_report_round_trips_through_its_file(tmp_path):
         ('{"schema": "dbscope-report/9", "summary": {}, "metrics": {}, "tests": []}', r"is a 'dbscope-report/9' file"),
     ],
 )
-def test_a_bad_report_file_says_what_is_wrong(tmp_path, content, match):
+def test_a_bad_report_file_says_what_is_wrong(tmp_path: Path, content: str | None, match: str) -> None:
     path = tmp_path / "missing.json"
     if content is not None:
         path.write_text(content)
@@ -288,7 +293,7 @@ def test_a_bad_report_file_says_what_is_wrong(tmp_path, content, match):
 # -- baselines ------------------------------------------------------------------------
 
 
-def figures(**values) -> dict:
+def figures(**values: Any) -> dict[str, Any]:
     base = {
         "schema": "dbscope-baseline/1",
         "tests": 10,
@@ -303,11 +308,11 @@ def figures(**values) -> dict:
     return {**base, **values}
 
 
-def statuses(rows) -> dict:
+def statuses(rows: Iterable[Comparison]) -> dict[str, str]:
     return {row.rule.key: row.status for row in rows}
 
 
-def test_the_seed_thresholds_warning_at_1_2_and_1_3_failure_at_1_5():
+def test_the_seed_thresholds_warning_at_1_2_and_1_3_failure_at_1_5() -> None:
     rows = compare(
         figures(), figures(average_duration_ms=121.0, max_duration_ms=601.0, average_memory_growth_bytes=13.1 * MB)
     )
@@ -323,7 +328,7 @@ def test_the_seed_thresholds_warning_at_1_2_and_1_3_failure_at_1_5():
     assert (row.threshold, row.change_percent) == (600.0, 50.2)
 
 
-def test_just_under_the_thresholds_is_ok():
+def test_just_under_the_thresholds_is_ok() -> None:
     rows = compare(
         figures(), figures(average_duration_ms=119.0, max_duration_ms=599.0, average_memory_growth_bytes=12.9 * MB)
     )
@@ -335,7 +340,7 @@ def test_just_under_the_thresholds_is_ok():
     assert not has_failures(rows)
 
 
-def test_tiny_values_need_an_absolute_margin_too():
+def test_tiny_values_need_an_absolute_margin_too() -> None:
     # 0.2 ms -> 0.5 ms is 2.5x, but 0.3 ms is scheduler noise; a 5 ms test at 12 ms is noise too.
     base = figures(average_duration_ms=0.2, max_duration_ms=5.0, average_memory_growth_bytes=1000)
     rows = compare(base, figures(average_duration_ms=0.5, max_duration_ms=12.0, average_memory_growth_bytes=100_000))
@@ -350,13 +355,13 @@ def test_tiny_values_need_an_absolute_margin_too():
     }
 
 
-def test_memory_measured_differently_is_not_compared():
+def test_memory_measured_differently_is_not_compared() -> None:
     rows = compare(figures(memory_source="peak_rss"), figures(average_memory_growth_bytes=99 * MB))
     assert statuses(rows)["average_memory_growth_bytes"] == "not compared"
     assert "memory measured differently (peak_rss vs rss)" in rows[2].note
 
 
-def test_a_baseline_is_made_from_a_report_and_read_back(tmp_path):
+def test_a_baseline_is_made_from_a_report_and_read_back(tmp_path: Path) -> None:
     report = sample_report()
     path = save_baseline(tmp_path / "base.json", report)
     saved = load_baseline(path)
@@ -378,14 +383,14 @@ def test_a_baseline_is_made_from_a_report_and_read_back(tmp_path):
         ("[1, 2]", r"is not a dbscope baseline"),
     ],
 )
-def test_a_bad_baseline_file_says_what_is_wrong(tmp_path, content, match):
+def test_a_bad_baseline_file_says_what_is_wrong(tmp_path: Path, content: str, match: str) -> None:
     path = tmp_path / "base.json"
     path.write_text(content)
     with pytest.raises(ReportError, match=match):
         load_baseline(path)
 
 
-def test_the_regression_table_reads_as_a_table():
+def test_the_regression_table_reads_as_a_table() -> None:
     rows = compare(figures(), figures(max_duration_ms=700.0))
     lines = comparison_lines(rows, source="base.json", notes=context_notes(figures(workers=4), figures()))
     texts = [text for text, _ in lines]
@@ -409,5 +414,5 @@ def test_the_regression_table_reads_as_a_table():
     assert texts[-1] == "1 performance regression(s) over the failure threshold"
 
 
-def test_baseline_from_report_keeps_a_baseline_as_it_is():
+def test_baseline_from_report_keeps_a_baseline_as_it_is() -> None:
     assert baseline_from_report(figures()) == figures()

@@ -7,11 +7,15 @@ import pathlib
 import re
 import timeit
 import types
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dbscope import IsolationManager
 from dbscope.reporting import ReportPlugin
+
+if TYPE_CHECKING:
+    from conftest import MakeProject
 
 XDIST = ("-n", "2", "-p", "no:benchmark")
 
@@ -32,18 +36,19 @@ def test_without_a_database():
 """
 
 
-def read_report(pytester: pytest.Pytester, name: str = "report.json") -> dict:
-    return json.loads((pytester.path / name).read_text())
+def read_report(pytester: pytest.Pytester, name: str = "report.json") -> dict[str, Any]:
+    report: dict[str, Any] = json.loads((pytester.path / name).read_text())
+    return report
 
 
-def by_name(report: dict) -> dict[str, dict]:
+def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["nodeid"].rsplit("::", 1)[1]: t for t in report["tests"]}
 
 
 # -- records --------------------------------------------------------------------------
 
 
-def test_every_test_gets_a_record_even_without_a_scope(project):
+def test_every_test_gets_a_record_even_without_a_scope(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(test_suite=LEAKY_SUITE)
     result = pytester.runpytest("--dbscope-report=report.json")
@@ -88,7 +93,7 @@ def test_every_test_gets_a_record_even_without_a_scope(project):
     assert all(required <= set(t) for t in report["tests"])
 
 
-def test_outcomes_are_recorded_as_pytest_counts_them(project):
+def test_outcomes_are_recorded_as_pytest_counts_them(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -134,7 +139,7 @@ def test_outcomes_are_recorded_as_pytest_counts_them(project):
     )
 
 
-def test_the_terminal_report_has_the_figures_and_names_each_warning(project):
+def test_the_terminal_report_has_the_figures_and_names_each_warning(project: MakeProject) -> None:
     pytester = project(ini="dbscope_slow_test_s = 0.1\ndbscope_memory_growth_mb = 4\n")
     pytester.makepyfile(
         """
@@ -173,7 +178,7 @@ def test_the_terminal_report_has_the_figures_and_names_each_warning(project):
     )
 
 
-def test_a_suite_that_uses_no_scope_gets_no_report(project):
+def test_a_suite_that_uses_no_scope_gets_no_report(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile("def test_plain(): pass")
     result = pytester.runpytest()
@@ -184,7 +189,7 @@ def test_a_suite_that_uses_no_scope_gets_no_report(project):
 # -- scope leaks ------------------------------------------------------------------------
 
 
-def test_a_scope_left_active_is_reported_and_cleaned_up(project):
+def test_a_scope_left_active_is_reported_and_cleaned_up(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -215,7 +220,7 @@ def test_a_scope_left_active_is_reported_and_cleaned_up(project):
     assert tests["test_next_test_is_clean"]["scope_leaked"] is False
 
 
-def test_scopes_of_module_and_session_fixtures_are_not_leaks(project):
+def test_scopes_of_module_and_session_fixtures_are_not_leaks(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -241,7 +246,7 @@ def test_scopes_of_module_and_session_fixtures_are_not_leaks(project):
 # -- files ------------------------------------------------------------------------------
 
 
-def test_json_and_html_are_written_where_asked(project):
+def test_json_and_html_are_written_where_asked(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(test_suite=LEAKY_SUITE)
     result = pytester.runpytest("--dbscope-report=out/r.json", "--dbscope-html=out/r.html")
@@ -257,14 +262,14 @@ def test_json_and_html_are_written_where_asked(project):
     assert sorted(p.name for p in out.iterdir()) == ["r.html", "r.json"]
 
 
-def test_the_report_settings_can_live_in_the_ini_file(project):
+def test_the_report_settings_can_live_in_the_ini_file(project: MakeProject) -> None:
     pytester = project(ini="dbscope_report = reports/ini.json\n")
     pytester.makepyfile("def test_one(db): pass")
     pytester.runpytest().assert_outcomes(passed=1)
     assert read_report(pytester, "reports/ini.json")["summary"]["tests"] == 1
 
 
-def test_a_report_that_cannot_be_written_fails_the_run_with_the_reason(project):
+def test_a_report_that_cannot_be_written_fails_the_run_with_the_reason(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile("def test_one(db): pass")
     (pytester.path / "blocker").write_text("a file where a directory should be")
@@ -276,7 +281,7 @@ def test_a_report_that_cannot_be_written_fails_the_run_with_the_reason(project):
 # -- fail on leak ---------------------------------------------------------------------
 
 
-def test_fail_on_leak_fails_a_green_run_and_lists_the_offenders(project):
+def test_fail_on_leak_fails_a_green_run_and_lists_the_offenders(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         test_suite=LEAKY_SUITE
@@ -297,7 +302,7 @@ def test_forgets_a_scope(dbscope):
     )
 
 
-def test_fail_on_leak_passes_a_clean_run(project):
+def test_fail_on_leak_passes_a_clean_run(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile("def test_clean(db): pass")
     result = pytester.runpytest("--dbscope-fail-on-leak")
@@ -308,7 +313,7 @@ def test_fail_on_leak_passes_a_clean_run(project):
 # -- xdist ----------------------------------------------------------------------------
 
 
-def test_xdist_workers_send_records_and_the_controller_prints_one_report(project):
+def test_xdist_workers_send_records_and_the_controller_prints_one_report(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         test_suite="""
@@ -354,7 +359,7 @@ def test_xdist_workers_send_records_and_the_controller_prints_one_report(project
 # -- baselines ------------------------------------------------------------------------
 
 
-def test_a_saved_baseline_has_the_run_figures(project):
+def test_a_saved_baseline_has_the_run_figures(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(test_suite=LEAKY_SUITE)
     result = pytester.runpytest("--dbscope-save-baseline=base.json", "--dbscope-report=report.json")
@@ -392,7 +397,7 @@ def test_slowish(db):
 """
 
 
-def test_a_run_within_the_baseline_passes_with_a_table(project):
+def test_a_run_within_the_baseline_passes_with_a_table(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(SLOW_PAIR)
     write_baseline(pytester)
@@ -411,7 +416,7 @@ def test_a_run_within_the_baseline_passes_with_a_table(project):
     assert [r["status"] for r in rows[:3]] == ["ok", "ok", "ok"]
 
 
-def test_a_slower_max_duration_fails_the_run(project):
+def test_a_slower_max_duration_fails_the_run(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(SLOW_PAIR)
     write_baseline(pytester, average_duration_ms=1.0, max_duration_ms=2.0)
@@ -427,7 +432,7 @@ def test_a_slower_max_duration_fails_the_run(project):
     )
 
 
-def test_a_missing_baseline_is_a_usage_error(project):
+def test_a_missing_baseline_is_a_usage_error(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile("def test_one(db): pass")
     result = pytester.runpytest("--dbscope-baseline=nowhere.json")
@@ -438,7 +443,7 @@ def test_a_missing_baseline_is_a_usage_error(project):
 # -- debug logging --------------------------------------------------------------------
 
 
-def test_debug_logging_names_scope_ids_and_tests(project, monkeypatch):
+def test_debug_logging_names_scope_ids_and_tests(project: MakeProject, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester = project()
     pytester.makepyfile(test_logged="def test_one(db): pass")
     monkeypatch.setenv("DBSCOPE_DEBUG", "isolation")
@@ -458,7 +463,7 @@ def test_debug_logging_names_scope_ids_and_tests(project, monkeypatch):
 # -- cost -------------------------------------------------------------------------------
 
 
-def test_recording_costs_a_few_microseconds_per_test(tmp_path):
+def test_recording_costs_a_few_microseconds_per_test(tmp_path: pathlib.Path) -> None:
     """The plugin's own hooks for one test, driven directly: no pytest noise in the figure."""
     config = types.SimpleNamespace(invocation_params=types.SimpleNamespace(dir=pathlib.Path(tmp_path)))
     with IsolationManager("sqlite://") as manager:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import MakeProject
 
 APP_CONFTEST = """
 import os, sqlite3
@@ -27,7 +32,9 @@ def test_app_connection_sees_a_clean_database(n):
 
 
 @pytest.mark.parametrize("backend", ["sqlite://", "sqlite:///{tmp}/dbs"])
-def test_reset_isolates_a_suite_that_connects_at_import_time(project, tmp_path, backend):
+def test_reset_isolates_a_suite_that_connects_at_import_time(
+    project: MakeProject, tmp_path: Path, backend: str
+) -> None:
     url = backend.format(tmp=tmp_path)
     pytester = project(
         ini=f"dbscope_url = {url}\ndbscope_strategy = reset\n"
@@ -38,7 +45,7 @@ def test_reset_isolates_a_suite_that_connects_at_import_time(project, tmp_path, 
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=6)
 
 
-def test_reset_works_under_xdist_with_one_database_per_worker(project):
+def test_reset_works_under_xdist_with_one_database_per_worker(project: MakeProject) -> None:
     pytester = project(
         ini="dbscope_strategy = reset\ndbscope_env_var = TEST_DATABASE_URI:dsn\ndbscope_autouse = true\n"
     )
@@ -53,7 +60,7 @@ def test_each_worker_has_its_own_database():
     pytester.runpytest_subprocess("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=7)
 
 
-def test_rollback_undoes_each_test_and_nests_transactions_as_savepoints(project):
+def test_rollback_undoes_each_test_and_nests_transactions_as_savepoints(project: MakeProject) -> None:
     pytester = project(ini="dbscope_strategy = rollback\n")
     pytester.makepyfile(
         """
@@ -76,7 +83,7 @@ def test_rollback_undoes_each_test_and_nests_transactions_as_savepoints(project)
     pytester.runpytest().assert_outcomes(passed=5)
 
 
-def test_rollback_survives_a_test_that_commits_on_its_own(project):
+def test_rollback_survives_a_test_that_commits_on_its_own(project: MakeProject) -> None:
     pytester = project(ini="dbscope_strategy = rollback\n")
     pytester.makepyfile(
         """
@@ -91,7 +98,7 @@ def test_rollback_survives_a_test_that_commits_on_its_own(project):
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
-def test_keep_failed_saves_the_failed_tests_database_and_prints_its_url(project):
+def test_keep_failed_saves_the_failed_tests_database_and_prints_its_url(project: MakeProject) -> None:
     pytester = project()
     pytester.makepyfile(
         """
@@ -115,7 +122,7 @@ def test_keep_failed_saves_the_failed_tests_database_and_prints_its_url(project)
     conn.close()
 
 
-def test_rollback_restores_when_another_connection_committed(project):
+def test_rollback_restores_when_another_connection_committed(project: MakeProject) -> None:
     pytester = project(ini="dbscope_strategy = rollback\n")
     pytester.makepyfile(
         """
@@ -135,7 +142,7 @@ def test_rollback_restores_when_another_connection_committed(project):
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
-def test_a_reset_blocked_by_an_open_transaction_is_clear_and_never_shares_data(tmp_path):
+def test_a_reset_blocked_by_an_open_transaction_is_clear_and_never_shares_data(tmp_path: Path) -> None:
     from dbscope import DbscopeError, IsolationManager
 
     (tmp_path / "0001.sql").write_text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);")

@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from reliability.waiting import wait_until
@@ -22,6 +22,9 @@ from reliability.waiting import wait_until
 from dbscope import ConfigError, DbscopeError, IsolationManager, MigrationError
 from dbscope.cli import main as cli_main
 from dbscope.config import build_config
+
+if TYPE_CHECKING:
+    from reliability.conftest import Figures
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -326,7 +329,7 @@ def test_a_bad_marker_option_fails_only_its_test_and_names_the_marker(pytester: 
 
 
 def test_a_migration_valid_on_sqlite_but_not_postgresql_leaves_nothing_on_the_server(
-    workdir: Path, pg_url: str, figures: Any
+    workdir: Path, pg_url: str, figures: Figures
 ) -> None:
     sqlite_only = f"-- {secrets.token_hex(8)}\nCREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT);\n"
     (workdir / "migrations" / "0002_notes.sql").write_text(sqlite_only)
@@ -355,7 +358,10 @@ def test_a_migration_valid_on_sqlite_but_not_postgresql_leaves_nothing_on_the_se
         [f'%"run":"{manager.run_id}"%'],
     )
     assert owned == []
-    leftovers = lambda: pg_leftovers(pg_url, manager.run_id)  # noqa: E731
+
+    def leftovers() -> tuple[list[str], list[str]]:
+        return pg_leftovers(pg_url, manager.run_id)
+
     wait_until(lambda: leftovers() == ([], []), what=lambda: str(leftovers()))
     assert manager.active_scopes == {}
     figures.record(pg_migration_error_s=round(elapsed, 2))
@@ -373,7 +379,7 @@ NASTY_NAMES = [
 
 @pytest.mark.parametrize("backend", ["sqlite-memory", "sqlite-file", "postgresql"])
 def test_nasty_test_names_never_reach_database_or_file_names(
-    backend: str, workdir: Path, request: pytest.FixtureRequest, figures: Any
+    backend: str, workdir: Path, request: pytest.FixtureRequest, figures: Figures
 ) -> None:
     url = {"sqlite-memory": "sqlite://", "sqlite-file": "sqlite:///dbs"}.get(backend)
     if url is None:

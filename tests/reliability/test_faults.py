@@ -16,9 +16,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import MakeProject
+    from reliability.conftest import Figures
 
 # a real SQLite statement that would run for days: counts to 10^12
 LONG_QUERY = (
@@ -46,7 +50,7 @@ def pytest_sessionfinish(session):
 RUN_TIMEOUT = 120  # a run that takes longer than this is hung: pytester raises TimeoutExpired
 
 
-def file_project(project: Any, *, close_timeout: float = 0.5, extra: str = "") -> tuple[pytest.Pytester, Path]:
+def file_project(project: MakeProject, *, close_timeout: float = 0.5, extra: str = "") -> tuple[pytest.Pytester, Path]:
     """A pytester project on the file backend (``sqlite:///<project>/dbs``) with the state conftest."""
     pytester: pytest.Pytester = project()
     directory = pytester.path / "dbs"
@@ -61,7 +65,7 @@ def file_project(project: Any, *, close_timeout: float = 0.5, extra: str = "") -
     return pytester, directory
 
 
-def memory_project(project: Any, *, close_timeout: float = 0.5) -> pytest.Pytester:
+def memory_project(project: MakeProject, *, close_timeout: float = 0.5) -> pytest.Pytester:
     pytester: pytest.Pytester = project(ini=f"dbscope_close_timeout = {close_timeout}\n")
     pytester.makeconftest(STATE_CONFTEST)
     return pytester
@@ -132,7 +136,9 @@ def test_next_test_gets_a_fresh_database_and_the_rest_was_closed(db):
 
 
 @pytest.mark.timeout(120)
-def test_a_hanging_close_is_bounded_and_the_rest_of_the_scope_still_closes(project, figures):
+def test_a_hanging_close_is_bounded_and_the_rest_of_the_scope_still_closes(
+    project: MakeProject, figures: Figures
+) -> None:
     pytester, directory = file_project(project, close_timeout=0.5)
     pytester.makepyfile(test_hangs=HANGING_SUITE)
 
@@ -187,7 +193,7 @@ def test_next_test_gets_a_fresh_database_and_the_rest_was_closed(db):
 
 
 @pytest.mark.timeout(120)
-def test_a_driver_error_in_close_is_reported_and_the_rest_still_closes(project, figures):
+def test_a_driver_error_in_close_is_reported_and_the_rest_still_closes(project: MakeProject, figures: Figures) -> None:
     pytester, directory = file_project(project)
     pytester.makepyfile(test_driver_error=FAILING_CLOSE_SUITE)
 
@@ -221,7 +227,9 @@ def test_next_test_gets_a_fresh_database(db):
 
 
 @pytest.mark.timeout(150)
-def test_a_signal_timeout_mid_query_fails_the_test_and_teardown_still_runs(project, monkeypatch, figures):
+def test_a_signal_timeout_mid_query_fails_the_test_and_teardown_still_runs(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, figures: Figures
+) -> None:
     pytester = memory_project(project)
     pytester.makepyfile(test_timeout=TIMEOUT_SUITE)
     monkeypatch.setenv("FAULT", "1")
@@ -247,7 +255,9 @@ def test_a_signal_timeout_mid_query_fails_the_test_and_teardown_still_runs(proje
 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("backend", ["memory", "file"])
-def test_a_thread_timeout_exits_the_process_and_the_next_run_is_clean(project, monkeypatch, backend, figures):
+def test_a_thread_timeout_exits_the_process_and_the_next_run_is_clean(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, backend: str, figures: Figures
+) -> None:
     if backend == "file":
         pytester, directory = file_project(project)
     else:
@@ -297,7 +307,9 @@ def test_last(db):
 
 
 @pytest.mark.timeout(150)
-def test_a_keyboard_interrupt_raised_by_a_test_stops_pytest_and_cleans_up(project, monkeypatch):
+def test_a_keyboard_interrupt_raised_by_a_test_stops_pytest_and_cleans_up(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester, directory = file_project(project)
     pytester.makepyfile(test_interrupt=INTERRUPT_SUITE)
     monkeypatch.setenv("FAULT", "raise")
@@ -315,7 +327,9 @@ def test_a_keyboard_interrupt_raised_by_a_test_stops_pytest_and_cleans_up(projec
 
 
 @pytest.mark.timeout(150)
-def test_sigint_during_a_long_query_stops_pytest_and_cleans_up(project, monkeypatch, figures):
+def test_sigint_during_a_long_query_stops_pytest_and_cleans_up(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, figures: Figures
+) -> None:
     pytester, directory = file_project(project)
     pytester.makepyfile(test_interrupt=INTERRUPT_SUITE)
     ready = pytester.path / "in_query"
@@ -372,7 +386,9 @@ def test_killed(db):
 
 
 @pytest.mark.timeout(180)
-def test_a_sigkilled_xdist_worker_is_reported_and_its_files_are_removed(project, monkeypatch, figures):
+def test_a_sigkilled_xdist_worker_is_reported_and_its_files_are_removed(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, figures: Figures
+) -> None:
     pytester, directory = file_project(project)
     pytester.makepyfile(test_xdist_kill=XDIST_SUITE)
     monkeypatch.setenv("FAULT", "1")
@@ -442,7 +458,9 @@ def test_next_the_queries_were_stopped_and_the_databases_dropped():
 
 
 @pytest.mark.timeout(120)
-def test_a_statement_still_running_at_scope_end_is_interrupted_within_the_close_timeout(project, figures):
+def test_a_statement_still_running_at_scope_end_is_interrupted_within_the_close_timeout(
+    project: MakeProject, figures: Figures
+) -> None:
     pytester = memory_project(project, close_timeout=0.5)
     pytester.makepyfile(test_running=RUNNING_SUITE)
 
@@ -508,7 +526,9 @@ def template_bytes(directory: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.timeout(150)
-def test_a_full_disk_when_dbscope_clones_is_a_clear_error_and_leaves_no_partial_file(project, monkeypatch):
+def test_a_full_disk_when_dbscope_clones_is_a_clear_error_and_leaves_no_partial_file(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester, directory = file_project(project)
     pytester.makepyfile(test_disk=DISK_SUITE)
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
@@ -532,7 +552,9 @@ def test_a_full_disk_when_dbscope_clones_is_a_clear_error_and_leaves_no_partial_
 
 
 @pytest.mark.timeout(150)
-def test_a_test_that_fills_the_disk_fails_with_the_driver_error_and_its_clone_is_removed(project, monkeypatch):
+def test_a_test_that_fills_the_disk_fails_with_the_driver_error_and_its_clone_is_removed(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester, directory = file_project(project)
     pytester.makepyfile(test_disk=DISK_SUITE)
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")

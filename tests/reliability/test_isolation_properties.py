@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -40,6 +40,10 @@ from hypothesis import strategies as st
 from reliability.waiting import wait_until
 
 from dbscope import IsolationManager
+
+if TYPE_CHECKING:
+    from conftest import MakeProject
+    from reliability.conftest import Figures
 
 CI = os.environ.get("CI", "").lower() == "true"
 SCALE = float(os.environ.get("DBSCOPE_ISOLATION_EXAMPLES", "1"))
@@ -104,7 +108,7 @@ def apply(op: Op, state: State) -> list[tuple[str, list[Any]]]:
         return [("DELETE FROM items WHERE id BETWEEN ? AND ?", [low, high])]
     if kind == "table":
         _, number, value = op
-        statements = []
+        statements: list[tuple[str, list[Any]]] = []
         if number not in state.extra:
             state.extra[number] = []
             statements.append((f"CREATE TABLE extra_{number} (v INTEGER NOT NULL)", []))
@@ -190,6 +194,7 @@ def run_interleaved(manager: IsolationManager, generated: list[list[Op]], order:
         if runner.done < len(runner.ops):
             runner.step()
             continue
+        assert runner.scope_id is not None  # opened above
         scope = manager.get_scope(runner.scope_id)
         raw = scope.connect()  # another connection, by the scope's URL, sees the same database
         try:
@@ -273,7 +278,7 @@ def play(manager: IsolationManager, schedule: tuple[list[list[Op]], list[int]], 
 
 @pytest.mark.parametrize("strategy", ["clone", "reset", "rollback"])
 def test_sqlite_scopes_see_the_template_and_their_own_writes_only(
-    strategy: str, sources: tuple[str, str], figures: Any
+    strategy: str, sources: tuple[str, str], figures: Figures
 ) -> None:
     migrations, seed = sources
     manager = IsolationManager("sqlite://", migrations=migrations, seed=seed, strategy=strategy, env_vars=[])
@@ -297,7 +302,7 @@ def test_sqlite_scopes_see_the_template_and_their_own_writes_only(
 
 
 def test_sqlite_file_clones_are_isolated_and_leave_only_the_template(
-    sources: tuple[str, str], tmp_path: Path, figures: Any
+    sources: tuple[str, str], tmp_path: Path, figures: Figures
 ) -> None:
     migrations, seed = sources
     manager = IsolationManager(f"sqlite:///{tmp_path}/dbs", migrations=migrations, seed=seed, env_vars=[])
@@ -352,7 +357,7 @@ def assert_nothing_left_on_server(server: PgServer, manager: IsolationManager, n
 
 @pytest.mark.parametrize(("strategy", "examples"), [("clone", 4), ("rollback", 15)])
 def test_postgresql_scopes_see_the_template_and_their_own_writes_only(
-    strategy: str, examples: int, sources: tuple[str, str], pg_server: PgServer, figures: Any
+    strategy: str, examples: int, sources: tuple[str, str], pg_server: PgServer, figures: Figures
 ) -> None:
     migrations, seed = sources
     manager = IsolationManager(pg_server.url, migrations=migrations, seed=seed, strategy=strategy, env_vars=[])
@@ -430,7 +435,7 @@ def generate_suite(seed: int, count: int, record_dir: Path) -> str:
 
 
 def run_suite(
-    project: Any, seed: int, ini: str, count: int = 14
+    project: MakeProject, seed: int, ini: str, count: int = 14
 ) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
     pytester = project(ini="dbscope_seed = seed.sql\n" + ini, migrations={"0001_items.sql": SCHEMA})
     (pytester.path / "seed.sql").write_text(SEED_SQL)
@@ -454,7 +459,7 @@ def run_suite(
 
 @pytest.mark.parametrize("strategy", ["clone", "reset", "rollback"])
 def test_generated_suites_under_xdist_see_only_the_seed_and_their_own_writes(
-    project: Any, strategy: str, figures: Any
+    project: MakeProject, strategy: str, figures: Figures
 ) -> None:
     (seed,) = suite_seeds(1, offset={"clone": 0, "reset": 1, "rollback": 2}[strategy])
     _, tests_report, seen = run_suite(project, seed, f"dbscope_strategy = {strategy}\n")
@@ -467,7 +472,9 @@ def test_generated_suites_under_xdist_see_only_the_seed_and_their_own_writes(
     figures.record(**{f"xdist_{strategy}_suite_seed": seed, f"xdist_{strategy}_tests": len(seen)})
 
 
-def test_a_generated_suite_under_xdist_on_postgresql(project: Any, pg_server: PgServer, figures: Any) -> None:
+def test_a_generated_suite_under_xdist_on_postgresql(
+    project: MakeProject, pg_server: PgServer, figures: Figures
+) -> None:
     (seed,) = suite_seeds(1, offset=3)
     _, _, seen = run_suite(project, seed, f"dbscope_url = {pg_server.url}\n")
 
@@ -521,7 +528,7 @@ def render(tokens: list[Token], style: str, named: bool) -> tuple[str, Any]:
     return sql, ({p.name: p.value for p in params} if named else [p.value for p in params])
 
 
-_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=12)
+_text = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=12)
 _int = st.integers(-(2**63), 2**63 - 1) | st.sampled_from([0, -1, 2**31, 2**63, -(2**64)])
 _float = st.floats(allow_nan=True, allow_infinity=True)
 _blob = st.binary(max_size=16)
@@ -552,7 +559,7 @@ def statements(draw: st.DrawFn) -> tuple[list[Token], bool]:
             ")" + returning,
         ]
     elif kind == "select":
-        where = draw(
+        where: list[Token] = draw(
             st.sampled_from(
                 [
                     ["i > ", Param("x", draw(_int))],
@@ -603,7 +610,7 @@ def through_driver(conn: Any, sql: str, args: Any) -> Any:
         cursor.close()
 
 
-def test_a_client_returns_what_sqlite3_returns_for_random_statements(tmp_path: Path, figures: Any) -> None:
+def test_a_client_returns_what_sqlite3_returns_for_random_statements(tmp_path: Path, figures: Figures) -> None:
     (tmp_path / "t.sql").write_text(SQLITE_T)
     manager = IsolationManager("sqlite://", migrations=str(tmp_path / "t.sql"), env_vars=[])
     compared, failed = [0], [0]
@@ -637,7 +644,7 @@ def test_a_client_returns_what_sqlite3_returns_for_random_statements(tmp_path: P
 
 
 def test_a_client_returns_what_psycopg_returns_for_random_statements(
-    tmp_path: Path, pg_server: PgServer, figures: Any
+    tmp_path: Path, pg_server: PgServer, figures: Figures
 ) -> None:
     import psycopg
 

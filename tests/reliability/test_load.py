@@ -25,13 +25,16 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from reliability.waiting import wait_until
 
 from dbscope import ClientClosedError, IsolationManager, Scope
 from dbscope.migrations import combined_fingerprint, load_migrations
+
+if TYPE_CHECKING:
+    from reliability.conftest import Figures
 
 # -- the schema: a few tables with a foreign key, an index and seed rows ------------------------
 
@@ -275,7 +278,7 @@ MEMORY_RSS_BOUND_MB = 2.0
 
 
 def test_ten_thousand_in_memory_scopes_leave_no_fd_thread_memory_or_database_behind(
-    sqlite_schema: Schema, figures: Any
+    sqlite_schema: Schema, figures: Figures
 ) -> None:
     env_before = os.environ.get("DATABASE_URL")
     before = usage()
@@ -367,7 +370,7 @@ def file_directory() -> Iterator[Path]:
 
 
 def test_a_thousand_file_scopes_leave_no_file_fd_or_thread_behind(
-    sqlite_files: tuple[str, str], file_directory: Path, figures: Any
+    sqlite_files: tuple[str, str], file_directory: Path, figures: Figures
 ) -> None:
     directory = file_directory
     schema = Schema(f"sqlite:///{directory}", *sqlite_files, placeholder="?")
@@ -428,7 +431,7 @@ def test_a_thousand_file_scopes_leave_no_file_fd_or_thread_behind(
     [("clone", 40, 10), ("rollback", 1_000, 100)],
 )
 def test_postgresql_scopes_in_a_row_leave_no_database_or_session_behind(
-    pg_schema: Schema, server: Any, strategy: str, count: int, warmup: int, figures: Any
+    pg_schema: Schema, server: Any, strategy: str, count: int, warmup: int, figures: Figures
 ) -> None:
     before = usage()
     sessions_seen: list[int] = []
@@ -483,7 +486,7 @@ ALIVE = 50
 
 
 def test_fifty_scopes_alive_at_once_each_see_only_their_own_marker(
-    schema: Schema, request: pytest.FixtureRequest, figures: Any
+    schema: Schema, request: pytest.FixtureRequest, figures: Figures
 ) -> None:
     on_pg = schema.placeholder == "%s"
     server = request.getfixturevalue("server") if on_pg else None
@@ -582,7 +585,7 @@ def run_threads(count: int, work: Callable[[int], None]) -> list[str]:
 
 
 def test_two_hundred_threads_share_one_client_and_every_insert_lands_once(
-    schema: Schema, request: pytest.FixtureRequest, figures: Any
+    schema: Schema, request: pytest.FixtureRequest, figures: Figures
 ) -> None:
     backend = "postgresql" if schema.placeholder == "%s" else "sqlite"
     server = request.getfixturevalue("server") if backend == "postgresql" else None
@@ -722,7 +725,10 @@ def janitor_factory(pg_url: str, server: Any) -> Iterator[Callable[..., Any]]:
     def make(delay: float, hang: threading.Event | None = None) -> Any:
         run = f"testload{secrets.token_hex(4)}"
         janitor = pg._Janitor(
-            lambda: SlowLookups(psycopg.connect(conninfo, autocommit=True), delay, hang),
+            # SlowLookups stands in for the connection: it forwards all it does not slow down
+            lambda: cast(
+                "psycopg.Connection[Any]", SlowLookups(psycopg.connect(conninfo, autocommit=True), delay, hang)
+            ),
             OwnerRecord.for_run(run),
             interval=3600,
         )
@@ -745,7 +751,7 @@ def janitor_factory(pg_url: str, server: Any) -> Iterator[Callable[..., Any]]:
 
 
 def test_close_waits_for_a_backlog_of_drops_while_they_keep_finishing(
-    janitor_factory: Callable[..., Any], figures: Any
+    janitor_factory: Callable[..., Any], figures: Figures
 ) -> None:
     # 12 drops of 0.25 s: 3 s of backlog, three times the 1 s that close() waits for one drop
     janitor = janitor_factory(0.25)
@@ -761,7 +767,7 @@ def test_close_waits_for_a_backlog_of_drops_while_they_keep_finishing(
 
 
 def test_close_gives_up_on_drops_that_stop_finishing_and_names_them(
-    janitor_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture, figures: Any
+    janitor_factory: Callable[..., Any], caplog: pytest.LogCaptureFixture, figures: Figures
 ) -> None:
     hang = threading.Event()
     janitor = janitor_factory(0.0, hang)

@@ -26,9 +26,12 @@ import json
 import textwrap
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from reliability.conftest import Figures
 
 TESTS = 2000
 MODULES = 4  # the generated tests are spread over this many modules
@@ -225,7 +228,9 @@ def check_workers(report: dict[str, Any], workers: dict[str, dict[str, Any]]) ->
         assert probe["threads_last"] <= probe["threads_first"] + 1, (name, probe)
 
 
-def record_figures(figures: Any, backend: str, report: dict[str, Any], workers: dict[str, Any], wall_s: float) -> None:
+def record_figures(
+    figures: Figures, backend: str, report: dict[str, Any], workers: dict[str, Any], wall_s: float
+) -> None:
     summary = report["summary"]
     figures.record(
         **{
@@ -244,14 +249,18 @@ def record_figures(figures: Any, backend: str, report: dict[str, Any], workers: 
 
 
 @pytest.mark.timeout(300)
-def test_2000_tests_in_memory_under_xdist_leave_nothing(pytester, monkeypatch, figures):
+def test_2000_tests_in_memory_under_xdist_leave_nothing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, figures: Figures
+) -> None:
     report, workers, wall_s, _ = run_load(pytester, monkeypatch, None, dialect="sqlite", timeout=240)
     assert report["settings"]["url"] == "sqlite://"
     record_figures(figures, "sqlite_memory", report, workers, wall_s)
 
 
 @pytest.mark.timeout(300)
-def test_2000_tests_on_sqlite_files_under_xdist_leave_only_the_template(pytester, monkeypatch, figures):
+def test_2000_tests_on_sqlite_files_under_xdist_leave_only_the_template(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, figures: Figures
+) -> None:
     directory = pytester.mkdir("dbs")
     report, workers, wall_s, _ = run_load(
         pytester, monkeypatch, f"sqlite:///{directory}", dialect="sqlite", timeout=240
@@ -300,7 +309,9 @@ def leftovers_on_server(pg_url: str, run_ids: list[str], testrunuid: str) -> dic
 
 
 @pytest.mark.timeout(300)
-def test_2000_tests_on_a_throwaway_cluster_under_xdist_leave_nothing(pytester, monkeypatch, figures, pg_url):
+def test_2000_tests_on_a_throwaway_cluster_under_xdist_leave_nothing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, figures: Figures, pg_url: str
+) -> None:
     # pg_url: the server binaries and psycopg are there (the cluster needs both); its server is not used
     report, workers, wall_s, _ = run_load(
         pytester, monkeypatch, "postgresql+proc://", dialect="postgresql", timeout=240
@@ -322,7 +333,9 @@ SERVER_TESTS = 2000
 
 
 @pytest.mark.timeout(900)
-def test_2000_tests_on_the_postgresql_server_under_xdist_leave_nothing(pytester, monkeypatch, figures, pg_url):
+def test_2000_tests_on_the_postgresql_server_under_xdist_leave_nothing(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, figures: Figures, pg_url: str
+) -> None:
     report, workers, wall_s, testrunuid = run_load(
         pytester, monkeypatch, pg_url, dialect="postgresql", timeout=840, tests=SERVER_TESTS
     )

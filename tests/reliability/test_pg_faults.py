@@ -18,12 +18,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from reliability.waiting import wait_until
 
 from dbscope import IsolationManager
+
+if TYPE_CHECKING:
+    from conftest import MakeProject
+    from reliability.conftest import Figures
+
+    from dbscope.backends.pg_cluster import ThrowawayCluster
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'dbscope[postgres]'")
 
@@ -124,12 +130,13 @@ class Run:
         return [json.loads(p.read_text()) for p in sorted(self.out.glob("state_*.json"))]
 
     def report(self) -> dict[str, Any]:
-        return json.loads((self.out / "report.json").read_text())
+        report: dict[str, Any] = json.loads((self.out / "report.json").read_text())
+        return report
 
 
 @pytest.fixture
 def inner(
-    project: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Callable[..., tuple[pytest.Pytester, Run]]]:
     """A pytester project on ``url`` with its own template and the recording conftest.
 
@@ -229,7 +236,7 @@ def test_3_after(db, record_db, dbscope, n):
 
 
 @pytest.fixture
-def cluster() -> Iterator[Any]:
+def cluster() -> Iterator[ThrowawayCluster]:
     """A throwaway cluster of this test's own: the only server a test may restart."""
     from dbscope.backends.pg_cluster import ThrowawayCluster, find_bindir
 
@@ -242,7 +249,13 @@ def cluster() -> Iterator[Any]:
 
 
 @pytest.mark.timeout(240)
-def test_a_server_restart_mid_run_is_survived_and_leaves_nothing_on_the_server(inner, cluster, monkeypatch, figures):
+def test_a_server_restart_mid_run_is_survived_and_leaves_nothing_on_the_server(
+    inner: Callable[..., tuple[pytest.Pytester, Run]],
+    cluster: ThrowawayCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    figures: Figures,
+) -> None:
+    assert cluster.bindir is not None  # a running cluster knows its binaries, data and log
     pytester, run = inner(cluster.url)
     pytester.makepyfile(test_restart=RESTART_TESTS)
     monkeypatch.setenv("PG_CTL", str(cluster.bindir / "pg_ctl"))
@@ -311,7 +324,9 @@ def _sleeping_connection(scope: Any, pg_url: str, how: str) -> tuple[Any, Callab
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("how", ["client", "client.connect()", "scope.connect()", "the test's own connection"])
-def test_a_query_running_at_scope_end_is_stopped_and_the_database_dropped(manager, pg_url, how, figures):
+def test_a_query_running_at_scope_end_is_stopped_and_the_database_dropped(
+    manager: IsolationManager, pg_url: str, how: str, figures: Figures
+) -> None:
     threads_before = set(threading.enumerate())
     outcome: list[BaseException] = []
     with manager.scope(f"sleeps via {how}") as scope:
@@ -375,7 +390,9 @@ def test_2_next(db, record_db):
 
 
 @pytest.mark.timeout(120)
-def test_a_signal_timeout_mid_query_fails_the_test_and_leaves_nothing(inner, pg_url, figures):
+def test_a_signal_timeout_mid_query_fails_the_test_and_leaves_nothing(
+    inner: Callable[..., tuple[pytest.Pytester, Run]], pg_url: str, figures: Figures
+) -> None:
     pytester, run = inner(pg_url)
     pytester.makepyfile(test_timeout=TIMEOUT_TESTS.format(method="signal"))
     result = run_inner(pytester, run)
@@ -390,7 +407,9 @@ def test_a_signal_timeout_mid_query_fails_the_test_and_leaves_nothing(inner, pg_
 
 
 @pytest.mark.timeout(120)
-def test_a_thread_timeout_kills_the_run_and_the_next_run_sweeps_what_it_left(inner, pg_url, figures):
+def test_a_thread_timeout_kills_the_run_and_the_next_run_sweeps_what_it_left(
+    inner: Callable[..., tuple[pytest.Pytester, Run]], pg_url: str, figures: Figures
+) -> None:
     pytester, run = inner(pg_url)
     pytester.makepyfile(test_timeout=TIMEOUT_TESTS.format(method="thread"))
     result = run_inner(pytester, run)
@@ -430,7 +449,9 @@ def test_isolated(db, record_db, n):
 
 
 @pytest.mark.timeout(180)
-def test_a_sigkilled_xdist_worker_leaves_nothing_after_the_next_run(inner, pg_url, figures):
+def test_a_sigkilled_xdist_worker_leaves_nothing_after_the_next_run(
+    inner: Callable[..., tuple[pytest.Pytester, Run]], pg_url: str, figures: Figures
+) -> None:
     pytester, run = inner(pg_url)
     pytester.makepyfile(test_workers=XDIST_TESTS)
     result = run_inner(pytester, run, "-n", "2")
@@ -454,7 +475,9 @@ def test_a_sigkilled_xdist_worker_leaves_nothing_after_the_next_run(inner, pg_ur
 
 
 @pytest.mark.timeout(60)
-def test_an_unreachable_server_at_session_start_is_a_clear_error_without_the_password(inner, pg_url, figures):
+def test_an_unreachable_server_at_session_start_is_a_clear_error_without_the_password(
+    inner: Callable[..., tuple[pytest.Pytester, Run]], pg_url: str, figures: Figures
+) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 from reliability.waiting import wait_until
@@ -30,12 +30,16 @@ import dbscope
 from dbscope import BackendUnavailableError, ConfigError, IsolationManager
 from dbscope.cli import main as cli_main
 
+if TYPE_CHECKING:
+    from reliability.conftest import Figures
+
 psycopg = pytest.importorskip("psycopg")
 from psycopg import sql  # noqa: E402
 
 from dbscope.backends import pg_owner  # noqa: E402
 from dbscope.backends import postgresql as pg  # noqa: E402
 from dbscope.backends.pg_cluster import ThrowawayCluster, find_bindir  # noqa: E402
+from dbscope.backends.sqlite import SQLiteFileDatabase  # noqa: E402
 from dbscope.migrations import MigrationSet, combined_fingerprint, load_migrations  # noqa: E402
 
 SRC = Path(dbscope.__file__).resolve().parent
@@ -224,6 +228,7 @@ def test_hostile_test_names_and_labels_become_sanitized_names_only(
                 try:
                     assert re.fullmatch(r"dbscope_[A-Za-z0-9_]+", database.name), database.name
                     if backend == "sqlite-file":
+                        assert isinstance(database, SQLiteFileDatabase)
                         assert database.path.parent == (tmp_path / "dbs").resolve() and database.path.is_file()
                 finally:
                     database.release()
@@ -269,7 +274,7 @@ def debug_logs() -> Iterator[Collect]:
 
 
 def test_a_password_appears_in_no_repr_log_line_or_error_of_a_real_run(
-    pg_url: str, tmp_path: Path, debug_logs: Collect, figures: Any
+    pg_url: str, tmp_path: Path, debug_logs: Collect, figures: Figures
 ) -> None:
     url = with_password(pg_url)
     migrations = unique_migrations(tmp_path / "migrations")
@@ -282,6 +287,7 @@ def test_a_password_appears_in_no_repr_log_line_or_error_of_a_real_run(
                 db.execute("INSERT INTO users (id, name) VALUES (1, 'ana')")
                 leak = psycopg.connect(scope.url("dsn"))  # a connection the test leaves open: a leak
                 backend = next(iter(manager._backends.values()))  # noqa: SLF001
+                assert isinstance(backend, pg.PostgreSQLBackend)
                 seen += [repr(x) for x in (manager, manager.config, scope, db, scope.database, backend, backend.url)]
                 seen += [str(manager.get_stats()), str(manager.metrics), repr(backend.address)]
                 scope.kept = True
@@ -493,7 +499,7 @@ LOCAL = ["localhost", "127.0.0.1", "127.8.9.10", "[::1]", "%2Fvar%2Frun%2Fpostgr
 
 @pytest.mark.parametrize("host", REMOTE)
 def test_a_remote_server_is_refused_before_any_connection_by_library_and_gc(
-    host: str, capsys: pytest.CaptureFixture[str], figures: Any
+    host: str, capsys: pytest.CaptureFixture[str], figures: Figures
 ) -> None:
     url = f"postgresql://deploy:{PASSWORD}@{host}:5432/prod"
     started = time.perf_counter()
