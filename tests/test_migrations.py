@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
 import sqlite3
+import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +17,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dbscope import sqlscan
+from dbscope.backends.pg_dialect import translate
 from dbscope.errors import ConfigError, MigrationError
 from dbscope.migrations import (
     FORMAT_VERSION,
     CallableStep,
+    MetadataStep,
     MigrationSet,
     SqlFileStep,
     Statement,
@@ -136,9 +143,7 @@ def module_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     sys.modules.pop("shop_schema", None)  # the next test writes its own copy
 
 
-def test_a_callable_spec_is_imported_and_called_with_the_connection(
-    module_dir: Path, conn: sqlite3.Connection
-) -> None:
+def test_a_callable_spec_is_imported_and_called_with_the_connection(module_dir: Path, conn: sqlite3.Connection) -> None:
     migrations = load_migrations("shop_schema:migrate", base_dir=module_dir)
 
     (step,) = migrations.steps
@@ -167,9 +172,7 @@ def test_a_python_callable_can_be_passed_directly(conn: sqlite3.Connection) -> N
     assert tables(conn) == ["seeded"]
 
 
-def test_a_failing_callable_raises_migration_error_naming_it(
-    module_dir: Path, conn: sqlite3.Connection
-) -> None:
+def test_a_failing_callable_raises_migration_error_naming_it(module_dir: Path, conn: sqlite3.Connection) -> None:
     migrations = load_migrations("shop_schema:broken")
     with pytest.raises(
         MigrationError, match=r"migration failed in shop_schema:broken: ValueError: no products today"
@@ -400,7 +403,7 @@ def test_line_numbers_are_those_of_each_statements_first_token() -> None:
 _piece = st.one_of(
     st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
     st.from_regex(r"[0-9]{1,4}", fullmatch=True),
-    st.text(alphabet="ab ;-*/\"$[]\n", max_size=12).map(lambda s: "'" + s.replace("'", "''") + "'"),
+    st.text(alphabet='ab ;-*/"$[]\n', max_size=12).map(lambda s: "'" + s.replace("'", "''") + "'"),
     st.text(alphabet="ab ;'-*/$", max_size=8).map(lambda s: '"' + s + '"'),
     st.text(alphabet="ab ;'\"-/$", max_size=8).map(lambda s: "/*" + s + "*/"),
     st.text(alphabet="ab ;'\"*/$", max_size=8).map(lambda s: "--" + s + "\n"),
@@ -491,3 +494,198 @@ def test_combined_fingerprint_is_order_sensitive_and_versioned(tmp_path: Path) -
     assert combined_fingerprint(migrations, empty) != combined_fingerprint(empty, migrations)
     assert combined_fingerprint() != combined_fingerprint(empty)
     assert isinstance(FORMAT_VERSION, int)
+
+
+# --- one scanner for the splitter and the placeholder rewrite ---------------------
+
+
+def test_the_scanner_cuts_text_into_spans_that_cover_it() -> None:
+    text = "SELECT 'a''b', E'\\'', \"x\"\"y\", $é$ ; $é$ /* a /* b */ c */ -- d\n;"
+    spans = list(sqlscan.scan(text))
+
+    assert "".join(text[span.start : span.end] for span in spans) == text
+    assert [(span.kind, text[span.start : span.end]) for span in spans if span.kind != sqlscan.CODE] == [
+        (sqlscan.STRING, "'a''b'"),
+        (sqlscan.STRING, "'\\''"),
+        (sqlscan.IDENTIFIER, '"x""y"'),
+        (sqlscan.DOLLAR, "$é$ ; $é$"),
+        (sqlscan.COMMENT, "/* a /* b */ c */"),
+        (sqlscan.COMMENT, "-- d\n"),
+    ]
+    flat = [text[s.start : s.end] for s in sqlscan.scan(text, nested_comments=False) if s.kind == sqlscan.COMMENT]
+    assert flat[0] == "/* a /* b */"  # SQLite's rule: the first */ ends it
+
+
+def test_a_dollar_tag_may_be_non_ascii_for_the_splitter_and_the_placeholder_rewrite() -> None:
+    assert translate("SELECT $é$ ? ; $é$, ?", (1,)) == ("SELECT $é$ ? ; $é$, %s", (1,))
+    assert translate("SELECT $€x$ :a $€x$, :a", {"a": 1}) == ("SELECT $€x$ :a $€x$, %(a)s", {"a": 1})
+    assert sqls("SELECT $é$ ? ; $é$; SELECT ?") == ["SELECT $é$ ? ; $é$", "SELECT ?"]
+
+
+def test_an_escape_string_ends_at_its_quote_for_both_readers() -> None:
+    text = "SELECT E'a''\\'?;' ; SELECT ?"  # E'a''\'?;': '' and \' are quotes inside it
+    assert sqls(text) == ["SELECT E'a''\\'?;'", "SELECT ?"]
+    assert translate(text, (1,)) == ("SELECT E'a''\\'?;' ; SELECT %s", (1,))
+
+
+# --- what the fingerprint covers -------------------------------------------------
+
+
+@pytest.fixture
+def importable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str], Path]]:
+    """Write modules into a directory on sys.path; they are forgotten again after each load."""
+    root = tmp_path / "src"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    before = set(sys.modules)
+
+    def put(relative: str, source: str) -> Path:
+        path = write(root / relative, source)
+        forget()
+        return path
+
+    def forget() -> None:
+        for name in set(sys.modules) - before:
+            del sys.modules[name]
+        importlib.invalidate_caches()
+
+    yield put
+    forget()
+
+
+SHOP_INIT = """
+from sqlalchemy.orm import DeclarativeBase
+
+class Base(DeclarativeBase):
+    pass
+
+from .users import User  # noqa: E402
+"""
+SHOP_USERS = """
+from sqlalchemy import Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+from . import Base
+from .orders import Order  # noqa: F401
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(50), index=True)
+    __table_args__ = (Index("ix_users_both", "email", "name"),)
+"""
+SHOP_ORDERS = """
+from sqlalchemy import ForeignKey
+from sqlalchemy.orm import Mapped, mapped_column
+from . import Base
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+"""
+
+
+def test_a_metadata_fingerprint_follows_the_ddl_of_every_model_module(
+    importable: Callable[[str, str], Path],
+) -> None:
+    importable("shop/__init__.py", SHOP_INIT)
+    importable("shop/users.py", SHOP_USERS)
+    orders = importable("shop/orders.py", SHOP_ORDERS)
+    before = load_migrations("shop:Base.metadata").fingerprint
+    (step,) = load_migrations("shop:Base.metadata").steps
+    assert isinstance(step, MetadataStep)
+    assert b"CREATE INDEX ix_users_both ON users (email, name)" in step.ddl
+    assert step.ddl.count(b"CREATE TABLE orders") == 2  # SQLite's DDL and PostgreSQL's
+
+    importable("shop/orders.py", SHOP_ORDERS + "\n# a comment changes no DDL\n")
+    assert load_migrations("shop:Base.metadata").fingerprint == before
+
+    importable("shop/orders.py", SHOP_ORDERS + "    note: Mapped[str | None]\n")
+    after = load_migrations("shop:Base.metadata").fingerprint
+    assert after != before, f"a column added in {orders.name} must rebuild the template"
+
+
+def test_a_metadata_fingerprint_is_the_same_in_every_process(
+    importable: Callable[[str, str], Path], tmp_path: Path
+) -> None:
+    importable("shop/__init__.py", SHOP_INIT)
+    importable("shop/users.py", SHOP_USERS)
+    importable("shop/orders.py", SHOP_ORDERS)
+    code = "from dbscope.migrations import load_migrations; print(load_migrations('shop:Base.metadata').fingerprint)"
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONPATH": str(tmp_path / "src"), "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }
+    assert prints == {load_migrations("shop:Base.metadata").fingerprint}  # index order is a set's: sorted
+
+
+def test_a_metadata_fingerprint_covers_what_only_postgresql_creates(importable: Callable[[str, str], Path]) -> None:
+    models = """
+    import enum
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+
+    class Size(enum.Enum):
+        S = 1
+        M = 2{more}
+
+    sa.Table("shirts", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("size", sa.Enum(Size)))
+    """
+    importable("shirts.py", models.format(more=""))
+    before = load_migrations("shirts:metadata").fingerprint
+    importable("shirts.py", models.format(more="\n        L = 3"))  # SQLite's VARCHAR(1) stays; the TYPE changes
+    assert load_migrations("shirts:metadata").fingerprint != before
+
+
+def test_a_callable_fingerprint_follows_every_module_of_its_package(importable: Callable[[str, str], Path]) -> None:
+    importable("schema_pkg/__init__.py", "")
+    importable("schema_pkg/steps.py", "from .helpers import COLUMNS\n\ndef migrate(conn):\n    conn.execute(COLUMNS)\n")
+    importable("schema_pkg/helpers.py", 'COLUMNS = "CREATE TABLE t (a)"\n')
+    importable("schema_pkg/sql/extra.sql", "CREATE TABLE extra (x);\n")
+    before = load_migrations("schema_pkg.steps:migrate").fingerprint
+    assert load_migrations("schema_pkg.steps:migrate").fingerprint == before
+
+    importable("schema_pkg/helpers.py", 'COLUMNS = "CREATE TABLE t (a, b)"\n')
+    after_helper = load_migrations("schema_pkg.steps:migrate").fingerprint
+    importable("schema_pkg/sql/extra.sql", "CREATE TABLE extra (x, y);\n")  # a file the callable might read
+    after_sql = load_migrations("schema_pkg.steps:migrate").fingerprint
+
+    assert len({before, after_helper, after_sql}) == 3
+
+
+def test_a_callable_fingerprint_follows_the_project_modules_it_imports(importable: Callable[[str, str], Path]) -> None:
+    importable(
+        "toplevel_schema.py",
+        """
+        import json
+        import pytest
+
+        def migrate(conn):
+            from ddl_helpers.columns import DDL
+            conn.execute(DDL)
+        """,
+    )
+    importable("ddl_helpers/__init__.py", "")
+    importable("ddl_helpers/columns.py", 'DDL = "CREATE TABLE t (a)"\n')
+    importable("unrelated.py", "X = 1\n")
+    before = load_migrations("toplevel_schema:migrate").fingerprint
+
+    importable("unrelated.py", "X = 2\n")  # beside it, but not imported: no rebuild
+    assert load_migrations("toplevel_schema:migrate").fingerprint == before
+    importable("ddl_helpers/columns.py", 'DDL = "CREATE TABLE t (a, b)"\n')  # imported inside the function
+    assert load_migrations("toplevel_schema:migrate").fingerprint != before
+
+
+def test_an_installed_callable_is_keyed_by_its_own_source_only() -> None:
+    (step,) = load_migrations("json:loads").steps
+    assert isinstance(step, CallableStep)
+    assert step.source.endswith(Path(json.__file__).read_bytes())
+    assert b"json.decoder" not in step.source  # another installed module: not read

@@ -4,29 +4,57 @@ A source (the ``dbscope_migrations`` or ``dbscope_seed`` setting) is one of:
 
 * a directory: every ``*.sql`` file directly in it, applied in file-name order;
 * one ``.sql`` file;
-* ``package.module:callable`` (or the callable itself), called with a DB-API connection.
+* ``package.module:callable`` (or the callable itself), called with a DB-API connection;
+* ``package.module:Base.metadata``: a SQLAlchemy ``MetaData``, ``create_all`` on the template;
+* ``alembic:path/to/alembic.ini``: ``alembic upgrade head`` on the template.
 
 Everything is read and checked when the source is loaded, so a bad file fails before
-any database is touched. The fingerprint keys the cached template: it changes when a
-step's name, content or position changes, and only then.
+any database is touched. The fingerprint keys the cached template (a file of a
+``sqlite:///dir``, a database kept on a PostgreSQL server): sha256 over each step's
+name and digest, in order. A step's digest covers:
+
+* ``.sql`` file: its bytes (its name, relative to the base directory, is in the name);
+* ``module:callable``: the step's name and :func:`callable_sources` of the callable's
+  module: every ``.py`` and ``.sql`` file under the directory of its top-level package,
+  plus every project module it imports, directly or through other project modules (a
+  project module: one whose file is neither in the standard library nor in
+  site-packages), so a change in a helper module rebuilds the template;
+* ``module:Base.metadata``: the step's name and :func:`metadata_ddl`: the DDL
+  ``create_all`` emits, compiled for SQLAlchemy's SQLite and its PostgreSQL dialect
+  (both, whichever backend runs: the same key everywhere, and a change that shows in
+  either dialect's DDL rebuilds the template), so a column added in any module of the
+  models does; Python-side defaults and other things that never reach the database do not;
+* ``alembic:alembic.ini``: the ini, every ``.py`` and ``.sql`` file under its
+  ``script_location`` (``env.py``, the revisions, helpers) and every file under each
+  revision directory (``version_locations``, by default ``versions/``);
+  ``script.py.mako`` and the README do not, as they only shape new revision files.
+
+Anything else a step reads when it runs (a file outside these, the environment, a
+database) is not covered: ``--dbscope-rebuild`` rebuilds the template once.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import importlib
-import inspect
+import importlib.machinery
 import os
 import re
+import site
 import sys
+import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from . import sqlscan
 from .errors import ConfigError, MigrationError
 
 __all__ = [
+    "DDL_DIALECTS",
     "FORMAT_VERSION",
     "AlembicStep",
     "CallableStep",
@@ -35,8 +63,10 @@ __all__ = [
     "MigrationStep",
     "SqlFileStep",
     "Statement",
+    "callable_sources",
     "combined_fingerprint",
     "load_migrations",
+    "metadata_ddl",
     "split_statements",
 ]
 
@@ -48,9 +78,8 @@ _WHAT_TO_GIVE = (
     "package.module:Base.metadata, or alembic:path/to/alembic.ini"
 )
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
-_WORD = re.compile(r"[A-Za-z_][\w$]*")
-# PostgreSQL's rule: a tag starts with a letter, '_' or any non-ASCII character ($é$, $_x1$)
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+# outside quotes and comments: a word (``price$usd`` is one), a ``;``, or a run of anything else but space
+_TOKEN = re.compile(r"(?P<word>[A-Za-z_][\w$]*)|;|[^\sA-Za-z_;]+")
 
 
 @dataclass(frozen=True)
@@ -111,7 +140,10 @@ class SqlFileStep:
 
 @dataclass(frozen=True)
 class CallableStep:
-    """A Python callable taking a DB-API connection; its module's source keys the digest."""
+    """A Python callable taking a DB-API connection; its project's code keys the digest.
+
+    ``source`` holds what :func:`callable_sources` read (see the module docstring).
+    """
 
     name: str
     func: Callable[[Any], None]
@@ -143,11 +175,14 @@ def _require_url(name: str, url: str | None) -> str:
 
 @dataclass(frozen=True)
 class MetadataStep:
-    """SQLAlchemy ``MetaData``: ``create_all`` on the template, through its URL."""
+    """SQLAlchemy ``MetaData``: ``create_all`` on the template, through its URL.
+
+    ``ddl`` holds what :func:`metadata_ddl` compiled when the step was loaded.
+    """
 
     name: str
     metadata: Any
-    source: bytes = b""
+    ddl: bytes = b""
     needs_url = True
 
     def apply(self, conn: Any, url: str | None = None) -> None:
@@ -167,8 +202,7 @@ class MetadataStep:
             engine.dispose()
 
     def digest(self) -> bytes:
-        tables = ",".join(sorted(self.metadata.tables))
-        return self.name.encode() + b"\0" + tables.encode() + b"\0" + self.source
+        return self.name.encode() + b"\0" + self.ddl
 
 
 @dataclass(frozen=True)
@@ -258,9 +292,11 @@ def split_statements(sql: str) -> list[Statement]:
     A ``;`` does not end a statement inside quotes ('', "", ``, []), comments, a
     PostgreSQL ``E'...'`` string (``\\'`` escapes the quote) or dollar-quoted body
     (``$$``, ``$tag$``, ``$é$``), or the BEGIN ... END body of a CREATE TRIGGER
-    (where CASE ... END nests). Comment-only pieces are dropped. A statement's text
-    runs from its first to its last character that is not whitespace or comment
-    (comments in between stay); its line is the line of that first character.
+    (where CASE ... END nests). Quotes and comments are found by :mod:`dbscope.sqlscan`,
+    with SQLite's rules where the two databases differ: backticks and brackets quote, and
+    a ``/* ... */`` comment ends at its first ``*/``. Comment-only pieces are dropped. A
+    statement's text runs from its first to its last character that is not whitespace or
+    comment (comments in between stay); its line is the line of that first character.
     """
     statements: list[Statement] = []
     start: int | None = None  # offset where the current statement's text starts
@@ -268,49 +304,32 @@ def split_statements(sql: str) -> list[Statement]:
     words: list[str] = []  # its first three words, to recognise CREATE [TEMP] TRIGGER
     depth = 0  # > 0 inside a trigger body: BEGIN and CASE open, END closes
     line, counted = 1, 0  # line number at offset `counted`
-    i, n = 0, len(sql)
-    while i < n:
-        ch = sql[i]
-        if ch.isspace():
-            i += 1
+    for kind, lo, hi in sqlscan.scan(sql, nested_comments=False, backticks=True, brackets=True):
+        if kind == sqlscan.COMMENT:
             continue
-        if sql.startswith("--", i):
-            i = _after(sql, "\n", i + 2)
+        if kind != sqlscan.CODE:  # a quoted string, identifier or body: one token
+            start = lo if start is None else start
+            end = hi
             continue
-        if sql.startswith("/*", i):
-            i = _after(sql, "*/", i + 2)
-            continue
-        if ch == ";" and depth == 0:
-            if start is not None:
-                line += sql.count("\n", counted, start)
-                counted = start
-                statements.append(Statement(sql[start:end], line))
-            start, words = None, []
-            i += 1
-            continue
-        if start is None:
-            start = i
-        if ch == "'" and i > 0 and sql[i - 1] in "eE" and not _in_word(sql, i - 1):
-            i = _after_escape_string(sql, i + 1)  # PostgreSQL's E'it\'s': a backslash escapes the quote
-        elif ch in "'\"`":
-            i = _after(sql, ch, i + 1)  # '' and "" escapes close and reopen: same result
-        elif ch == "[":
-            i = _after(sql, "]", i + 1)
-        elif ch == "$" and (dollar := _DOLLAR_TAG.match(sql, i)) and not _in_word(sql, i):
-            i = _after(sql, dollar.group(), dollar.end())  # $$...$$ or $tag$...$tag$
-        elif word := _WORD.match(sql, i):
-            keyword = word.group().upper()
-            if len(words) < 3:
-                words.append(keyword)
-            if _is_trigger(words):
-                if keyword == "BEGIN" or (keyword == "CASE" and depth > 0):
-                    depth += 1
-                elif keyword == "END" and depth > 0:
-                    depth -= 1
-            i = word.end()
-        else:
-            i += 1
-        end = i
+        for token in _TOKEN.finditer(sql, lo, hi):
+            if token.group() == ";" and depth == 0:
+                if start is not None:
+                    line += sql.count("\n", counted, start)
+                    counted = start
+                    statements.append(Statement(sql[start:end], line))
+                start, words = None, []
+                continue
+            start = token.start() if start is None else start
+            end = token.end()
+            if token.lastgroup == "word":
+                keyword = token.group().upper()
+                if len(words) < 3:
+                    words.append(keyword)
+                if _is_trigger(words):
+                    if keyword == "BEGIN" or (keyword == "CASE" and depth > 0):
+                        depth += 1
+                    elif keyword == "END" and depth > 0:
+                        depth -= 1
     if start is not None:
         line += sql.count("\n", counted, start)
         statements.append(Statement(sql[start:end], line))
@@ -464,21 +483,200 @@ def _is_metadata(obj: Any) -> bool:
     return hasattr(obj, "create_all") and hasattr(obj, "sorted_tables")
 
 
-def _module_source(module_name: str) -> bytes:
-    module = sys.modules.get(module_name)
-    try:
-        filename = inspect.getsourcefile(module) if module is not None else None
-        return Path(filename).read_bytes() if filename else b""
-    except (TypeError, OSError):
-        return b""
-
-
 def _metadata_step(metadata: Any, *, name: str) -> MetadataStep:
-    return MetadataStep(name=name, metadata=metadata, source=_module_source(name.partition(":")[0]))
+    return MetadataStep(name=name, metadata=metadata, ddl=metadata_ddl(metadata))
+
+
+#: the SQLAlchemy dialects a metadata source's DDL is compiled for: dbscope's two backends
+DDL_DIALECTS = ("sqlite", "postgresql")
+
+
+def metadata_ddl(metadata: Any) -> bytes:
+    """The DDL ``metadata.create_all`` emits, for each of :data:`DDL_DIALECTS`: it keys the digest.
+
+    ``create_all(checkfirst=False)`` runs on a SQLAlchemy mock engine of each dialect
+    (nothing connects; no driver is imported), and every statement it would send is
+    compiled for that dialect: CREATE TABLE with columns, types, defaults and
+    constraints, CREATE INDEX, and what the dialect adds (PostgreSQL's CREATE TYPE of an
+    enum, CREATE SEQUENCE) or DDL event listeners add. The statements are sorted, since
+    create_all emits a table's indexes in no fixed order. When create_all fails on the
+    mock engine (a listener that needs a real connection), each table of
+    ``sorted_tables`` gives its CREATE TABLE and its indexes' CREATE INDEX instead, and
+    what cannot compile for a dialect gives the error's type name.
+    """
+    return b"".join(
+        _frame(dialect_name.encode(), *(text.encode() for text in sorted(_ddl_for(metadata, dialect_name))))
+        for dialect_name in DDL_DIALECTS
+    )
+
+
+def _ddl_for(metadata: Any, dialect_name: str) -> list[str]:
+    """The DDL statements of ``metadata`` for one dialect, compiled, in no particular order."""
+    import sqlalchemy
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    statements: list[str] = []
+    dialect = sqlalchemy.engine.make_url(f"{dialect_name}://").get_dialect()()
+
+    def record(element: Any, *multiparams: Any, **params: Any) -> None:
+        statements.append(str(element.compile(dialect=dialect)).strip())
+
+    try:
+        metadata.create_all(sqlalchemy.create_mock_engine(f"{dialect_name}://", record), checkfirst=False)
+        return statements
+    except Exception:
+        statements.clear()
+    for table in metadata.sorted_tables:
+        elements: list[Any] = [CreateTable(table), *(CreateIndex(index) for index in table.indexes)]
+        for element in elements:
+            try:
+                statements.append(str(element.compile(dialect=dialect)).strip())
+            except Exception as exc:
+                statements.append(f"{table.fullname}: {type(exc).__name__}")
+    return statements
+
+
+def callable_sources(module_name: str) -> bytes:
+    """The project code a callable in ``module_name`` may run: it keys the digest.
+
+    * When the module is in a package, every ``.py`` and ``.sql`` file under the
+      directory of its top-level package (recursively; hidden files and directories and
+      ``__pycache__`` left out), keyed by its path from that directory's parent.
+    * Every project module the module imports, and the project modules those import,
+      and so on, keyed by module name: imports are read from the source (``import`` and
+      ``from ... import`` anywhere in the file, also inside functions), not run. A
+      project module is one whose ``.py`` file is neither in the standard library nor
+      in site-packages.
+
+    A module that is itself in the standard library or site-packages (an installed
+    migration package) contributes its own source only; one without a source file
+    contributes nothing, so its callable's name alone keys the digest. Everything is
+    sorted by key and framed with its length.
+    """
+    own = _module_file(module_name)
+    if own is None:
+        return b""
+    if _installed(own):
+        return _frame(module_name.encode(), own.read_bytes())
+    files: dict[Path, str] = {}  # resolved path -> key
+    top = module_name.partition(".")[0]
+    for directory in _package_dirs(top):
+        for path in _listed(directory):
+            if path.suffix in (".py", ".sql"):
+                files.setdefault(path.resolve(), f"{top}/{path.relative_to(directory).as_posix()}")
+    pending, seen = [module_name], set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        found = _module_file(name)
+        if found is None or _installed(found):
+            continue
+        files.setdefault(found, name)
+        pending.extend(_imported_names(found, name))
+    entries = []
+    for path, key in files.items():
+        try:
+            entries.append((key, path.read_bytes()))
+        except OSError:
+            entries.append((key, b""))  # vanished since it was listed
+    return b"".join(_frame(key.encode(), content) for key, content in sorted(entries))
+
+
+def _frame(*pieces: bytes) -> bytes:
+    """The pieces, each after its length, so that adjacent pieces cannot run together."""
+    return b"".join(len(piece).to_bytes(8, "big") + piece for piece in pieces)
+
+
+def _module_file(name: str) -> Path | None:
+    """The resolved ``.py`` file of module ``name``, found without importing anything."""
+    module = sys.modules.get(name)
+    if module is not None:
+        file = getattr(module, "__file__", None)
+    else:
+        parent, _, _ = name.rpartition(".")
+        search = _search_locations(parent) if parent else None
+        if parent and not search:
+            return None
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(name, search)
+        except (ImportError, ValueError, OSError):
+            return None
+        file = spec.origin if spec is not None else None
+    if not isinstance(file, str) or not file.endswith(".py"):
+        return None
+    path = Path(file).resolve()
+    return path if path.is_file() else None
+
+
+def _search_locations(package: str) -> list[str]:
+    """Where the submodules of ``package`` are looked for (its ``__path__``), without importing it."""
+    module = sys.modules.get(package)
+    if module is not None:
+        return list(getattr(module, "__path__", None) or [])
+    parent, _, _ = package.rpartition(".")
+    search = _search_locations(parent) if parent else None
+    if parent and not search:
+        return []
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(package, search)
+    except (ImportError, ValueError, OSError):
+        return []
+    return list(spec.submodule_search_locations or []) if spec is not None else []
+
+
+def _package_dirs(top: str) -> list[Path]:
+    """The directories of top-level package ``top`` outside the standard library and site-packages."""
+    return [Path(d).resolve() for d in _search_locations(top) if Path(d).is_dir() and not _installed(Path(d))]
+
+
+@functools.cache
+def _installed_prefixes() -> tuple[Path, ...]:
+    paths = sysconfig.get_paths()
+    found = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    found.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    if site.ENABLE_USER_SITE:
+        found.add(site.getusersitepackages())
+    return tuple(Path(p).resolve() for p in found)
+
+
+def _installed(path: Path) -> bool:
+    """Whether ``path`` is in the standard library or in a site-packages directory."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(prefix) for prefix in _installed_prefixes())
+
+
+def _imported_names(path: Path, module_name: str) -> list[str]:
+    """The modules the source of ``module_name`` (at ``path``) imports, relative ones made absolute."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return []
+    package = module_name if path.name == "__init__.py" else module_name.rpartition(".")[0]
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                if node.level - 1 > len(parts):
+                    continue
+                base = ".".join(parts[: len(parts) - (node.level - 1)])
+                base = f"{base}.{node.module}" if base and node.module else base or (node.module or "")
+            else:
+                base = node.module or ""
+            if not base:
+                continue
+            names.append(base)  # and each imported name, in case it is a submodule
+            names.extend(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    # a dotted import runs every package on the way: ``import a.b.c`` runs a and a.b
+    return [".".join(name.split(".")[: i + 1]) for name in names for i in range(name.count(".") + 1)]
 
 
 def _alembic_step(text: str, base: Path, setting: str) -> AlembicStep:
-    """``alembic:path/to/alembic.ini``: its script location's files key the fingerprint."""
+    """``alembic:path/to/alembic.ini``: the ini, env.py and the revision files key the fingerprint."""
     import configparser
 
     ini_text = text.removeprefix("alembic:").strip()
@@ -502,55 +700,70 @@ def _alembic_step(text: str, base: Path, setting: str) -> AlembicStep:
             f"{setting}: alembic script_location {location!r} of {ini_path} is not a directory "
             f"(resolved to {script_location})"
         )
-    files = [("alembic.ini", ini_path.read_bytes())]
-    for path in sorted(script_location.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".mako", ".sql") and "__pycache__" not in path.parts:
-            files.append((path.relative_to(script_location).as_posix(), path.read_bytes()))
-    return AlembicStep(name=text, ini_path=ini_path, script_location=script_location, files=tuple(files))
+    try:
+        locations = _version_locations(parser, ini_path, script_location)
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{setting}: cannot read version_locations from {ini_path}: {exc}") from exc
+    files: dict[str, bytes] = {"alembic.ini": ini_path.read_bytes()}
+    for path in _listed(script_location):
+        if path.suffix in (".py", ".sql"):  # env.py, revisions, helpers; not script.py.mako or README
+            files[path.relative_to(script_location).as_posix()] = path.read_bytes()
+    for revisions in locations:
+        for path in _listed(revisions):  # every file of a revision directory, whatever its suffix
+            files.setdefault(_relative_name(path, script_location, ini_path.parent), path.read_bytes())
+    return AlembicStep(
+        name=text, ini_path=ini_path, script_location=script_location, files=tuple(sorted(files.items()))
+    )
+
+
+def _version_locations(parser: Any, ini_path: Path, script_location: Path) -> list[Path]:
+    """The revision directories alembic reads: ``version_locations``, or ``<script_location>/versions``."""
+    here = {"here": str(ini_path.parent)}
+    value = parser.get("alembic", "version_locations", vars=here, fallback="").strip()
+    if not value:
+        return [script_location / "versions"]
+    separator = parser.get("alembic", "path_separator", vars=here, fallback="") or parser.get(
+        "alembic", "version_path_separator", vars=here, fallback=""
+    )
+    separators = {"os": os.pathsep, "space": " ", "newline": "\n", ":": ":", ";": ";"}
+    if separator.strip() in separators:
+        pieces = value.split(separators[separator.strip()])
+    else:  # alembic's legacy reading: spaces and commas
+        pieces = re.split(r"[\s,]+", value)
+    locations = [Path(piece.strip()) for piece in pieces if piece.strip()]
+    return [path if path.is_absolute() else ini_path.parent / path for path in locations]
+
+
+def _listed(directory: Path) -> list[Path]:
+    """The files under ``directory``, sorted, leaving out hidden ones and ``__pycache__``."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in sorted(directory.rglob("*")):
+        parts = path.relative_to(directory).parts
+        if path.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in parts):
+            found.append(path)
+    return found
+
+
+def _relative_name(path: Path, *bases: Path) -> str:
+    """``path`` relative to the first base it is under, else as it is."""
+    for base in bases:
+        if path.is_relative_to(base):
+            return path.relative_to(base).as_posix()
+    return path.as_posix()
 
 
 def _callable_step(func: Callable[[Any], None], *, name: str | None = None) -> CallableStep:
-    """Name a callable (default ``module:qualname``); digest the source of its defining module."""
+    """Name a callable (default ``module:qualname``); digest its project's code (:func:`callable_sources`)."""
     module_name = getattr(func, "__module__", None) or type(func).__module__
     qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
-    source = b""
-    module = sys.modules.get(module_name)
-    try:
-        filename = inspect.getsourcefile(module) if module is not None else None
-        if filename:
-            source = Path(filename).read_bytes()
-    except (TypeError, OSError):
-        pass  # built-in or generated module: the name alone keys the digest
-    return CallableStep(name=name or f"{module_name}:{qualname}", func=func, source=source)
+    return CallableStep(name=name or f"{module_name}:{qualname}", func=func, source=callable_sources(module_name))
 
 
 def _is_sql_file(path: Path) -> bool:
     """A regular file named ``*.sql`` (any case, so ``0003.SQL`` is not silently skipped)."""
     return path.suffix.lower() == ".sql" and path.is_file()
-
-
-def _after(sql: str, closing: str, start: int) -> int:
-    """Offset just past the next ``closing`` at or after ``start``, or the end of the text."""
-    end = sql.find(closing, start)
-    return len(sql) if end < 0 else end + len(closing)
-
-
-def _after_escape_string(sql: str, start: int) -> int:
-    """Offset just past the E'...' string whose body starts at ``start`` (``\\'`` does not close it)."""
-    i, n = start, len(sql)
-    while i < n:
-        if sql[i] == "\\":
-            i += 2
-        elif sql[i] == "'":
-            return i + 1
-        else:
-            i += 1
-    return n
-
-
-def _in_word(sql: str, i: int) -> bool:
-    """Whether offset ``i`` continues a word (``price$usd``), so a ``$`` there is no quote."""
-    return i > 0 and (sql[i - 1].isalnum() or sql[i - 1] in "_$")
 
 
 def _is_trigger(words: list[str]) -> bool:
