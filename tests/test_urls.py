@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import re
 from typing import Any
 
 import pytest
 
 from dbscope.errors import ConfigError
-from dbscope.urls import BackendURL, mask_password, parse_backend_url
+from dbscope.urls import BackendURL, mask_password, parse_backend_url, without_password
 
 # --- parse_backend_url ------------------------------------------------------------------
 
@@ -89,8 +91,9 @@ BAD_URLS = [
     (
         "",
         (
-            r"^'' is not a URL; use sqlite:// \(in memory\), sqlite:///some/dir \(a file per test\), "
-            r"postgresql://user@host:port/db or postgresql\+proc:// \(a throwaway cluster\)$"
+            r"^'' is not a URL; use sqlite:// \(SQLite in memory\), sqlite:///some/dir \(SQLite files\), "
+            r"postgresql://user@host:port/db \(a PostgreSQL server\) "
+            r"or postgresql\+proc:// \(a throwaway PostgreSQL cluster\)$"
         ),
     ),
     ("localhost:5432/app", r"^'localhost:5432/app' is not a URL; use sqlite://"),
@@ -105,8 +108,8 @@ BAD_URLS = [
     (
         "sqlite://host/dir",
         (
-            r"^'sqlite://host/dir': a SQLite URL has no host \('sqlite://host/dir'\); "
-            r"use sqlite:// for memory or sqlite:///path/to/dir for files$"
+            r"^'sqlite://host/dir': a sqlite:// URL names a directory, not a host \('sqlite://host/dir'\); "
+            r"use sqlite:// \(SQLite in memory\) or sqlite:///some/dir \(SQLite files\)$"
         ),
     ),
     (
@@ -145,11 +148,63 @@ def test_a_parsed_url_shows_itself_with_the_password_masked() -> None:
     assert parsed.password == "s3cr3t"
     assert parsed.masked == "postgresql://app:***@localhost/app"
     assert repr(parsed) == "BackendURL('postgresql://app:***@localhost/app')"
-    assert "s3cr3t" not in str(parsed)
+    assert "s3cr3t" not in f"{parsed!r} {[parsed]} {(parsed,)}"  # str() is the URL itself, as the setting's text was
 
 
-def test_backend_url_is_a_plain_value() -> None:
-    assert parse_backend_url("sqlite://") == BackendURL("sqlite://", "sqlite", "memory")
+def test_a_parsed_url_is_the_url_itself_as_a_string() -> None:
+    text = "postgresql://app@localhost:5432/app"
+    parsed = parse_backend_url(text)
+
+    assert isinstance(parsed, str) and isinstance(parsed, BackendURL)
+    assert parsed == text and hash(parsed) == hash(text) and {text: 1}[parsed] == 1
+    assert str(parsed) == text and type(str(parsed)) is str and f"{parsed}" == text
+    assert parse_backend_url(parsed) is parsed  # parsed once: a parsed URL is not parsed again
+    assert parsed.entry.title == "a PostgreSQL server"
+
+
+def test_a_parsed_url_survives_pickle_copy_and_replace_with_its_registry_entry() -> None:
+    parsed = parse_backend_url("sqlite:///dbs?mode=rwc")
+
+    for again in (pickle.loads(pickle.dumps(parsed)), copy.deepcopy(parsed), copy.copy(parsed)):
+        assert again == parsed and again.entry is parsed.entry
+        assert (again.path, again.query) == ("dbs", "mode=rwc")
+    moved = parsed.resolved("/srv/app")
+    assert (moved, moved.path, moved.entry) == ("sqlite:///dbs?mode=rwc", "/srv/app/dbs", parsed.entry)
+    assert parse_backend_url("sqlite:////abs/dbs").resolved("/srv/app").path == "/abs/dbs"
+
+
+@pytest.mark.parametrize(
+    ("url", "title"),
+    [
+        ("sqlite://", "SQLite in memory"),
+        ("sqlite+memory://", "SQLite in memory"),
+        ("sqlite:///dbs", "SQLite files"),
+        ("sqlite+memory:///dbs", "SQLite files"),
+        ("sqlite+file://", "SQLite files"),
+        ("postgres://u@h/db", "a PostgreSQL server"),
+        ("postgresql+psycopg://u@h/db", "a PostgreSQL server"),
+        ("postgresql+proc://", "a throwaway PostgreSQL cluster"),
+    ],
+)
+def test_every_url_knows_its_backend_in_the_registry(url: str, title: str) -> None:
+    assert parse_backend_url(url).entry.title == title
+
+
+# --- without_password ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "plain"),
+    [
+        ("postgresql://app:s3cr3t@localhost:5432/db", "postgresql://app@localhost:5432/db"),
+        ("postgresql://app:p%40ss@[::1]:5432/db?sslmode=disable", "postgresql://app@[::1]:5432/db?sslmode=disable"),
+        ("postgresql://app@localhost/db", "postgresql://app@localhost/db"),
+        ("postgresql:///db?host=/var/run/postgresql", "postgresql:///db?host=/var/run/postgresql"),
+        ("/tmp/dbscope_x.sqlite3", "/tmp/dbscope_x.sqlite3"),
+    ],
+)
+def test_without_password_leaves_the_user_for_tools_that_ask_for_the_password(url: str, plain: str) -> None:
+    assert without_password(url) == plain
 
 
 # --- mask_password ----------------------------------------------------------------------
@@ -161,6 +216,7 @@ MASKED = [
     ("postgresql://:s3cr3t@localhost/app", "postgresql://:***@localhost/app"),
     ("postgresql://app:@localhost/app", "postgresql://app:***@localhost/app"),
     ("postgresql://app:p@ss:w@localhost/app", "postgresql://app:***@localhost/app"),  # a raw '@' in the password
+    ("postgresql://:0/S3CR3T@localhost/", "postgresql://:***@localhost/"),  # no user, digits then '/' in the password
     (
         "postgresql://app:s3cr3t@localhost/app?application_name=a@b",
         "postgresql://app:***@localhost/app?application_name=a@b",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DbscopeError
+from .errors import ReportError
 
 __all__ = [
     "MB",
@@ -55,10 +55,6 @@ MEMORY_SOURCES = {
     "peak_rss": "peak RSS from getrusage(); only new peaks count as growth",
     "none": "not measured on this platform",
 }
-
-
-class ReportError(DbscopeError):
-    """A report or baseline file cannot be read, or is not what dbscope wrote."""
 
 
 # -- memory --------------------------------------------------------------------------

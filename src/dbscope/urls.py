@@ -1,22 +1,21 @@
-"""Parsing of the backend URL and masking of passwords for messages and logs."""
+"""Parsing of the backend URL (once, into a :class:`BackendURL`) and masking of passwords for messages and logs."""
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["BackendURL", "mask_password", "parse_backend_url"]
+from .backends import registry
+from .backends.registry import BackendEntry
+from .errors import ConfigError
 
-_SCHEMES = {
-    "sqlite": ("sqlite", "memory"),
-    "sqlite+memory": ("sqlite", "memory"),
-    "sqlite+file": ("sqlite", "file"),
-    "postgresql": ("postgresql", "server"),
-    "postgres": ("postgresql", "server"),
-    "postgresql+psycopg": ("postgresql", "server"),
-    "postgresql+proc": ("postgresql", "proc"),
-}
+if TYPE_CHECKING:
+    from .backends.base import BackendType
+
+__all__ = ["BackendURL", "mask_password", "parse_backend_url", "without_password"]
 
 # As urlsplit reads it: the user ends at the first ':', the password at the last '@' of the
 # host part (which ends at '/', '?' or '#'), so a raw '@' in a password is masked too.
@@ -40,6 +39,18 @@ def mask_password(text: str) -> str:
     return _PASSWORD_IN_DSN.sub(lambda m: f"{m['head']}***", text)
 
 
+def without_password(url: str) -> str:
+    """``url`` without the password of its user part (``scheme://user@host/db``): for tools that ask for it."""
+    head, sep, rest = url.partition("://")
+    authority_end = min([rest.find(c) for c in "/?#" if c in rest], default=len(rest))
+    authority = rest[:authority_end]
+    if not sep or "@" not in authority:
+        return url
+    userinfo, _, host = authority.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return f"{head}://{user}@{host}{rest[authority_end:]}"
+
+
 def _mask_leading_url(text: str) -> str:
     match = _LEADING_URL.match(text)
     if match is None:
@@ -53,19 +64,24 @@ def _mask_leading_url(text: str) -> str:
         user, colon, _ = userinfo.partition(":")
         return f"{head}{user}:***{rest[len(userinfo) :]}" if colon else text
     user, colon, port = authority.partition(":")
-    if colon and "@" in rest and not _PORT.fullmatch(port):  # user:pa/ss@host: up to the last '@'
+    # user:pa/ss@host: up to the last '@'; so too :0/pass@host, where no host stands before the "port"
+    if colon and "@" in rest and (not _PORT.fullmatch(port) or not user):
         return f"{head}{user}:***{rest[rest.rindex('@') :]}"
     return text
 
 
-@dataclass(frozen=True)
-class BackendURL:
-    """A backend URL split into the parts dbscope acts on."""
+@dataclass(frozen=True, eq=False, repr=False)
+class BackendURL(str):
+    """A backend URL, parsed once: the URL itself (a ``str``, equal to the text it was
+    parsed from) carrying its parts and its entry in the backend registry.
+
+    Being the string, it goes wherever the URL went (settings, environment, reports,
+    dictionary keys) and its parts can never disagree with it.
+    """
 
     raw: str
-    family: str  # "sqlite" or "postgresql"
-    kind: str  # "memory", "file", "server" or "proc"
-    path: str | None = None  # sqlite file directory
+    entry: BackendEntry
+    path: str | None = None  # the directory of a directory backend (sqlite:///some/dir)
     host: str | None = None
     port: int | None = None
     user: str | None = None
@@ -73,43 +89,77 @@ class BackendURL:
     database: str | None = None
     query: str = ""
 
+    def __new__(cls, raw: str, *args: Any, **kwargs: Any) -> Self:
+        return super().__new__(cls, raw)
+
+    def __getnewargs__(self) -> tuple[str]:  # pickle and copy: str.__new__ takes the text only
+        return (self.raw,)
+
+    @property
+    def family(self) -> str:
+        """``sqlite`` or ``postgresql``: a label for reading; the registry entry decides everything."""
+        return self.entry.family
+
+    @property
+    def kind(self) -> str:
+        """``memory``, ``file``, ``server`` or ``proc``: a label for reading, as :attr:`family`."""
+        return self.entry.kind
+
     @property
     def masked(self) -> str:
         return mask_password(self.raw)
+
+    def resolved(self, base_dir: str | None) -> BackendURL:
+        """This URL with a relative directory (``sqlite:///dbs``) made absolute under ``base_dir``."""
+        if self.path is None or base_dir is None or os.path.isabs(self.path):
+            return self
+        return replace(self, path=os.path.join(base_dir, self.path))
+
+    def backend_type(self) -> BackendType:
+        """The implementation of this URL's backend (imports its driver); BackendUnavailableError if missing."""
+        return self.entry.load(self.masked)
 
     def __repr__(self) -> str:
         return f"BackendURL({self.masked!r})"
 
 
 def parse_backend_url(raw: str) -> BackendURL:
-    """Parse a ``dbscope_url`` value; raise ValueError with a readable reason."""
-    from .errors import ConfigError
+    """Parse a ``dbscope_url`` value; raise ConfigError with a readable reason.
 
+    An already parsed URL is returned as it is: parsing happens once.
+    """
+    if isinstance(raw, BackendURL):
+        return raw
     value = raw.strip()
     if "://" not in value:
-        raise ConfigError(
-            f"{mask_password(value)!r} is not a URL; use sqlite:// (in memory), "
-            "sqlite:///some/dir (a file per test), postgresql://user@host:port/db "
-            "or postgresql+proc:// (a throwaway cluster)"
-        )
+        raise ConfigError(f"{mask_password(value)!r} is not a URL; use {registry.usage()}")
     scheme, _, rest = value.partition("://")
-    scheme = scheme.lower()
-    if scheme not in _SCHEMES:
-        known = ", ".join(sorted(_SCHEMES))
-        raise ConfigError(f"unknown URL scheme {scheme!r} in {mask_password(value)!r}; known schemes: {known}")
-    family, kind = _SCHEMES[scheme]
-    if family == "sqlite":
-        path_part, _, query = rest.partition("?")
-        if path_part.startswith("/") and path_part not in ("/", ""):
-            # sqlite:///rel/dir -> "rel/dir"; sqlite:////abs/dir -> "/abs/dir" (SQLAlchemy's rule)
-            return BackendURL(value, family, "file", path=unquote(path_part[1:]), query=query)
-        if path_part not in ("", "/"):
-            raise ConfigError(
-                f"{mask_password(value)!r}: a SQLite URL has no host ({mask_password(scheme + '://' + path_part)!r}); "
-                "use sqlite:// for memory "
-                "or sqlite:///path/to/dir for files"
-            )
-        return BackendURL(value, family, kind, path=None, query=query)
+    entry = registry.by_scheme(scheme)
+    if entry is None:
+        known = ", ".join(registry.schemes())
+        raise ConfigError(f"unknown URL scheme {scheme.lower()!r} in {mask_password(value)!r}; known schemes: {known}")
+    if entry.address == "directory":
+        return _directory_url(value, entry, scheme, rest)
+    return _server_url(value, entry)
+
+
+def _directory_url(value: str, entry: BackendEntry, scheme: str, rest: str) -> BackendURL:
+    path_part, _, query = rest.partition("?")
+    if path_part.startswith("/") and path_part not in ("/", ""):
+        # scheme:///rel/dir -> "rel/dir"; scheme:////abs/dir -> "/abs/dir" (SQLAlchemy's rule)
+        if entry.with_directory is not None:
+            entry = registry.by_scheme(entry.with_directory) or entry
+        return BackendURL(value, entry, path=unquote(path_part[1:]), query=query)
+    if path_part not in ("", "/"):
+        same = tuple(e for e in registry.BACKENDS if e.address == "directory")
+        raise ConfigError(
+            f"{mask_password(value)!r}: a {scheme.lower()}:// URL names a directory, not a host "
+            f"({mask_password(scheme + '://' + path_part)!r}); use {registry.usage(same)}"
+        )
+    return BackendURL(value, entry, path=None, query=query)
+
+
+def _server_url(value: str, entry: BackendEntry) -> BackendURL:
     try:
         parts = urlsplit(value)
         port = parts.port
@@ -119,15 +169,13 @@ def parse_backend_url(raw: str) -> BackendURL:
             # urlsplit quotes what it read as the port: a piece of a password such as 'pa?ss'
             detail = "the port is not a number from 0 to 65535"
         raise ConfigError(f"malformed URL {masked!r}: {detail}") from None
-    database = unquote(parts.path.lstrip("/")) or None
     return BackendURL(
         value,
-        family,
-        kind,
+        entry,
         host=parts.hostname,
         port=port,
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
-        database=database,
+        database=unquote(parts.path.lstrip("/")) or None,
         query=parts.query,
     )

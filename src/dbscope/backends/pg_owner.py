@@ -28,6 +28,7 @@ them; ``templates=True`` drops those no live run uses. Kept databases are kept u
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import logging
@@ -48,6 +49,7 @@ __all__ = [
     "PREFIX",
     "REGISTRY_DB",
     "GarbageItem",
+    "OwnerKind",
     "OwnerRecord",
     "drop_checked",
     "lock_key",
@@ -65,7 +67,20 @@ RUN_LOCK = 0x64627372
 TEMPLATE_LOCK = 0x64627374
 REGISTRY_LOCK = 0x64627367
 STALE_AFTER_S = 60.0
-KINDS = ("clone", "building", "template", "snapshot", "kept", "registry")
+
+
+class OwnerKind(enum.StrEnum):
+    """What a dbscope database is, as its owner record's ``kind`` says."""
+
+    CLONE = "clone"
+    BUILDING = "building"
+    TEMPLATE = "template"
+    SNAPSHOT = "snapshot"
+    KEPT = "kept"
+    REGISTRY = "registry"
+
+
+KINDS = tuple(OwnerKind)
 
 REGISTRY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -115,10 +130,13 @@ def this_machine() -> Machine:
     return Machine(socket.gethostname(), _boot_id())
 
 
-
 @dataclass(frozen=True)
 class OwnerRecord:
-    """What dbscope writes into the comment of every database it creates."""
+    """What dbscope writes into the comment of every database it creates.
+
+    ``kind`` is stored as the JSON key "kind"; given as a string, it is read as an
+    :class:`OwnerKind` (a ``str`` too), which the ``is_*`` properties ask about.
+    """
 
     kind: str
     run: str
@@ -134,6 +152,24 @@ class OwnerRecord:
     def for_run(cls, run: str, *, session: str | None = None, kind: str = "clone") -> OwnerRecord:
         machine = this_machine()
         return cls(kind, run, session or run, machine.host, machine.boot, os.getpid())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", OwnerKind(self.kind))
+
+    @property
+    def is_registry(self) -> bool:
+        """The ``dbscope_registry`` database: runs and their heartbeats."""
+        return self.kind is OwnerKind.REGISTRY
+
+    @property
+    def is_template(self) -> bool:
+        """A finished template, reused by later runs with the same migrations and seed."""
+        return self.kind is OwnerKind.TEMPLATE
+
+    @property
+    def is_kept(self) -> bool:
+        """A failed test's database, kept by ``--dbscope-keep-failed`` until ``dbscope gc --kept``."""
+        return self.kind is OwnerKind.KEPT
 
     def but(self, **changes: Any) -> OwnerRecord:
         """A copy with ``changes`` and a fresh ``created`` time (unless given)."""
@@ -422,9 +458,9 @@ def plan_garbage(
                     "keep",
                 )
             )
-        elif record.kind == "registry":
+        elif record.is_registry:
             items.append(GarbageItem(name, "dbscope's registry of runs (their heartbeats)", "keep"))
-        elif record.kind == "template":
+        elif record.is_template:
             user = judge.template_in_use(name)
             built = f"fingerprint {record.fingerprint}, built {_ago(max(judge.now - record.created, 0))}"
             if user is not None:
@@ -440,7 +476,7 @@ def plan_garbage(
                         "keep",
                     )
                 )
-        elif record.kind == "kept":
+        elif record.is_kept:
             if kept:
                 items.append(GarbageItem(name, f"kept for a failed test by run {record.run}", "drop"))
             else:
