@@ -1,15 +1,19 @@
 """The ``dbscope`` command: report, baseline, gc, doctor.
 
-    dbscope report FILE.json [--html OUT]          show a saved report, render it as HTML
+    dbscope report FILE.json [--html OUT]          show a saved report (exit 1 if it has failures or leaks)
     dbscope baseline save RUN.json BASE.json        keep a run's figures as the baseline
     dbscope baseline check RUN.json BASE.json       compare a run with a baseline (exit 1 on failure)
-    dbscope gc [--url URL] [--yes]                  list (or with --yes, drop) what crashed runs left
+    dbscope gc [--url URL] [--kept] [--yes]         list (or with --yes, drop) what runs left behind
     dbscope doctor [--url URL] [--migrations SPEC]  check settings, backend, template and clone speed
 
 Settings not given on the command line come from the environment (``DBSCOPE_*``) and
-from the pytest configuration file found from the current directory upwards
-(pytest.ini, .pytest.ini, pyproject.toml's [tool.pytest.ini_options], tox.ini,
-setup.cfg), with the same precedence as under pytest.
+from the pytest configuration file found from the current directory upwards, as pytest
+9 finds it: pytest.toml, .pytest.toml (table ``[pytest]``), pytest.ini, .pytest.ini,
+pyproject.toml (``[tool.pytest]`` with TOML types, or ``[tool.pytest.ini_options]``),
+tox.ini, setup.cfg; with the same precedence as under pytest.
+
+What differs between backends is asked of the URL's backend type (backends/registry.py):
+this module never imports a driver nor branches on which backend a URL chose.
 
 Exit status: 0 all is well, 1 problems found (or a regression, or a failed
 operation), 2 a usage error (bad arguments, an unreadable input file). Errors are
@@ -24,64 +28,95 @@ import contextlib
 import math
 import os
 import secrets
-import sqlite3
 import statistics
 import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
+from .backends import registry
+from .backends.base import Backend, Garbage, GarbageRequest
 from .baseline import compare, comparison_lines, context_notes, has_failures, load_baseline, save_baseline
 from .config import SETTINGS, Config, build_config
-from .errors import ConfigError, DbscopeError
-from .report import ReportError, load_report, summary_lines, write_text
-from .urls import mask_password, parse_backend_url
+from .errors import ConfigError, DbscopeError, ReportError, UsageError
+from .report import leaking_tests, load_report, summary_lines, write_text
+from .urls import mask_password
 
-__all__ = ["main"]
+__all__ = ["UsageError", "main"]
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-SQLITE_STALE_AFTER_S = 3600.0
-
-
-class UsageError(DbscopeError):
-    """The command line, or a file named on it, cannot be used."""
 
 
 # -- settings as pytest would read them --------------------------------------------------
 
+#: pytest's configuration files, in its order of precedence (pytest 9, _pytest/config/findpaths.py)
+CONFIG_FILES = ("pytest.toml", ".pytest.toml", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg")
+
 
 def find_ini(start: Path) -> tuple[Path | None, dict[str, Any]]:
-    """The pytest configuration file for ``start`` and its dbscope_* values, as pytest finds it."""
+    """The pytest configuration file for ``start`` and its settings, found as pytest finds it.
+
+    From ``start`` upwards, in each directory the first of :data:`CONFIG_FILES` that holds
+    pytest settings wins (pytest.toml and pytest.ini count even without any); with none
+    anywhere, the nearest pyproject.toml is the configuration file, with no settings.
+    """
+    pyproject = None
     for directory in (start, *start.parents):
-        for name in ("pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"):
+        for name in CONFIG_FILES:
             path = directory / name
             if not path.is_file():
                 continue
-            values = _read_ini(path)
+            if name == "pyproject.toml" and pyproject is None:
+                pyproject = path
+            values = _read_config(path)
             if values is not None:
                 return path, values
-    return None, {}
+    return pyproject, {}
 
 
-def _read_ini(path: Path) -> dict[str, Any] | None:
-    """The ini section's values, or None when the file has no pytest section."""
+def _read_config(path: Path) -> dict[str, Any] | None:
+    """The pytest settings in ``path``, or None when it holds none (and so is not the config file)."""
     try:
         if path.suffix == ".toml":
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-            section = data.get("tool", {}).get("pytest", {}).get("ini_options")
-            return dict(section) if isinstance(section, dict) else None
+            return _read_toml(path, tomllib.loads(path.read_text(encoding="utf-8")))
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(path, encoding="utf-8")
     except (OSError, ValueError, configparser.Error) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
-    name = "tool:pytest" if path.name == "setup.cfg" else "pytest"
-    if not parser.has_section(name):
-        return None if path.name != "pytest.ini" else {}
-    return dict(parser.items(name))
+    section = "tool:pytest" if path.name == "setup.cfg" else "pytest"
+    if parser.has_section(section):
+        return dict(parser.items(section))
+    return {} if path.name in ("pytest.ini", ".pytest.ini") else None
+
+
+def _read_toml(path: Path, document: dict[str, Any]) -> dict[str, Any] | None:
+    """pytest.toml's ``[pytest]`` table; pyproject.toml's ``[tool.pytest]`` or ``[tool.pytest.ini_options]``."""
+    if path.name != "pyproject.toml":
+        table = document.get("pytest")
+        if isinstance(table, dict):
+            return dict(table)
+        outside = [key for key, value in document.items() if not isinstance(value, dict)]
+        if outside:
+            raise UsageError(
+                f"{path}: pytest configuration must be under a [pytest] table "
+                f"(found top-level options: {', '.join(outside)})"
+            )
+        return {}
+    tool = document.get("tool", {}).get("pytest", {})
+    native = {key: value for key, value in tool.items() if key != "ini_options"}
+    ini_options = tool.get("ini_options")
+    if native and ini_options:
+        raise UsageError(
+            f"{path}: cannot use both [tool.pytest] (native TOML types) and [tool.pytest.ini_options] (strings); "
+            "pytest refuses it too"
+        )
+    if native:
+        return native
+    return dict(ini_options) if isinstance(ini_options, dict) else None
 
 
 def load_settings(overrides: dict[str, Any], *, cwd: Path | None = None) -> tuple[Config, str]:
@@ -148,6 +183,19 @@ def cmd_report(args: argparse.Namespace, out: Out) -> int:
         with _writing(args.html, "the HTML report"):
             path = write_text(args.html, render(report))
         out.line(f"HTML report written to {path}")
+    return _report_verdict(report, out)
+
+
+def _report_verdict(report: dict[str, Any], out: Out) -> int:
+    """The last line: what went wrong in the run (exit 1), or that nothing did."""
+    failures = int(report["summary"].get("failures", 0))
+    leaking = len(leaking_tests(report))
+    problems = [f"{failures} failed test(s)"] if failures else []
+    problems += [f"{leaking} test(s) that leaked a connection or scope"] if leaking else []
+    if problems:
+        out.line(f"problems found: {', '.join(problems)}", "red")
+        return EXIT_PROBLEMS
+    out.line("no failed tests and no leaks", "green")
     return EXIT_OK
 
 
@@ -189,169 +237,24 @@ def _report_or_baseline(path: str) -> dict[str, Any]:
 # -- gc ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FileGarbage:
-    """A file or directory dbscope left, and what gc does with it: the shape of postgresql's GarbageItem."""
-
-    name: str
-    reason: str
-    action: str  # "drop" or "keep"
-    path: Path | None = None
-
-
-def _age(seconds: float) -> str:
-    if seconds >= 7200:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 120:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
-
-
-def sqlite_garbage(
-    directory: Path, *, stale_after_s: float, templates: bool, now: float | None = None
-) -> list[FileGarbage]:
-    """dbscope's files in a SQLite directory: stale scope databases and unfinished templates are garbage.
-
-    Names are ``dbscope_<run>_<worker>_<n>.sqlite3`` (a scope's database, with its
-    -journal/-wal/-shm companions), ``dbscope_tpl_<fingerprint>.sqlite3`` (a cached
-    template, kept unless ``templates``) and ``dbscope_tpl_*.building`` (a template
-    build that never finished). A file counts as stale when unchanged for
-    ``stale_after_s``: a running suite touches its files all the time.
-    """
-    now = time.time() if now is None else now
-    items = []
-    try:
-        entries = sorted(directory.iterdir())
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise DbscopeError(f"cannot list {directory}: {exc.strerror}") from None
-    for path in entries:
-        name = path.name
-        if not name.startswith("dbscope_") or not path.is_file():
-            continue
-        age = now - path.stat().st_mtime
-        stale = age >= stale_after_s
-        if name.startswith("dbscope_tpl_") and name.endswith(".sqlite3"):
-            if templates:
-                items.append(FileGarbage(name, "cached template; the next run builds it again", "drop", path))
-            else:
-                items.append(FileGarbage(name, "cached template (give --templates to drop it)", "keep", path))
-        elif name.startswith("dbscope_tpl_") and name.endswith(".building"):
-            reason = f"a template build that never finished, {_age(age)} old"
-            items.append(
-                FileGarbage(
-                    name,
-                    reason if stale else f"a template being built ({_age(age)} old)",
-                    "drop" if stale else "keep",
-                    path,
-                )
-            )
-        elif name.endswith(("-journal", "-wal", "-shm")):
-            if Path(name.rsplit("-", 1)[0]).suffix == ".sqlite3" and (directory / name.rsplit("-", 1)[0]).exists():
-                continue  # goes with its database
-            if stale:
-                items.append(
-                    FileGarbage(name, f"a journal whose database is gone, unchanged for {_age(age)}", "drop", path)
-                )
-        elif name.endswith(".sqlite3"):
-            if stale:
-                items.append(
-                    FileGarbage(
-                        name, f"a test database left by an earlier run, unchanged for {_age(age)}", "drop", path
-                    )
-                )
-            else:
-                items.append(
-                    FileGarbage(name, f"changed {_age(age)} ago: it may belong to a running suite", "keep", path)
-                )
-    return items
-
-
-def temp_dir_garbage(bases: Sequence[Path], *, stale_after_s: float, now: float | None = None) -> list[FileGarbage]:
-    """``dbscope_*`` directories that ``sqlite+file://`` runs made in /dev/shm or the temp dir and left behind."""
-    now = time.time() if now is None else now
-    items = []
-    for base in bases:
-        try:
-            entries = sorted(base.iterdir())
-        except OSError:
-            continue
-        for path in entries:
-            if not path.name.startswith("dbscope_") or not path.is_dir():
-                continue
-            try:
-                newest = max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir())])
-            except OSError:
-                continue
-            age = now - newest
-            if age >= stale_after_s:
-                items.append(
-                    FileGarbage(
-                        str(path), f"a run's private database directory, unchanged for {_age(age)}", "drop", path
-                    )
-                )
-            else:
-                items.append(
-                    FileGarbage(str(path), f"changed {_age(age)} ago: it may belong to a running suite", "keep", path)
-                )
-    return items
-
-
-def _remove(item: FileGarbage) -> FileGarbage:
-    assert item.path is not None
-    try:
-        if item.path.is_dir():
-            for child in item.path.iterdir():
-                if child.name.startswith("dbscope_"):
-                    child.unlink(missing_ok=True)
-            item.path.rmdir()
-        else:
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                Path(f"{item.path}{suffix}").unlink(missing_ok=True)
-    except OSError as exc:
-        return FileGarbage(item.name, f"{item.reason}; removing it failed: {exc.strerror}", "keep", item.path)
-    return item
-
-
 def cmd_gc(args: argparse.Namespace, out: Out) -> int:
     config, _ = load_settings({"url": args.url})
-    url = parse_backend_url(config.url)
-    dry_run = not args.yes
-    if url.family == "sqlite" and url.kind == "memory":
-        out.line(f"{url.masked}: nothing to collect: in-memory databases vanish with the process that made them")
+    url = config.backend_url
+    request = GarbageRequest(
+        dry_run=not args.yes,
+        templates=args.templates,
+        kept=args.kept,
+        stale_after_s=args.older_than,
+        allow_remote=args.allow_remote,
+    )
+    found = url.backend_type().garbage(url, config=config, request=request)
+    if found.nothing_because is not None:
+        out.line(f"{url.masked}: nothing to collect: {found.nothing_because}")
         return EXIT_OK
-    if url.family == "sqlite":
-        stale = args.older_than if args.older_than is not None else SQLITE_STALE_AFTER_S
-        if url.path is None:
-            bases = [Path("/dev/shm"), Path(os.environ.get("TMPDIR", "/tmp"))]
-            items = temp_dir_garbage([b for b in bases if b.is_dir()], stale_after_s=stale)
-        else:
-            directory = Path(url.path)
-            if not directory.is_absolute() and config.base_dir:
-                directory = Path(config.base_dir) / directory
-            items = sqlite_garbage(directory, stale_after_s=stale, templates=args.templates)
-        if not dry_run:
-            items = [_remove(i) if i.action == "drop" else i for i in items]
-        return _print_garbage(items, url.masked, dry_run, out)
-    if url.family == "postgresql" and url.kind == "server":
-        try:
-            from .backends.postgresql import collect_garbage
-        except ImportError as exc:
-            raise DbscopeError(
-                f"dbscope gc needs the PostgreSQL backend and psycopg ({exc}); pip install 'dbscope[postgres]'"
-            ) from None
-        options: dict[str, Any] = {"dry_run": dry_run, "allow_remote": args.allow_remote or config.allow_remote}
-        if args.older_than is not None:
-            options["stale_after_s"] = args.older_than
-        if args.templates:
-            options["templates"] = True
-        return _print_garbage(collect_garbage(config.url, **options), url.masked, dry_run, out)
-    out.line(f"{url.masked}: nothing to collect: a throwaway cluster (postgresql+proc://) is removed with its run")
-    return EXIT_OK
+    return _print_garbage(found.items, url.masked, request.dry_run, out)
 
 
-def _print_garbage(items: Sequence[Any], where: str, dry_run: bool, out: Out) -> int:
+def _print_garbage(items: Sequence[Garbage], where: str, dry_run: bool, out: Out) -> int:
     doomed = [i for i in items if i.action == "drop"]
     if not items:
         out.line(f"{where}: nothing dbscope made is left")
@@ -376,12 +279,14 @@ def _print_garbage(items: Sequence[Any], where: str, dry_run: bool, out: Out) ->
 
 
 class Doctor:
-    """Runs checks in order, each printed as ok / PROBLEM / n/a, and collects advice."""
+    """Runs checks in order, each printed as ok / PROBLEM / n/a, and collects advice (a Checkup)."""
 
     def __init__(self, out: Out) -> None:
         self.out = out
         self.problems = 0
         self.advice: list[str] = []
+        #: what the backend's driver raises: a check that raises it found a problem
+        self.driver_errors: tuple[type[BaseException], ...] = ()
 
     def ok(self, what: str, detail: str) -> None:
         self.out.line(f"  ok       {what}: {detail}", "green")
@@ -393,62 +298,20 @@ class Doctor:
         self.problems += 1
         self.out.line(f"  PROBLEM  {what}: {detail}", "red")
 
+    def advise(self, advice: str) -> None:
+        self.advice.append(advice)
+
     def step(self, what: str, action: Callable[[], Any]) -> Any:
-        """Run ``action``; a DbscopeError (or an OSError) is this check's problem, None is returned."""
+        """Run ``action``; a DbscopeError, OSError or driver error is this check's problem, None is returned."""
+        caught: tuple[type[BaseException], ...] = (DbscopeError, OSError, *self.driver_errors)
         try:
             return action()
-        except (DbscopeError, OSError, sqlite3.Error) as exc:
+        except caught as exc:
             self.problem(what, mask_password(str(exc)))
             return None
 
 
-def _filesystem(path: str) -> str | None:
-    """The type of the file system holding ``path``, from /proc/mounts (None when unknown)."""
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    target = os.path.realpath(path)
-    best, kind = "", None
-    for line in mounts:
-        parts = line.split()
-        if len(parts) >= 3:
-            point = parts[1].replace("\\040", " ")
-            if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
-                best, kind = point, parts[2]
-    return kind
-
-
-def _sqlite_digest(path: Path) -> str:
-    import hashlib
-
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        digest = hashlib.sha256()
-        for line in conn.iterdump():
-            digest.update(line.encode())
-        return digest.hexdigest()[:16]
-    finally:
-        conn.close()
-
-
-def _pg_data_directory(url: str) -> str | None:
-    """The server's data directory when it can be asked (superuser or pg_read_all_settings)."""
-    try:
-        import psycopg
-    except ImportError:
-        return None
-    raw = "postgresql://" + url.split("://", 1)[1]
-    try:
-        with psycopg.connect(raw, connect_timeout=3) as conn:
-            row = conn.execute("SHOW data_directory").fetchone()
-    except (psycopg.Error, OSError):
-        return None
-    return str(row[0]) if row else None
-
-
 def cmd_doctor(args: argparse.Namespace, out: Out) -> int:
-    from .backends import open_backend
     from .migrations import combined_fingerprint, load_migrations
 
     doctor = Doctor(out)
@@ -464,8 +327,8 @@ def cmd_doctor(args: argparse.Namespace, out: Out) -> int:
         f"strategy {config.strategy} (from {source} and the DBSCOPE_* environment)",
     )
     if not config.migrations:
-        doctor.advice.append("dbscope_migrations is not set: every test gets an empty database")
-    url = parse_backend_url(config.url)
+        doctor.advise("dbscope_migrations is not set: every test gets an empty database")
+    url = config.backend_url.resolved(config.base_dir)
     migrations = doctor.step(
         "migrations",
         lambda: load_migrations(
@@ -488,29 +351,27 @@ def cmd_doctor(args: argparse.Namespace, out: Out) -> int:
         "migrations", f"{len(migrations.steps)} step(s), seed {len(seed.steps)} step(s), fingerprint {fingerprint}"
     )
 
-    backend = doctor.step("backend", lambda: open_backend(url, run_id=f"doctor{secrets.token_hex(2)}", config=config))
+    kind = doctor.step("backend", url.backend_type)
+    if kind is None:
+        return _doctor_end(doctor)
+    doctor.driver_errors = kind.driver_errors
+    backend: Backend | None = doctor.step(
+        "backend", lambda: kind.open(url, run_id=f"doctor{secrets.token_hex(2)}", config=config)
+    )
     if backend is None:
         return _doctor_end(doctor)
     try:
-        kind = {
-            "memory": "SQLite in memory",
-            "file": "SQLite files",
-            "server": "PostgreSQL server",
-            "proc": "a throwaway PostgreSQL cluster",
-        }[url.kind]
-        doctor.ok("backend", f"{kind} ({url.masked}) answers")
-        cached_path = cached_digest = None
-        directory = getattr(backend, "directory", None)
-        if url.family == "sqlite" and url.kind == "file" and directory is not None:
-            cached_path = Path(directory) / f"dbscope_tpl_{fingerprint}.sqlite3"
-            if cached_path.exists():
-                cached_digest = doctor.step("cached template", lambda: _sqlite_digest(cached_path))
+        doctor.ok("backend", f"{url.entry.title} ({url.masked}) answers")
+        cache_report = doctor.step(
+            "cached template", lambda: kind.inspect_cache(backend, fingerprint=fingerprint, checkup=doctor)
+        )
         started = time.perf_counter()
         template = doctor.step("template", lambda: backend.template(migrations, seed, rebuild=True))
         if template is None:
             return _doctor_end(doctor)
         doctor.ok("template", f"built from scratch in {(time.perf_counter() - started) * 1000:.1f} ms")
-        _check_cache(doctor, url.kind, cached_path, cached_digest, directory, fingerprint)
+        if cache_report is not None:
+            doctor.step("cached template", cache_report)
         clones = doctor.step("clones", lambda: _time_clones(backend, template, args.clones))
         if clones is not None:
             create, drop = clones
@@ -519,42 +380,13 @@ def cmd_doctor(args: argparse.Namespace, out: Out) -> int:
                 f"{args.clones} clones: median {create[0]:.2f} ms (p95 {create[1]:.2f} ms), "
                 f"drop median {drop[0]:.2f} ms",
             )
-            _advise_speed(doctor, url, config, directory, create[0])
+            doctor.step("advice", lambda: kind.advise(url, backend, config=config, clone_ms=create[0], checkup=doctor))
     finally:
         try:
             backend.close()
         except Exception as exc:  # noqa: BLE001 - any backend's close: worth a line, not a traceback
             doctor.problem("backend close", str(exc))
     return _doctor_end(doctor)
-
-
-def _check_cache(
-    doctor: Doctor, kind: str, cached_path: Path | None, cached_digest: str | None, directory: Any, fingerprint: str
-) -> None:
-    if kind == "memory":
-        doctor.na("cached template", "in memory the template is built once per process; nothing is cached between runs")
-        return
-    if cached_path is None:
-        doctor.na("cached template", f"the server keeps the template under fingerprint {fingerprint}; rebuilt above")
-        return
-    others = sorted(p.name for p in Path(directory).glob("dbscope_tpl_*.sqlite3") if p.name != cached_path.name)
-    if others:
-        doctor.advice.append(
-            f"{len(others)} cached template(s) of older migrations in {directory}: "
-            "`dbscope gc --templates --yes` removes them"
-        )
-    if cached_digest is None:
-        doctor.na("cached template", "none was cached for these migrations; one is now")
-        return
-    fresh = _sqlite_digest(cached_path)
-    if fresh == cached_digest:
-        doctor.ok("cached template", "identical to a fresh build")
-    else:
-        doctor.problem(
-            "cached template",
-            f"it differed from a fresh build of the same migrations ({cached_digest} vs {fresh}) and has been "
-            "replaced: a migration or seed step is not deterministic (time, random values) or the file was edited",
-        )
 
 
 def _time_clones(backend: Any, template: Any, count: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -582,37 +414,6 @@ def _time_clones(backend: Any, template: Any, count: int) -> tuple[tuple[float, 
     return stats(creates), stats(drops)
 
 
-def _advise_speed(doctor: Doctor, url: Any, config: Config, directory: Any, median_ms: float) -> None:
-    if url.family == "sqlite":
-        if url.kind == "file" and directory is not None:
-            fs = _filesystem(str(directory))
-            if fs and fs not in ("tmpfs", "ramfs"):
-                doctor.advice.append(
-                    f"the database files are on {fs} ({directory}): put them on tmpfs (sqlite:////dev/shm/dbscope) "
-                    "or use sqlite:// unless an app in another process must open them"
-                )
-        if median_ms > 5:
-            doctor.advice.append(
-                f"a SQLite clone takes {median_ms:.1f} ms (about 0.3 ms is usual for a 30-table schema): "
-                "keep the seed data small; load big fixtures in the tests that need them"
-            )
-        return
-    if url.kind == "server":
-        data_directory = _pg_data_directory(config.url)
-        fs = _filesystem(data_directory) if data_directory else None
-        if fs and fs not in ("tmpfs", "ramfs"):
-            doctor.advice.append(
-                f"the server's data directory ({data_directory}) is on {fs}: on ext4, PostgreSQL clones degrade "
-                "under sustained create/drop (MEASUREMENTS.md: 54 ms at first, 400+ ms after a few hundred); "
-                "use postgresql+proc:// (a throwaway cluster on tmpfs) or move the test server's data to tmpfs"
-            )
-        elif median_ms > 50:
-            doctor.advice.append(
-                f"a PostgreSQL clone takes {median_ms:.0f} ms: if the server's data is on ext4, clones degrade "
-                "under sustained use (see MEASUREMENTS.md); use postgresql+proc:// (a cluster on tmpfs, fsync off)"
-            )
-
-
 def _doctor_end(doctor: Doctor) -> int:
     if doctor.advice:
         doctor.out.line("advice:")
@@ -633,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dbscope",
         description="dbscope: a fresh, migrated, isolated database for every test. Reports, baselines, "
         "garbage collection and a health check.",
-        epilog="exit status: 0 all is well, 1 problems found, 2 usage error",
+        epilog=f"database URLs (--url, dbscope_url): {registry.usage()}. "
+        "Exit status: 0 all is well, 1 problems found, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"dbscope {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -641,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report",
         help="show a saved JSON report; render it as HTML",
-        description="Print the summary of a report written by pytest --dbscope-report=PATH.",
+        description="Print the summary of a report written by pytest --dbscope-report=PATH; "
+        "exit 1 when it records failed tests or leaks.",
     )
     report.add_argument("file", metavar="FILE.json")
     report.add_argument("--html", metavar="OUT", help="also write the report as a self-contained HTML page")
@@ -664,16 +467,22 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("baseline", metavar="BASE.json")
         sub.set_defaults(func=func)
 
+    url_help = f"the database URL: {registry.usage()} (default: dbscope_url from the environment or pytest config)"
     gc = commands.add_parser(
         "gc",
         help="list (or drop, with --yes) the databases crashed runs left behind",
         description="List what dbscope would drop, and why; nothing is dropped without --yes.",
     )
-    gc.add_argument("--url", help="the database URL (default: dbscope_url from the environment or pytest config)")
+    gc.add_argument("--url", help=url_help)
     mode = gc.add_mutually_exclusive_group()
     mode.add_argument("--yes", action="store_true", help="really drop what is listed as 'would drop'")
     mode.add_argument("--dry-run", action="store_true", help="only list (the default)")
     gc.add_argument("--templates", action="store_true", help="drop cached templates too")
+    gc.add_argument(
+        "--kept",
+        action="store_true",
+        help="drop the databases --dbscope-keep-failed kept too (SQLite: the files in .dbscope/failed/)",
+    )
     gc.add_argument(
         "--older-than",
         type=_seconds,
@@ -689,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check the settings, reach the backend, build the template from scratch, compare it with the "
         "cached one, time clones, and advise.",
     )
-    doctor.add_argument("--url", help="database URL (default: from the environment or pytest config)")
+    doctor.add_argument("--url", help=url_help)
     doctor.add_argument("--migrations", metavar="SPEC", help="migrations (default: dbscope_migrations)")
     doctor.add_argument("--seed", metavar="SPEC", help="seed (default: dbscope_seed)")
     doctor.add_argument("--clones", type=_count, default=20, metavar="N", help="clones to time (default 20)")
