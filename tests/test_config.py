@@ -268,8 +268,8 @@ ERRORS = [
         "postgresql://u@h:notaport/db",
         r"malformed URL 'postgresql://u@h:notaport/db': Port could not be cast to integer value as 'notaport'",
     ),
-    ("ini", "url", "localhost/db", r"'localhost/db' is not a URL; use sqlite:// \(in memory\)"),
-    ("ini", "url", "sqlite://host/db", r"'sqlite://host/db': a SQLite URL has no host"),
+    ("ini", "url", "localhost/db", r"'localhost/db' is not a URL; use sqlite:// \(SQLite in memory\), "),
+    ("ini", "url", "sqlite://host/db", r"'sqlite://host/db': a sqlite:// URL names a directory, not a host"),
 ]
 
 
@@ -350,3 +350,66 @@ def test_repr_of_a_config_masks_passwords_in_set_env_values() -> None:
     config = build_config(ini={"set_env": "REDIS_URL=redis://:s3cr3t@localhost:6379/0"})
 
     assert "s3cr3t" not in repr(config)
+
+
+# --- list settings split the same way from every source ------------------------------
+
+
+@pytest.mark.parametrize("raw", ["A B:async", "A,B:async", "A, B:async", "A\nB:async", ["A B:async"], ["A", "B:async"]])
+@pytest.mark.parametrize("source", ["env", "ini"])
+def test_a_list_setting_splits_at_whitespace_and_commas_from_every_source(source: str, raw: str | list[str]) -> None:
+    if source == "env" and not isinstance(raw, str):
+        return
+    assert config_from(source, "env_var", raw).env_vars == (EnvVarSpec("A"), EnvVarSpec("B", "async"))
+
+
+def test_set_env_splits_before_each_name_so_a_value_may_hold_spaces() -> None:
+    config = build_config(ini={"set_env": ["A=1 B=two words", "C = x,D="]})
+
+    assert config.set_env == (("A", "1"), ("B", "two words"), ("C", "x"), ("D", ""))
+
+
+def test_the_url_is_parsed_once_into_the_config() -> None:
+    from dbscope.urls import BackendURL, parse_backend_url
+
+    config = build_config(ini={"url": " sqlite:///dbs "})
+    assert isinstance(config.url, BackendURL) and config.url == "sqlite:///dbs"
+    assert config.backend_url is config.url and parse_backend_url(config.url) is config.url
+    assert config.backend_url.entry.title == "SQLite files"
+    moved = dataclasses.replace(config, url="postgresql://u@localhost/db")  # parsed when the Config is made
+    assert moved.backend_url.entry.title == "a PostgreSQL server"
+    assert Config().backend_url.entry.title == "SQLite in memory"
+    with pytest.raises(ConfigError, match="unknown URL scheme 'mysql'"):
+        Config(url="mysql://u@h/db")
+
+
+# --- -o on pytest's command line -----------------------------------------------------
+
+
+def test_o_on_the_command_line_splits_a_list_setting_like_a_config_line(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(
+        """
+        import os
+
+        def test_both_variables_hold_the_scope_url(db):
+            assert os.environ["A"].startswith("sqlite://") and os.environ["B"].startswith("sqlite+aiosqlite://")
+        """
+    )
+    for value in ("A B:async", "A,B:async"):
+        pytester.runpytest("-o", f"dbscope_env_var={value}", "-p", "no:randomly").assert_outcomes(passed=1)
+
+
+def test_a_bad_o_value_is_named_as_given_on_the_command_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml('[tool.pytest.ini_options]\ndbscope_env_var = "DATABASE_URL"\n')
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("-o", "dbscope_env_var=A 1B:async", "-p", "no:randomly")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: dbscope: dbscope_env_var = 'A 1B:async' (from -o dbscope_env_var on the command line) "
+            "is not valid: '1B' is not an environment variable name"
+        ]
+    )
+    assert "pyproject.toml" not in "\n".join(result.errlines)
