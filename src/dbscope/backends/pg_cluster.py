@@ -902,6 +902,10 @@ class _ThrowawayClusterType:
     def open(self, url: BackendURL, *, run_id: str, config: Config | None = None) -> Backend:
         return open_cluster_backend(url, run_id=run_id, config=config)
 
+    @property
+    def shares_server(self) -> bool:
+        return True  # one cluster for every xdist worker, started by the controller
+
     def start_shared_server(self, url: BackendURL, *, config: Config) -> ThrowawayCluster:
         return start_cluster(url)
 

@@ -55,8 +55,12 @@ class _ServerType:
     def open(self, url: BackendURL, *, run_id: str, config: Config | None = None) -> Backend:
         return postgresql.PostgreSQLBackend(url, run_id=run_id, config=config)
 
+    @property
+    def shares_server(self) -> bool:
+        return False  # the server is there already, for every worker
+
     def start_shared_server(self, url: BackendURL, *, config: Config) -> SharedServer | None:
-        return None  # the server is there already
+        return None
 
     def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
         options: dict[str, Any] = {

@@ -222,8 +222,12 @@ class _SQLiteType:
         # cast: SQLiteMemoryDatabase.dialect is typed as the class, the Protocol wants Dialect
         return cast("Backend", SQLiteBackend(directory=url.path, in_memory=self.in_memory, run_id=run_id))
 
+    @property
+    def shares_server(self) -> bool:
+        return False  # every worker has its own databases
+
     def start_shared_server(self, url: BackendURL, *, config: Config) -> SharedServer | None:
-        return None  # every worker has its own databases
+        return None
 
     def advise(self, url: BackendURL, backend: Backend, *, config: Config, clone_ms: float, checkup: Checkup) -> None:
         directory = getattr(backend, "directory", None)
