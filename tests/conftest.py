@@ -9,6 +9,13 @@ from typing import Protocol
 
 import pytest
 
+# In-process pytester runs drop every module first imported during the run when it ends. A
+# metadata fingerprint compiles DDL for both SQLAlchemy dialects; imported anew in a later run,
+# the PostgreSQL dialect registers its functions again and SQLAlchemy warns (an error here).
+# Imported once up front, they stay.
+import sqlalchemy.dialects.postgresql  # noqa: F401, E402
+import sqlalchemy.dialects.sqlite  # noqa: F401, E402
+
 pytest_plugins = ["pgsupport"]
 
 # tests/replica is a suite that tests/test_real_world.py runs in a sandbox, not part of ours

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,6 +28,22 @@ def pg_unavailable_reason() -> str | None:
     except Exception as exc:
         return f"no PostgreSQL server at {PG_URL} ({str(exc).strip().splitlines()[0]}); set DBSCOPE_TEST_PG_URL"
     return None
+
+
+@pytest.fixture(scope="session")
+def pg_bindir() -> Path:
+    """The PostgreSQL server binaries for postgresql+proc://; skips (fails under CI) without them."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed: pip install 'dbscope[postgres]'")
+    from dbscope.backends.pg_cluster import find_bindir
+    from dbscope.errors import BackendUnavailableError
+
+    try:
+        return find_bindir()
+    except BackendUnavailableError as exc:
+        pytest.skip(f"no PostgreSQL server binaries for the throwaway cluster: {exc}")
 
 
 @pytest.fixture(scope="session")

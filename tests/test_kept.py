@@ -145,17 +145,12 @@ def test_a_kept_postgresql_database_opens_in_psql_as_printed_and_gc_kept_drops_i
 
 
 def test_gc_kept_yes_drops_the_kept_databases_of_a_server_and_nothing_else(
-    project: MakeProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    project: MakeProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, pg_bindir: Path
 ) -> None:
-    pytest.importorskip("psycopg")
     import psycopg
 
-    from dbscope.backends.pg_cluster import find_bindir, start_cluster
+    from dbscope.backends.pg_cluster import start_cluster
 
-    try:
-        find_bindir()
-    except Exception as exc:  # no PostgreSQL binaries: skipped here, a failure under CI
-        pytest.skip(f"PostgreSQL binaries: {exc}")
     with start_cluster("postgresql+proc://") as cluster:  # a server of its own: --yes drops every kept database
         pytester = project(ini=f"dbscope_url = {cluster.url}\n", migrations={"0001_users.sql": PG_USERS})
         pytester.makepyfile(test_failing=FAILING_TEST)

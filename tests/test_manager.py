@@ -295,7 +295,7 @@ def test_scope_options_are_parsed_like_settings(manager: IsolationManager) -> No
     scope = manager.get_scope(manager.create_scope("parsed", strategy="Clone", close_timeout="2"))
 
     assert (scope.options.strategy, scope.options.close_timeout) == ("clone", 2.0)
-    assert scope.shared is None  # a clone, not the worker's shared database
+    assert scope.strategy_state is None  # a clone, not the worker's shared database
     expected = r"dbscope_close_timeout = '-1' \(from dbscope_close_timeout in scope options\) is not valid"
     with pytest.raises(ConfigError, match=expected):
         manager.create_scope("bad", close_timeout=-1)

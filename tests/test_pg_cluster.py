@@ -24,7 +24,8 @@ import pytest
 
 from dbscope import BackendUnavailableError, ConfigError
 from dbscope.backends import pg_cluster
-from dbscope.backends.pg_cluster import ClusterState, ThrowawayCluster, find_bindir, start_cluster
+from dbscope.backends.pg_cluster import ClusterState, ThrowawayCluster, start_cluster
+from dbscope.backends.processes import pid_alive
 
 SHM = Path("/dev/shm")
 SHM_WRITABLE = SHM.is_dir() and os.access(SHM, os.W_OK | os.X_OK)
@@ -37,18 +38,6 @@ cluster = ThrowawayCluster(base_dir=sys.argv[1], watchdog=sys.argv[2] == "watchd
 print(json.dumps({"dir": str(cluster.directory), "pid": cluster.pid, "url": cluster.url}), flush=True)
 sys.stdin.read()
 """
-
-
-@pytest.fixture(scope="session")
-def pg_bindir() -> Path:
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed: pip install 'dbscope[postgres]'")
-    try:
-        return find_bindir()
-    except BackendUnavailableError as exc:
-        pytest.skip(f"no PostgreSQL server binaries for the throwaway cluster: {exc}")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +65,7 @@ def query(url: str, sql: str) -> Any:
 
 
 def alive(pid: int) -> bool:
-    return pg_cluster._pid_alive(pid)
+    return pid_alive(pid)
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 15.0) -> bool:

@@ -522,7 +522,7 @@ def test_urls_work_with_sqlalchemy_sync_and_async_and_libpq(bench: Any) -> None:
         assert asyncio.run(ask()) == database.name
         with psycopg.connect(database.url("dsn")) as conn:
             assert conn.execute("SELECT current_database()").fetchone()[0] == database.name
-        assert database.count_foreign_connections() == 0
+        assert len(database.foreign_connections()) == 0
     finally:
         database.drop()
 
@@ -683,7 +683,7 @@ def test_restore_brings_the_benchmark_data_back_in_place_keeping_app_connections
         assert app.execute("SELECT nextval(pg_get_serial_sequence('users', 'id'))").fetchone()[0] == next_user
         assert app.execute("SELECT to_regclass('scratch')").fetchone()[0] is None
         print(f"restore of the benchmark schema: {sorted(timings)[1]:.1f} ms (median of 3)")
-        assert database.count_foreign_connections() == 1  # the app's connection
+        assert len(database.foreign_connections()) == 1  # the app's connection
     finally:
         app.close()
         fresh.drop()
@@ -800,7 +800,7 @@ def test_a_kept_database_survives_gc_until_asked_for(
     database = backend.create(backend.template(unique_migrations(tmp_path), NO_SEED), label="failed_test")
     url = database.keep()
     database.release()
-    assert url == database.url() and database.state is pg.DatabaseState.KEPT
+    assert url == database.url("dsn") and database.state is pg.DatabaseState.KEPT
     backend.close()  # the run is over: its clones would be garbage now, the kept one is not
     listed = {item.name: item for item in pg.collect_garbage(pg_url, dry_run=False)}
     assert listed[database.name].action == "keep" and "kept for a failed test" in listed[database.name].reason

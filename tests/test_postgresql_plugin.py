@@ -204,15 +204,8 @@ def test_a_killed_run_leaves_nothing_the_next_run_does_not_clean(
 
 
 def test_one_throwaway_cluster_serves_every_xdist_worker(
-    project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    project: MakeProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_bindir: Path
 ) -> None:
-    pytest.importorskip("psycopg")
-    from dbscope.backends.pg_cluster import find_bindir
-
-    try:
-        find_bindir()
-    except Exception as exc:  # no PostgreSQL binaries: skipped here, a failure under CI
-        pytest.skip(f"PostgreSQL binaries: {exc}")
     monkeypatch.setenv("PORTS_DIR", str(tmp_path))
     pytester = project(ini="dbscope_url = postgresql+proc://\n", migrations={"0001_users.sql": USERS})
     pytester.makepyfile(

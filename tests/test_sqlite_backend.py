@@ -326,7 +326,7 @@ def test_no_foreign_connection_is_counted_when_nothing_else_holds_the_clone(
 
     database.release()
 
-    assert database.count_foreign_connections() == 0
+    assert len(database.foreign_connections()) == 0
 
 
 def test_a_raw_connection_left_open_is_counted_as_a_foreign_connection(
@@ -337,10 +337,10 @@ def test_a_raw_connection_left_open_is_counted_as_a_foreign_connection(
     try:
         database.release()
 
-        assert database.count_foreign_connections() == 1
+        assert len(database.foreign_connections()) == 1
     finally:
         leaked.close()
-    assert database.count_foreign_connections() == 0
+    assert len(database.foreign_connections()) == 0
 
 
 def test_a_sqlalchemy_engine_never_disposed_is_counted_as_a_foreign_connection(
@@ -353,24 +353,24 @@ def test_a_sqlalchemy_engine_never_disposed_is_counted_as_a_foreign_connection(
             conn.execute(sa.text("SELECT 1"))
         database.release()
 
-        assert database.count_foreign_connections() == 1
+        assert len(database.foreign_connections()) == 1
     finally:
         engine.dispose()
-    assert database.count_foreign_connections() == 0
+    assert len(database.foreign_connections()) == 0
 
 
 def test_a_clone_of_an_empty_template_still_detects_a_leak(
     clones: Callable[..., SQLiteMemoryDatabase],
 ) -> None:
     database = clones(NO_SEED)  # no migrations at all
-    leaked = database.connect()
+    leaked = sqlite3.connect(database.url("dsn"), uri=True)
     try:
         database.release()
 
-        assert database.count_foreign_connections() == 1
+        assert len(database.foreign_connections()) == 1
     finally:
         leaked.close()
-    assert database.count_foreign_connections() == 0
+    assert len(database.foreign_connections()) == 0
 
 
 def test_restore_brings_back_the_template_contents_in_place_while_another_connection_stays_open(
@@ -552,22 +552,25 @@ def test_drop_removes_the_file_and_its_journal_and_wal_siblings(
     assert database_files(database.path.parent) == [template_file.name]
 
 
-def test_count_foreign_connections_counts_open_connections_to_the_file_exactly(
+def test_foreign_connections_counts_open_connections_to_the_file_exactly(
     file_backend: SQLiteBackend, migrations: MigrationSet
 ) -> None:
     database = file_clone(file_backend, migrations)
     database.release()
-    assert database.count_foreign_connections() == 0
+    assert len(database.foreign_connections()) == 0
 
-    first = database.connect()
-    assert database.count_foreign_connections() == 1
+    own = database.connect()  # dbscope's own connections are never foreign
+    assert len(database.foreign_connections()) == 0
+    own.close()
+    first = sqlite3.connect(str(database.path))
+    assert len(database.foreign_connections()) == 1
     second = sqlite3.connect(database.url("dsn"))
-    assert database.count_foreign_connections() == 2
+    assert len(database.foreign_connections()) == 2
 
     first.close()
-    assert database.count_foreign_connections() == 1
+    assert len(database.foreign_connections()) == 1
     second.close()
-    assert database.count_foreign_connections() == 0
+    assert len(database.foreign_connections()) == 0
 
 
 def test_restore_brings_back_a_file_clones_contents_in_place(

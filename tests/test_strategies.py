@@ -113,7 +113,7 @@ def test_keep_failed_saves_the_failed_tests_database_and_prints_its_url(project:
     result = pytester.runpytest("--dbscope-keep-failed")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
-        ["*databases of failed tests, kept*", "*::test_fails_after_writing: sqlite:///*.sqlite3"]
+        ["*databases of failed tests, kept*", "*::test_fails_after_writing: /*/.dbscope/failed/*.sqlite3"]
     )
     kept = list((pytester.path / ".dbscope" / "failed").glob("*.sqlite3"))
     assert len(kept) == 1
@@ -142,18 +142,52 @@ def test_rollback_restores_when_another_connection_committed(project: MakeProjec
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
-def test_a_reset_blocked_by_an_open_transaction_is_clear_and_never_shares_data(tmp_path: Path) -> None:
-    from dbscope import DbscopeError, IsolationManager
+def test_a_transaction_left_open_is_the_error_of_the_test_that_left_it(tmp_path: Path) -> None:
+    from dbscope import IsolationManager
 
     (tmp_path / "0001.sql").write_text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);")
     with IsolationManager("sqlite://", migrations=str(tmp_path), strategy="reset", env_vars=[]) as manager:
         with manager.scope("leaves a transaction open") as scope:
             holder = sqlite3.connect(scope.url("dsn"), uri=True)
             holder.execute("INSERT INTO users (name) VALUES ('stale')")  # implicit BEGIN, never committed
-        assert manager.metrics["cleanup_failures"] == 1
-        with pytest.raises(DbscopeError, match="could not be reset after test 'leaves a transaction open'"):
-            manager.create_scope("next test")
-        holder.rollback()
+        assert scope.isolation_errors == [
+            f"test 'leaves a transaction open' left 1 transaction(s) open on {scope.database.name} through a "
+            "connection dbscope did not open (rolled back); commit or roll back before the test ends "
+            "(a session or connection the app keeps open across requests?)"
+        ]
+        assert scope.leaked_connections == 1
+        with manager.scope("next test") as scope:
+            assert scope.client().execute("SELECT COUNT(*) FROM users").scalar() == 0
         holder.close()
+
+
+def test_a_reset_blocked_by_a_transaction_dbscope_cannot_end_never_shares_data(tmp_path: Path) -> None:
+    import threading
+
+    from dbscope import DbscopeError, IsolationManager
+
+    (tmp_path / "0001.sql").write_text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);")
+    opened, release = threading.Event(), threading.Event()
+    with IsolationManager(
+        "sqlite://", migrations=str(tmp_path), strategy="reset", env_vars=[], close_timeout=0.3
+    ) as manager:
+        with manager.scope("leaves a transaction open") as scope:
+
+            def app_thread() -> None:  # a connection of another thread: dbscope cannot roll it back
+                conn = sqlite3.connect(scope.url("dsn"), uri=True)
+                conn.execute("INSERT INTO users (name) VALUES ('stale')")
+                opened.set()
+                release.wait()
+                conn.close()  # closing ends the transaction
+
+            worker = threading.Thread(target=app_thread)
+            worker.start()
+            opened.wait()
+        assert "could not roll it back" in scope.isolation_errors[0]
+        assert manager.metrics["cleanup_failures"] == 1
+        with pytest.raises(DbscopeError, match="could not be restored after test 'leaves a transaction open'"):
+            manager.create_scope("next test")
+        release.set()
+        worker.join()
         with manager.scope("after the app let go") as scope:
             assert scope.client().execute("SELECT COUNT(*) FROM users").scalar() == 0

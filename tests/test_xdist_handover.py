@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -33,15 +34,8 @@ def test_the_worker_got_the_url_from_xdist(request, db, n):
 
 
 def test_the_controllers_throwaway_cluster_reaches_workers_through_workerinput(
-    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, pg_bindir: Path
 ) -> None:
-    pytest.importorskip("psycopg")
-    from dbscope.backends.pg_cluster import find_bindir
-
-    try:
-        find_bindir()
-    except Exception as exc:  # no PostgreSQL binaries: skipped here, a failure under CI
-        pytest.skip(f"PostgreSQL binaries: {exc}")
     monkeypatch.setenv("EXPECT_SERVER", "yes")
     pytester = project(ini="dbscope_url = postgresql+proc://\n", migrations={"0001_users.sql": PG_USERS})
     pytester.makepyfile(test_handed=HANDED_OVER)

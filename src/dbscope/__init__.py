@@ -16,6 +16,7 @@ from .errors import (
     ClientClosedError,
     ConfigError,
     DbscopeError,
+    IsolationError,
     MigrationError,
     ScopeError,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DbscopeError",
     "EnvVarSpec",
+    "IsolationError",
     "IsolationManager",
     "MigrationError",
     "ResultSet",

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from .backends.sqlite import DIALECT as SQLITE_DIALECT
 from .errors import ClientClosedError, DbscopeError
 
 __all__ = ["Client", "ClientState", "ResultSet", "Row", "Transaction"]
@@ -144,7 +145,7 @@ class Client:
         lock: threading.RLock | None = None,
     ) -> None:
         self._connect = connect
-        self._dialect = dialect if dialect is not None else _PlainDialect()
+        self._dialect = dialect if dialect is not None else SQLITE_DIALECT  # sqlite3 takes ?/:name as they are
         self.scope_id = scope_id
         self.test_name = test_name
         self.close_timeout = close_timeout
@@ -310,18 +311,6 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<Client scope={self.scope_id} {self._state.value}>"
-
-
-class _PlainDialect:
-    """For a Client over any DB-API connection whose driver takes ``?``/``:name`` (sqlite3)."""
-
-    name = "plain"
-
-    def translate(self, sql: str, args: Any) -> tuple[str, Any]:
-        return sql, args
-
-    def begin(self) -> str:
-        return "BEGIN"
 
 
 def _interrupt(conn: Any) -> None:

@@ -13,17 +13,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .backends import registry
 from .errors import ConfigError
-from .urls import mask_password, parse_backend_url
+from .strategies import STRATEGIES
+from .urls import BackendURL, mask_password, parse_backend_url
 
 __all__ = ["SETTINGS", "Config", "EnvVarSpec", "Setting", "build_config"]
 
-STRATEGIES = ("clone", "reset", "rollback")
 ENV_FORMATS = ("sqlalchemy", "async", "dsn")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: Variables dbscope itself reads besides the settings' own (``DBSCOPE_URL``, ...): the
-#: plugin's cluster hand-over, debug logging, the PostgreSQL clone strategy.
-_OWN_EXTRA = ("DBSCOPE_CLUSTER_URL", "DBSCOPE_DEBUG", "DBSCOPE_PG_CLONE_STRATEGY")
+#: Variables dbscope itself reads besides the settings' own (``DBSCOPE_URL``, ...): debug
+#: logging, the PostgreSQL clone strategy.
+_OWN_EXTRA = ("DBSCOPE_DEBUG", "DBSCOPE_PG_CLONE_STRATEGY")
+#: How list settings split a value (a command-line ``-o``, an environment variable, each
+#: line of a config file): names at commas and whitespace; NAME=VALUE pairs at commas and
+#: line ends, and at whitespace before the next NAME=, since a value may hold spaces.
+_NAMES_SPLIT = r"[,\s]+"
+_PAIRS_SPLIT = r"[,\n]|\s+(?=[A-Za-z_][A-Za-z0-9_]*\s*=)"
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,12 @@ class EnvVarSpec:
 
 @dataclass(frozen=True)
 class Config:
-    """Every dbscope setting, resolved and validated."""
+    """Every dbscope setting, resolved and validated.
+
+    ``url`` is always a :class:`~dbscope.urls.BackendURL`, parsed once when the Config is
+    made: a ``str`` equal to the URL as given, carrying its parts and its backend. (A
+    plain string given to the constructor or to ``dataclasses.replace`` is parsed then.)
+    """
 
     url: str = "sqlite://"
     migrations: str | None = None
@@ -64,6 +75,16 @@ class Config:
     #: variable", ...), so later errors (a missing migrations path) can name it too
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, BackendURL):
+            object.__setattr__(self, "url", parse_backend_url(self.url))
+
+    @property
+    def backend_url(self) -> BackendURL:
+        """``url``, typed as what it is: the parsed URL."""
+        assert isinstance(self.url, BackendURL)
+        return self.url
+
     def origin(self, name: str) -> str:
         """Where the setting ``name`` (a field name) came from; "the default" when not given."""
         return self.origins.get(name, "the default")
@@ -87,18 +108,14 @@ def _text(raw: Any) -> str | None:
     return value or None
 
 
-def _items(raw: Any) -> list[str]:
-    if isinstance(raw, (list, tuple)):
-        parts = [str(p) for p in raw]
-    else:
-        parts = re.split(r"[,\n]", str(raw))
-    return [p.strip() for p in parts if p.strip()]
+def _items(raw: Any, separators: str = _NAMES_SPLIT) -> list[str]:
+    """The items of a list setting: a list (a config file's lines, a TOML array) or one string, each split."""
+    lines = [str(p) for p in raw] if isinstance(raw, (list, tuple)) else [str(raw)]
+    return [part.strip() for line in lines for part in re.split(separators, line) if part.strip()]
 
 
-def _url(raw: Any) -> str:
-    value = str(raw).strip()
-    parse_backend_url(value)
-    return value
+def _url(raw: Any) -> BackendURL:
+    return parse_backend_url(str(raw))
 
 
 def _strategy(raw: Any) -> str:
@@ -166,7 +183,7 @@ def _env_vars(raw: Any) -> tuple[EnvVarSpec, ...]:
 
 def _assignments(raw: Any) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
-    for item in _items(raw):
+    for item in _items(raw, _PAIRS_SPLIT):
         name, sep, value = item.partition("=")
         if not sep or not _ENV_NAME.match(name.strip()):
             raise ValueError(f"{item!r} is not NAME=VALUE")
@@ -209,21 +226,32 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "url", "database URL: sqlite:// (default, in memory), sqlite:///dir, postgresql://..., postgresql+proc://", _url
-    ),
+    Setting("url", f"database URL (default sqlite://): {registry.usage()}", _url),
     Setting("migrations", "directory of .sql files, one .sql file, or package.module:callable", _text),
     Setting("seed", "seed data applied after the migrations, in the same forms", _text),
     Setting("strategy", "isolation strategy: clone (default), reset or rollback", _strategy),
     Setting(
         "env_var",
-        "environment variables set to the scope's URL: NAME or NAME:sqlalchemy|async|dsn",
+        "environment variables set to the scope's URL: NAME or NAME:sqlalchemy|async|dsn, "
+        "separated by spaces, commas or lines",
         _env_vars,
         cli=False,
         listish=True,
     ),
-    Setting("unset_env", "environment variables deleted at session start", _env_names, cli=False, listish=True),
-    Setting("set_env", "NAME=VALUE pairs set at session start", _assignments, cli=False, listish=True),
+    Setting(
+        "unset_env",
+        "environment variables deleted at session start, separated by spaces, commas or lines",
+        _env_names,
+        cli=False,
+        listish=True,
+    ),
+    Setting(
+        "set_env",
+        "NAME=VALUE pairs set at session start, separated by commas, lines or spaces before a NAME=",
+        _assignments,
+        cli=False,
+        listish=True,
+    ),
     Setting(
         "reset_modules",
         "module names purged from sys.modules at each scope boundary",
@@ -256,18 +284,21 @@ def build_config(
     ini: Mapping[str, Any] | None = None,
     ini_source: str = "config file",
     base_dir: str | None = None,
+    ini_origins: Mapping[str, str] | None = None,
 ) -> Config:
     """Resolve every setting (CLI > env > ini > default) into one validated Config.
 
     ``cli`` and ``ini`` map setting names (``url``, ``env_var``, ...) to raw values, None
-    when not given. ``env`` is the process environment.
+    when not given. ``env`` is the process environment. An ini value comes from
+    ``dbscope_<name> in <ini_source>`` unless ``ini_origins`` says otherwise (pytest's
+    ``-o dbscope_<name>=...``: ``-o dbscope_<name> on the command line``).
     """
     cli, env, ini = cli or {}, env or {}, ini or {}
     values: dict[str, Any] = {}
     given: dict[str, str] = {}  # setting name -> "dbscope_x = 'raw' (from origin)", for clashes
     origins: dict[str, str] = {}
     for setting in SETTINGS:
-        raw, origin = _pick(setting, cli, env, ini, ini_source)
+        raw, origin = _pick(setting, cli, env, ini, ini_source, ini_origins or {})
         if raw is None:
             continue
         text = ", ".join(str(item) for item in raw) if isinstance(raw, (list, tuple)) else str(raw)  # ini lines
@@ -310,7 +341,12 @@ def _check_env_clashes(config: Config, given: Mapping[str, str]) -> None:
 
 
 def _pick(
-    setting: Setting, cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, Any], ini_source: str
+    setting: Setting,
+    cli: Mapping[str, Any],
+    env: Mapping[str, str],
+    ini: Mapping[str, Any],
+    ini_source: str,
+    ini_origins: Mapping[str, str],
 ) -> tuple[Any, str]:
     value = cli.get(setting.name)
     if value is not None and setting.cli:
@@ -320,5 +356,5 @@ def _pick(
         return value, f"the {setting.env_name} environment variable"
     value = ini.get(setting.name)
     if value is not None and value != "" and value != [] and setting.ini:
-        return value, f"{setting.ini_name} in {ini_source}"
+        return value, ini_origins.get(setting.name) or f"{setting.ini_name} in {ini_source}"
     return None, "default"

@@ -8,7 +8,13 @@ Each message names the thing that failed, the value involved and what to do next
      ├── BackendUnavailableError  the database server or driver cannot be used
      ├── ClientClosedError        a client was used after its scope ended
      ├── ScopeError               an unknown or already destroyed scope was used
-     └── CleanupError             cleanup finished but something could not be closed or dropped
+     ├── CleanupError             cleanup finished but something could not be closed or dropped
+     ├── IsolationError           a test broke the isolation of the next one (names the test)
+     ├── UsageError               the ``dbscope`` command's arguments, or a file named there, cannot be used
+     └── ReportError              a report or baseline file cannot be read, or is not what dbscope wrote
+
+The first seven are part of the public API (``from dbscope import ConfigError``); the
+last two belong to the ``dbscope`` command.
 """
 
 from __future__ import annotations
@@ -19,8 +25,11 @@ __all__ = [
     "ClientClosedError",
     "ConfigError",
     "DbscopeError",
+    "IsolationError",
     "MigrationError",
+    "ReportError",
     "ScopeError",
+    "UsageError",
 ]
 
 
@@ -79,3 +88,17 @@ class CleanupError(DbscopeError):
     """Cleanup ran to the end but some resources could not be released."""
 
     __module__ = "dbscope"
+
+
+class IsolationError(DbscopeError):
+    """A test left something its strategy cannot undo (a transaction, a schema change)."""
+
+    __module__ = "dbscope"
+
+
+class UsageError(DbscopeError):
+    """The ``dbscope`` command line, or a file named on it, cannot be used (exit status 2)."""
+
+
+class ReportError(DbscopeError):
+    """A report or baseline file cannot be read, or is not what dbscope wrote."""

@@ -25,14 +25,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from typing import Any, Self
 
-from .backends import Backend, open_backend
+from .backends import Backend, Database, open_backend
 from .client import Client
 from .config import Config, build_config
+from .environment import change_env, restore_env
 from .errors import ConfigError, DbscopeError, MigrationError, ScopeError
 from .logs import configure_debug_logging
 from .migrations import MigrationSet, load_migrations
 from .pool import ClonePool
 from .scope import Scope, ScopeOptions, ScopeState
+from .strategies import Strategy, strategy_named
 from .urls import mask_password, parse_backend_url
 
 __all__ = ["IsolationManager"]
@@ -40,20 +42,6 @@ __all__ = ["IsolationManager"]
 log = logging.getLogger("dbscope.isolation")
 
 _SCOPE_OPTIONS = {"url", "migrations", "seed", "strategy", "close_timeout"}
-
-
-class _SharedDatabase:
-    """The one database a worker keeps for the reset and rollback strategies."""
-
-    def __init__(self, database: Any, template: Any, strategy: str) -> None:
-        self.database = database
-        self.template = template
-        self.strategy = strategy
-        self.lock = threading.RLock()
-        self.outer: Any = None  # rollback: the connection holding each test's transaction
-        self.dirty_after: str | None = None  # the test after which a reset failed
-        if strategy == "rollback":
-            self.outer = database.primary_connection() or database.connect(autocommit=True)
 
 
 class IsolationManager:
@@ -93,7 +81,7 @@ class IsolationManager:
         self._template_errors: dict[tuple[str, str | None, str | None], MigrationError] = {}
         self._templates: dict[tuple[str, str | None, str | None], Any] = {}
         self._pools: dict[tuple[str, str | None, str | None], ClonePool] = {}
-        self._shared: dict[tuple[str, str | None, str | None, str], _SharedDatabase] = {}
+        self._strategies: dict[str, Strategy] = {}
         self._saved_env: dict[str, dict[str, str | None]] = {}
         self._serial = 0
         self._lock = threading.RLock()
@@ -159,16 +147,14 @@ class IsolationManager:
         scope_id = f"test_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
         self.clear_module_cache()
         self._run_reset_hooks(scope_id, test_name, at="start")
-        shared = None if opts.strategy == "clone" else self._shared_database(opts)
-        database = self._clone(opts) if shared is None else shared.database
-        scope = Scope(scope_id, test_name, opts, database, on_track=self._on_track, on_untrack=self._on_untrack)
-        if shared is not None:
-            self._ensure_clean(shared, test_name)
-            scope.shared = shared
-            if shared.outer is not None:
-                # read before BEGIN: inside the transaction the read would hold a lock all test long
-                scope.data_version = _data_version(shared.outer)
-                _execute(shared.outer, database.dialect.begin())
+        strategy = self._strategy(opts.strategy)
+        database = strategy.open(self, opts, scope_id, test_name)
+        scope = Scope(scope_id, test_name, opts, database, on_track=self._on_track)
+        try:
+            strategy.attach(scope)
+        except BaseException:
+            strategy.emergency(scope)
+            raise
         scope.setup_ms = (time.perf_counter() - started) * 1000
         with self._lock:
             self.active_scopes[scope_id] = scope
@@ -191,10 +177,9 @@ class IsolationManager:
             # the app's own reset (disposing its engine) comes before looking for leaks
             ok = self._run_reset_hooks(scope_id, scope.test_name, at="end") and ok
             self.clear_module_cache()
-            if scope.shared is not None:
-                self._reset_shared(scope)
-            else:
-                self._release_own(scope)
+            self._strategy(scope.options.strategy).end(scope)
+            if scope.leaked_connections:
+                self._counters["connections_leaked"] += scope.leaked_connections
         except Exception as exc:
             log.error(
                 "cleanup of scope %s (test %r) failed: %s; running emergency cleanup", scope_id, scope.test_name, exc
@@ -208,72 +193,6 @@ class IsolationManager:
         if not ok:
             self._counters["cleanup_failures"] += 1
         return ok
-
-    def _release_own(self, scope: Scope) -> None:
-        """Clone strategy: count leaks once dbscope's own connections are closed, then drop."""
-        if scope.kept:
-            keep = getattr(scope.database, "keep", None)
-            scope.kept_url = keep() if keep is not None else scope.database.url()
-            log.warning("kept the database of failed test %r: %s", scope.test_name, mask_password(scope.kept_url))
-        scope.database.release()
-        leaked = scope.database.count_foreign_connections()
-        scope.leaked_connections = leaked
-        if leaked:
-            self._counters["connections_leaked"] += leaked
-            log.warning(
-                "connection leak in test %r: %d connection(s) to %s still open after the test "
-                "(scope %s); dispose engines and close connections the test opened",
-                scope.test_name,
-                leaked,
-                scope.database.name,
-                scope.id,
-            )
-        if not scope.kept:
-            scope.database.drop()
-
-    def _ensure_clean(self, shared: _SharedDatabase, test_name: str) -> None:
-        """Never hand out the worker's database with another test's data: retry a failed reset."""
-        if shared.dirty_after is None:
-            return
-        try:
-            shared.database.restore(shared.template)
-        except DbscopeError as exc:
-            raise DbscopeError(
-                f"the {shared.strategy} strategy's database {shared.database.name} could not be reset after "
-                f"test {shared.dirty_after!r}, so test {test_name!r} cannot start on a clean database: {exc}"
-            ) from exc
-        shared.dirty_after = None
-
-    def _reset_shared(self, scope: Scope) -> None:
-        """Reset and rollback strategies: put the worker's database back as the template left it."""
-        shared = scope.shared
-        assert shared is not None
-        shared.dirty_after = scope.test_name  # cleared once the reset below succeeds
-        self._reset_shared_now(scope, shared)
-        shared.dirty_after = None
-
-    def _reset_shared_now(self, scope: Scope, shared: _SharedDatabase) -> None:
-        if shared.outer is not None:
-            if not _in_transaction(shared.outer):
-                log.warning(
-                    "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
-                    "restoring the database from the template instead",
-                    scope.test_name,
-                )
-                shared.database.restore(shared.template)
-                return
-            _execute(shared.outer, "ROLLBACK")
-            if scope.data_version is not None and _data_version(shared.outer) != scope.data_version:
-                # another connection (the app's own engine) committed: a rollback cannot undo that
-                log.warning(
-                    "another connection committed to %s during test %r under the rollback strategy; "
-                    "restoring it from the template (use strategy reset or clone for such apps)",
-                    shared.database.name,
-                    scope.test_name,
-                )
-                shared.database.restore(shared.template)
-            return
-        shared.database.restore(shared.template)
 
     def get_scoped_client(self, scope_id: str | None = None) -> Client:
         """A new tracked client on a scope's database (default: the current test's scope)."""
@@ -366,9 +285,9 @@ class IsolationManager:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
-        for shared in self._shared.values():
-            _release_and_drop(shared.database, f"closing the {shared.strategy} strategy's database")
-        self._shared.clear()
+        for strategy in self._strategies.values():
+            strategy.close()
+        self._strategies.clear()
         for backend in self._backends.values():
             try:
                 backend.close()
@@ -439,7 +358,7 @@ class IsolationManager:
             self._migration_sets[key] = cached
         return cached
 
-    def _clone(self, opts: ScopeOptions) -> Any:
+    def clone(self, opts: ScopeOptions) -> Database:
         """A fresh database for these options, from the pool that keeps clones ready."""
         key = (opts.url, opts.migrations, opts.seed)
         pool = self._pools.get(key)
@@ -459,30 +378,41 @@ class IsolationManager:
                     # a server backend sizes the pool from its connection budget
                     size = getattr(backend, "pool_size", self.pool_size)
                     pool = self._pools[key] = ClonePool(create, size=size)
-        return pool.take()
+        database: Database = pool.take()
+        return database
 
-    def _shared_database(self, opts: ScopeOptions) -> _SharedDatabase:
-        key = (opts.url, opts.migrations, opts.seed, opts.strategy)
+    def template_of(self, opts: ScopeOptions) -> tuple[Backend, Any]:
+        """The backend and the built template for these options (strategies create from it)."""
+        backend = self._backend(opts.url)
+        return backend, self._template(backend, opts)
+
+    def _strategy(self, name: str) -> Strategy:
         with self._lock:
-            shared = self._shared.get(key)
-            if shared is None:
-                backend = self._backend(opts.url)
-                template = self._template(backend, opts)
-                database = backend.create(template, label=f"{self.worker_id}_{opts.strategy}")
-                shared = self._shared[key] = _SharedDatabase(database, template, opts.strategy)
-                log.debug("worker %s keeps %s for the %s strategy", self.worker_id, database.name, opts.strategy)
-            return shared
+            strategy = self._strategies.get(name)
+            if strategy is None:
+                strategy = self._strategies[name] = strategy_named(name)
+            return strategy
 
-    def shared_environment(self) -> dict[str, str]:
-        """For the reset/rollback strategies: the env vars pointing at the worker's database.
+    @property
+    def strategy(self) -> Strategy:
+        """The strategy of the session's settings (a marker may choose another per test)."""
+        return self._strategy(self.config.strategy)
 
-        The database is created (and the template built) now, so an app that builds its
-        engine at import time from these variables finds it. Empty for ``clone``.
+    def prepare(self, *, environment: bool = True) -> dict[str, str]:
+        """Build the session's template now, so a broken migration or URL fails before any test module is imported.
+
+        For a strategy with one database per worker (``reset``, ``rollback``) that database
+        is created too (unless ``environment`` is false: the xdist controller runs no test)
+        and the environment variables pointing at it are returned: the caller sets them
+        before conftests and test modules are imported, so an app that builds its engine at
+        import time finds it. Empty for ``clone``.
         """
-        if self.config.strategy == "clone":
+        opts = self._scope_options({})
+        database = self.strategy.environment(self, opts) if environment else None
+        if database is None:
+            self.template_of(opts)
             return {}
-        shared = self._shared_database(self._scope_options({}))
-        return {spec.name: shared.database.url(spec.format) for spec in self.config.env_vars}
+        return {spec.name: database.url(spec.format) for spec in self.config.env_vars}
 
     def _template(self, backend: Backend, opts: ScopeOptions) -> Any:
         key = (opts.url, opts.migrations, opts.seed)
@@ -513,25 +443,16 @@ class IsolationManager:
     def _enter(self, scope_id: str) -> None:
         scope = self.active_scopes[scope_id]
         saved: dict[str, str | None] = {}
-        for spec in self.config.env_vars:
-            saved[spec.name] = os.environ.get(spec.name)
-            os.environ[spec.name] = scope.url(spec.format)
+        change_env(saved, {spec.name: scope.url(spec.format) for spec in self.config.env_vars})
         self._saved_env[scope_id] = saved
         self.current_test_id = scope_id
 
     def _restore_env(self, scope_id: str) -> None:
-        for name, value in self._saved_env.pop(scope_id, {}).items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        restore_env(self._saved_env.pop(scope_id, {}))
 
     def _on_track(self, resource: Any) -> None:
         self.global_connection_registry.add(resource)
         self._counters["connections_created"] += 1
-
-    def _on_untrack(self, resource: Any) -> None:
-        self.global_connection_registry.discard(resource)
 
     def _close_connections(self, scope: Scope, timeout: float | None = None) -> bool:
         """Close every tracked connection; each bounded by the timeout, none stops the rest."""
@@ -552,15 +473,7 @@ class IsolationManager:
 
     def _emergency(self, scope: Scope) -> bool:
         ok = self._close_connections(scope, min(scope.options.close_timeout, 1.0))
-        if scope.shared is not None:
-            try:
-                self._reset_shared(scope)
-                return ok
-            except Exception as exc:
-                log.error("emergency cleanup of scope %s: could not reset %s: %s", scope.id, scope.database.name, exc)
-                return False
-        during = f"emergency cleanup of scope {scope.id}"
-        return _release_and_drop(scope.database, during, problems=scope.cleanup_errors) and ok
+        return self._strategy(scope.options.strategy).emergency(scope) and ok
 
     def _finish(self, scope: Scope, started: float) -> None:
         with self._lock:
@@ -601,51 +514,6 @@ class IsolationManager:
                 log.warning("reset hook %s failed after test %r (scope %s): %s", spec, test_name, scope_id, exc)
                 ok = False
         return ok
-
-
-def _release_and_drop(database: Any, during: str, *, problems: list[str] | None = None) -> bool:
-    """Release and drop a database, logging (not raising) what fails; True if both worked.
-
-    Each failure is also described in ``problems``, when given (the scope's, for the report).
-    """
-    ok = True
-    for step in (database.release, database.drop):
-        try:
-            step()
-        except Exception as exc:
-            ok = False
-            log.error("%s: %s: %s", during, database.name, exc)
-            if problems is not None:
-                problems.append(f"{during}: could not {step.__name__} {database.name}: {type(exc).__name__}: {exc}")
-    return ok
-
-
-def _execute(conn: Any, sql: str) -> None:
-    cursor = conn.cursor()
-    try:
-        cursor.execute(sql)
-    finally:
-        cursor.close()
-
-
-def _data_version(conn: Any) -> int | None:
-    """SQLite's PRAGMA data_version: changes when another connection commits (None elsewhere)."""
-    if type(conn).__module__ != "sqlite3":
-        return None
-    cursor = conn.execute("PRAGMA data_version")
-    try:
-        return int(cursor.fetchall()[0][0])  # fetch to the end: an active statement would lock backup()
-    finally:
-        cursor.close()
-
-
-def _in_transaction(conn: Any) -> bool:
-    """Whether a DB-API connection (sqlite3 or psycopg) has a transaction open."""
-    if hasattr(conn, "in_transaction"):
-        return bool(conn.in_transaction)
-    info = getattr(conn, "info", None)
-    status = getattr(info, "transaction_status", None)
-    return status is not None and int(status) != 0
 
 
 def _close_quietly(

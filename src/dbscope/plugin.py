@@ -7,13 +7,15 @@ Thin on purpose: every lifecycle step is the IsolationManager's. Run state lives
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
 import pytest
 
+from .backends.base import SharedServer
 from .config import SETTINGS, Config, build_config
+from .environment import change_env, restore_env
 from .errors import BackendUnavailableError, ConfigError, DbscopeError, MigrationError
 from .logs import configure_debug_logging
 from .manager import IsolationManager
@@ -25,9 +27,15 @@ CONFIG_KEY = pytest.StashKey[Config]()
 MANAGER_KEY = pytest.StashKey[IsolationManager]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
 FAILED_KEY = pytest.StashKey[bool]()
-CLUSTER_KEY = pytest.StashKey[Any]()
-CLUSTER_URL_ENV = "DBSCOPE_CLUSTER_URL"
-KEPT_KEY = pytest.StashKey[list[tuple[str, str]]]()
+#: the server the xdist controller started for every worker (a backend type's SharedServer)
+CLUSTER_KEY = pytest.StashKey[SharedServer]()
+#: the key of ``workerinput`` (xdist's controller-to-worker channel) that holds its URL
+CLUSTER_INPUT_KEY = "dbscope_cluster_url"
+#: The same URL for a worker's first moments: conftests are imported (and the reset and
+#: rollback strategies must have set the database's address) before xdist hands the worker
+#: its ``workerinput``. It travels in the environment xdist's execnet spec gives the worker
+#: process (``pytest_xdist_setupnodes``), never in the controller's own environment.
+CLUSTER_SPEC_ENV = "DBSCOPE_XDIST_SERVER_URL"
 
 # pytest captures fd 2 before any hook of ours runs; debug lines must reach the terminal's
 # stderr even so (and from xdist workers), so a copy of it is taken when this module is imported.
@@ -62,28 +70,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _resolve(config: pytest.Config, *, early: bool = False) -> Config:
+    """The settings; under xdist, with the URL of the server the controller started for every worker."""
+    namespace = config.known_args_namespace if early else config.option
     if early:  # before the full parse only the known-args namespace has the command line
-        namespace = vars(config.known_args_namespace)
-        cli = {s.name: namespace.get(s.ini_name) for s in SETTINGS if s.cli}
+        cli = {s.name: vars(namespace).get(s.ini_name) for s in SETTINGS if s.cli}
     else:
         cli = {s.name: config.getoption(s.ini_name) for s in SETTINGS if s.cli}
     ini = {s.name: config.getini(s.ini_name) for s in SETTINGS if s.ini}
+    # -o dbscope_x=... (pytest keeps it in override_ini): named as such in errors, not as the file
+    overridden = {entry.partition("=")[0].strip() for entry in getattr(namespace, "override_ini", None) or ()}
+    origins = {s.name: f"-o {s.ini_name} on the command line" for s in SETTINGS if s.ini_name in overridden}
     inipath = config.inipath
     source = f"config file {inipath.name}" if inipath else "config file"
     base_dir = str(inipath.parent if inipath else config.rootpath)
     try:
-        settings = build_config(cli=cli, env=os.environ, ini=ini, ini_source=source, base_dir=base_dir)
+        settings = build_config(
+            cli=cli, env=os.environ, ini=ini, ini_source=source, base_dir=base_dir, ini_origins=origins
+        )
     except ConfigError as exc:
         raise pytest.UsageError(f"dbscope: {exc}") from None
-    cluster_url = os.environ.get(CLUSTER_URL_ENV)
-    if cluster_url and _is_proc_url(settings.url):
-        # an xdist worker: the controller started one throwaway cluster for all workers
-        settings = replace(settings, url=cluster_url)
-    return settings
+    if config.stash.get(CLUSTER_KEY, None) is None and _is_xdist_controller(config) and _runs_tests(config):
+        _start_shared_cluster(config, settings)  # as early as possible: the controller builds the template on it
+    server = config.stash.get(CLUSTER_KEY, None)
+    # a worker: xdist's workerinput holds the URL of the controller's server (not yet while
+    # pytest_load_initial_conftests runs: xdist sets workerinput once the config exists)
+    url = server.url if server is not None else getattr(config, "workerinput", {}).get(CLUSTER_INPUT_KEY)
+    if url is None and os.environ.get("PYTEST_XDIST_WORKER"):
+        url = os.environ.get(CLUSTER_SPEC_ENV)
+    return replace(settings, url=url) if url else settings
 
 
-def _is_proc_url(url: str) -> bool:
-    return url.split("://", 1)[0].lower() == "postgresql+proc"
+def _runs_tests(config: pytest.Config) -> bool:
+    """False for ``pytest --help`` and ``--version``, which start no server."""
+    namespace = config.known_args_namespace
+    return not (getattr(namespace, "help", False) or getattr(namespace, "version", False))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -98,32 +118,44 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         configure_debug_logging(stream=_DEBUG_STREAM)
     saved: dict[str, str | None] = {}
     early_config.stash[SAVED_ENV_KEY] = saved
-    _set_env(saved, {name: None for name in settings.unset_env})
-    _set_env(saved, dict(settings.set_env))
+    change_env(saved, {name: None for name in settings.unset_env})
+    change_env(saved, dict(settings.set_env))
     manager = IsolationManager(config=settings)
     early_config.stash[MANAGER_KEY] = manager
-    if settings.strategy == "clone" or _is_xdist_controller(early_config):
+    namespace = early_config.known_args_namespace
+    if getattr(namespace, "help", False) or getattr(namespace, "version", False):
         return
+    if getattr(namespace, "collectonly", False) and not manager.strategy.fixed_url:
+        return  # nothing will run and no module reads a database address at import
+    if os.environ.get("PYTEST_XDIST_WORKER") and settings.backend_url.backend_type().shares_server:
+        # an xdist worker whose controller did not hand it the shared server (the controller
+        # starts it; a worker never starts one of its own)
+        raise pytest.UsageError(
+            f"dbscope: this xdist worker was not given the URL of the server its controller starts for "
+            f"{settings.backend_url.masked}; run the controller with this version of dbscope"
+        )
+    # Build the template now: a broken migration, a refused URL or a server that does not
+    # answer stops the run here with dbscope's own message, before any conftest or test
+    # module is imported (an app reading DATABASE_URL at import would hide it otherwise).
+    controller = _is_xdist_controller(early_config)
     try:
-        environment = manager.shared_environment()
-    except DbscopeError:
-        return  # the first test that needs the database reports it, with its context
-    _set_env(saved, environment)
-
-
-def _set_env(saved: dict[str, str | None], changes: Mapping[str, str | None]) -> None:
-    """Set (or, for None, delete) variables, remembering each one's first value in ``saved``."""
-    for name, value in changes.items():
-        saved.setdefault(name, os.environ.get(name))
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+        environment = manager.prepare(environment=not controller)
+    except DbscopeError as exc:
+        manager.close()
+        raise pytest.UsageError(f"dbscope: {type(exc).__name__}: {mask_password(str(exc))}") from None
+    if controller:  # it runs no test: let go of the server now (the workers reuse a cached template)
+        manager.close()
+        early_config.stash[MANAGER_KEY] = IsolationManager(config=settings)
+    change_env(saved, environment)
 
 
 def _is_xdist_controller(config: pytest.Config) -> bool:
-    """True in the xdist controller, which runs no test (workers have PYTEST_XDIST_WORKER)."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    """True in the xdist controller, which runs no test and starts workers (``-n N``, N > 0).
+
+    A worker has ``config.workerinput``; before xdist sets it (while the initial conftests
+    load) only PYTEST_XDIST_WORKER, which xdist sets before the worker's config is made.
+    """
+    if hasattr(config, "workerinput") or os.environ.get("PYTEST_XDIST_WORKER"):
         return False
     return bool(getattr(config.known_args_namespace, "numprocesses", None))
 
@@ -131,8 +163,8 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     settings = _resolve(config)
-    if _is_proc_url(settings.url) and _is_xdist_controller(config):
-        settings = _start_shared_cluster(config, settings)
+    if config.pluginmanager.hasplugin("xdist") and not config.pluginmanager.hasplugin("dbscope-xdist"):
+        config.pluginmanager.register(XdistHooks(config), "dbscope-xdist")
     config.stash[CONFIG_KEY] = settings
     manager = config.stash.get(MANAGER_KEY, None)
     if manager is None or manager.config != settings:
@@ -144,18 +176,40 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ReportPlugin(config, manager), "dbscope-report")
 
 
-def _start_shared_cluster(config: pytest.Config, settings: Config) -> Config:
-    """xdist controller: one throwaway cluster serves every worker; they inherit its URL."""
-    from .backends.pg_cluster import start_cluster
+def _start_shared_cluster(config: pytest.Config, settings: Config) -> None:
+    """xdist controller: start the server every worker shares, if the URL's backend needs one.
 
+    (``postgresql+proc://``: one throwaway cluster.) Workers get its URL through
+    ``workerinput`` (:class:`XdistHooks`); it is stopped at ``pytest_unconfigure``.
+    """
+    url = settings.backend_url
     try:
-        cluster = start_cluster(settings)
+        kind = url.backend_type()
+        server = kind.start_shared_server(url, config=settings) if kind.shares_server else None
     except DbscopeError as exc:
         raise pytest.UsageError(f"dbscope: {exc}") from None
-    config.stash[CLUSTER_KEY] = cluster
-    # workers are started after this, with this environment
-    _set_env(config.stash[SAVED_ENV_KEY], {CLUSTER_URL_ENV: cluster.url})
-    return replace(settings, url=cluster.url)
+    if server is not None:
+        config.stash[CLUSTER_KEY] = server
+
+
+class XdistHooks:
+    """pytest-xdist's hooks; registered only when xdist is active, whose hook specifications they need."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs: list[Any]) -> None:
+        """Controller, before the worker processes start: the URL for their first moments (see CLUSTER_SPEC_ENV)."""
+        server = self.config.stash.get(CLUSTER_KEY, None)
+        if server is not None:
+            for spec in specs:
+                spec.env[CLUSTER_SPEC_ENV] = server.url
+
+    def pytest_configure_node(self, node: Any) -> None:
+        """Controller, before a worker starts: hand it the URL of the shared server (xdist's own channel)."""
+        server = self.config.stash.get(CLUSTER_KEY, None)
+        if server is not None:
+            node.workerinput[CLUSTER_INPUT_KEY] = server.url
 
 
 @pytest.hookimpl(trylast=True)
@@ -179,7 +233,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if cluster is not None:
         cluster.stop()
     saved: dict[str, str | None] = config.stash.get(SAVED_ENV_KEY, {})
-    _set_env({}, saved)  # back to the values before the session
+    restore_env(saved)  # back to the values before the session
 
 
 # -- fixtures ---------------------------------------------------------------------------
@@ -202,12 +256,13 @@ def dbscope_scope(request: pytest.FixtureRequest, dbscope: IsolationManager) -> 
             request.node.nodeid, options_source=f"@pytest.mark.dbscope on {request.node.nodeid}", **options
         )
         scope = context.__enter__()
-    except (ConfigError, MigrationError, BackendUnavailableError) as exc:
+    except DbscopeError as exc:
         # A setting, migration or server every test needs: fail the session once, with
-        # dbscope's own message and no traceback. A marker's bad option fails its test only.
+        # dbscope's own message and no traceback. A marker's bad option fails its test only;
+        # a database an earlier test left unusable (IsolationError) fails this test, clearly.
         if isinstance(exc, MigrationError):
             request.session.shouldfail = f"dbscope: the template database could not be built ({exc.source})"
-        elif not options:
+        elif isinstance(exc, (ConfigError, BackendUnavailableError)) and not options:
             request.session.shouldfail = f"dbscope: {type(exc).__name__}, see the first error above"
         problem = f"dbscope: {type(exc).__name__}: {mask_password(str(exc))}"
     if problem is not None:  # outside the except block: no "during handling" chain on the terminal
@@ -218,8 +273,8 @@ def dbscope_scope(request: pytest.FixtureRequest, dbscope: IsolationManager) -> 
         if request.config.stash[CONFIG_KEY].keep_failed and request.node.stash.get(FAILED_KEY, False):
             scope.kept = True
         context.__exit__(None, None, None)
-        if scope.kept_url:
-            request.config.stash.setdefault(KEPT_KEY, []).append((request.node.nodeid, scope.kept_url))
+    if scope.isolation_errors:  # after the cleanup: the next test starts clean all the same
+        pytest.fail("dbscope: " + "\n".join(scope.isolation_errors), pytrace=False)
 
 
 @pytest.fixture
@@ -279,7 +334,9 @@ def _dispose_async(engine: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _dbscope_autouse(request: pytest.FixtureRequest) -> None:
-    if request.config.stash[CONFIG_KEY].autouse:
+    # a strategy whose database is in the environment for every test (reset, rollback) must
+    # restore it after every test, whether or not the test asked for a dbscope fixture
+    if request.config.stash[CONFIG_KEY].autouse or request.config.stash[MANAGER_KEY].strategy.scopes_every_test:
         request.getfixturevalue("dbscope_scope")
 
 
@@ -289,11 +346,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and report.failed:
         item.stash[FAILED_KEY] = True
     return report
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    kept = config.stash.get(KEPT_KEY, [])
-    if kept:
-        terminalreporter.write_sep("-", "dbscope: databases of failed tests, kept")
-        for nodeid, url in kept:
-            terminalreporter.write_line(f"{nodeid}: {mask_password(url)}")

@@ -15,6 +15,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .backends.base import release_and_drop
+
 __all__ = ["ClonePool"]
 
 log = logging.getLogger("dbscope.database")
@@ -32,7 +34,6 @@ class ClonePool:
         self.hits = 0
         self.misses = 0
         self.failure: BaseException | None = None
-        self.revivals = 0
         self._name = name
         self._thread: threading.Thread | None = None
         if size > 0:
@@ -69,7 +70,6 @@ class ClonePool:
                 return
             log.warning("clone pool filling again (it stopped on: %s)", self.failure)
             self.failure = None
-            self.revivals += 1
             self._thread = threading.Thread(target=self._fill, name=self._name, daemon=True)
             self._thread.start()
 
@@ -90,7 +90,7 @@ class ClonePool:
                 if not self._closed:
                     self._ready.append(database)
                     continue
-            _drop_quietly(database)
+            release_and_drop(database, "dropping a clone the pool no longer needs")
             return
 
     def close(self, timeout: float = 10.0) -> None:
@@ -103,15 +103,7 @@ class ClonePool:
         if self._thread is not None:
             self._thread.join(timeout)
         for database in ready:
-            _drop_quietly(database)
+            release_and_drop(database, "dropping a clone the pool no longer needs")
 
     def __len__(self) -> int:
         return len(self._ready)
-
-
-def _drop_quietly(database: Any) -> None:
-    try:
-        database.release()
-        database.drop()
-    except Exception as exc:
-        log.warning("could not drop pooled database %r: %s", database, exc)

@@ -138,6 +138,8 @@ class Record:
     memory_growth_bytes: int = 0
     rss_bytes: int = 0
     warnings: list[dict[str, str]] | None = None
+    #: a failed test's database kept by --dbscope-keep-failed: what opens it (or why it was not kept)
+    kept_database: str | None = None
 
     def scope_ended(self, scope_id: str, setup_ms: float, teardown_ms: float, leaked: int) -> None:
         self.scopes += 1
@@ -195,6 +197,7 @@ class Record:
             "memory_growth_bytes": self.memory_growth_bytes,
             "rss_bytes": self.rss_bytes,
             "warnings": self.warnings or [],
+            "kept_database": self.kept_database,
         }
 
 

@@ -98,6 +98,10 @@ class ReportPlugin:
         record.connections_closed += scope.connections_closed
         for problem in scope.cleanup_errors:  # a close that hung or failed: the test still ran, say so
             record.warn("cleanup_failure", f"cleanup failure in {record.nodeid}: {mask_password(problem)}")
+        for problem in scope.isolation_errors:  # the test also fails (its teardown): the report says why
+            record.warn("isolation_error", f"isolation error in {record.nodeid}: {mask_password(problem)}")
+        if scope.kept_url or scope.kept_note:
+            record.kept_database = mask_password(scope.kept_url or scope.kept_note or "")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -281,6 +285,11 @@ class ReportPlugin:
                 write(f"  {nodeid}: {what}", red=True)
         if self.comparison is not None and has_failures(self.comparison):
             write("dbscope: failing the run: performance regression over the baseline's failure threshold", red=True)
+        kept = [(test["nodeid"], test["kept_database"]) for test in report["tests"] if test.get("kept_database")]
+        if kept:  # from every worker: the records are the one channel to the controller
+            terminalreporter.write_sep("-", "dbscope: databases of failed tests, kept")
+            for nodeid, value in kept:
+                write(f"{nodeid}: {value}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.memory.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -49,7 +49,6 @@ class Scope:
         database: Database,
         *,
         on_track: Callable[[Any], None],
-        on_untrack: Callable[[Any], None],
     ) -> None:
         self.id = scope_id
         self.test_name = test_name
@@ -59,21 +58,27 @@ class Scope:
         self._started = time.monotonic()
         self._ended: float | None = None
         self.state = ScopeState.ACTIVE
-        self.migration_completed = True
         self.connections: list[Any] = []
         self.leaked_connections = 0
         self.setup_ms = 0.0
         self.teardown_ms = 0.0
         self.kept = False
         self.kept_url: str | None = None
+        self.kept_note: str | None = None  # why a failed test's database could not be kept
         self.connections_opened = 0
         self.connections_closed = 0
-        self.data_version: int | None = None
         self.cleanup_errors: list[str] = []  # what failed while closing it, for the report
-        self.shared: Any = None  # the worker's database under the reset/rollback strategies
-        self._lent_primary = False
+        #: what this test did that its strategy cannot undo quietly (a transaction left open, a
+        #: schema change): each fails the test's teardown and names the test
+        self.isolation_errors: list[str] = []
+        # set by the strategy (see dbscope.strategies): what a new client borrows, and what the
+        # end of the scope compares with
+        self.lend: Callable[[], tuple[Any, Any, bool]] = lambda: (None, None, False)
+        self.strategy_state: Any = None
+        self.connections_before: Mapping[Hashable, bool] | None = None
+        self.schema_before: str | None = None
+        self.write_mark: Any = None
         self._on_track = on_track
-        self._on_untrack = on_untrack
 
     @property
     def active(self) -> bool:
@@ -92,15 +97,7 @@ class Scope:
     def client(self) -> Client:
         """A new client on this scope's database, closed when the scope ends."""
         self._check_active()
-        outer = self.shared.outer if self.shared is not None else None
-        if outer is not None:  # rollback strategy: every client works inside the test's transaction
-            connection, lock = outer, self.shared.lock
-        else:
-            # The first client borrows the connection that keeps the database alive: one
-            # connection (and one schema parse) less per test. Later clients open their own.
-            lent = self._lent_primary or self.shared is not None
-            connection, lock = (None if lent else self.database.primary_connection()), None
-            self._lent_primary = True
+        connection, lock, joined = self.lend()
         client = Client(
             self.database.connect,
             self.database.dialect,
@@ -108,7 +105,7 @@ class Scope:
             test_name=self.test_name,
             close_timeout=self.options.close_timeout,
             connection=connection,
-            in_outer_transaction=outer is not None,
+            in_outer_transaction=joined,
             lock=lock,
         )
         return self.track(client)
@@ -128,11 +125,6 @@ class Scope:
         self._on_track(resource)
         return resource
 
-    def untrack(self, resource: Any) -> None:
-        if resource in self.connections:
-            self.connections.remove(resource)
-            self._on_untrack(resource)
-
     @property
     def connection_count(self) -> int:
         return sum(1 for c in self.connections if not getattr(c, "closed", False))
@@ -148,7 +140,7 @@ class Scope:
             "test_name": self.test_name,
             "connection_count": self.connection_count,
             "duration_ms": self.duration_ms,
-            "migration_completed": self.migration_completed,
+            "migration_completed": True,  # a scope exists only once its database is migrated
         }
 
     def __repr__(self) -> str:

@@ -76,30 +76,6 @@ FORMS: dict[str, Callable[[pytest.Pytester], str]] = {
 }
 
 
-def need_pg_binaries() -> None:
-    pytest.importorskip("psycopg")
-    from dbscope.backends.pg_cluster import find_bindir
-
-    try:
-        find_bindir()
-    except Exception as exc:  # no PostgreSQL binaries: skipped here, a failure under CI
-        pytest.skip(f"PostgreSQL binaries for postgresql+proc://: {exc}")
-
-
-@pytest.fixture(params=["sqlite-memory", "sqlite-dir", "postgresql", "postgresql-proc"])
-def any_backend_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The dbscope_url of one backend."""
-    kind = str(request.param)
-    if kind == "sqlite-memory":
-        return "sqlite://"
-    if kind == "sqlite-dir":
-        return f"sqlite:///{tmp_path_factory.mktemp('templates')}"
-    if kind == "postgresql":
-        return str(request.getfixturevalue("pg_url"))
-    need_pg_binaries()
-    return "postgresql+proc://"
-
-
 def run(pytester: pytest.Pytester, url: str, spec: str) -> pytest.RunResult:
     pytester.makefile(".ini", pytest=f"[pytest]\ndbscope_url = {url}\ndbscope_migrations = {spec}\n")
     # without the plugins these projects do not use, each run starts in half a second instead of more than one
@@ -108,11 +84,11 @@ def run(pytester: pytest.Pytester, url: str, spec: str) -> pytest.RunResult:
 
 
 @pytest.mark.parametrize("form", list(FORMS))
-def test_every_form_builds_on_every_backend(pytester: pytest.Pytester, any_backend_url: str, form: str) -> None:
+def test_every_form_builds_on_every_backend(pytester: pytest.Pytester, backend_url: str, form: str) -> None:
     spec = FORMS[form](pytester)
     pytester.makepyfile(test_users=USERS_TEST)
 
-    result = run(pytester, any_backend_url, spec)
+    result = run(pytester, backend_url, spec)
 
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=2)

@@ -277,11 +277,12 @@ def test_a_bad_migration_fails_the_session_once_with_a_clean_message(
         monkeypatch.setenv(key, value)
     before = tree_digest(pytester.path)
     result = pytester.runpytest_subprocess(*RUN_ARGS, *([f"{key}={value}"] if how == "cli" else []))
-    result.assert_outcomes(errors=1)  # the first test reports it, the session stops
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(expected)
-    result.stdout.fnmatch_lines(["!!!* dbscope: * !!!*"])
-    out = "\n".join(result.outlines)
+    # the session stops once, before any test module is imported, with dbscope's own message
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.errlines[0].startswith(("ERROR: dbscope: MigrationError: ", "ERROR: dbscope: ConfigError: "))
+    result.stderr.fnmatch_lines(expected)
+    out = "\n".join(result.outlines + result.errlines)
+    assert "test_needs_db" not in out
     assert "Traceback" not in out and "src/dbscope/" not in out and "raise " not in out, out
     after = tree_digest(pytester.path)
     assert {k: v for k, v in after.items() if not k.startswith("dbs/")} == before

@@ -97,11 +97,14 @@ def pytest_sessionfinish(session):
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config):
     # The xdist controller, its workers gone, before dbscope stops the throwaway cluster
-    # (postgresql+proc://, whose URL the plugin hands to the workers in DBSCOPE_CLUSTER_URL):
+    # (postgresql+proc://, whose URL the plugin hands to the workers through xdist):
     # every dbscope database, registry row and client session still on that cluster.
-    url = os.environ.get("DBSCOPE_CLUSTER_URL")
-    if not url or os.environ.get("PYTEST_XDIST_WORKER"):
+    from dbscope import plugin
+
+    server = config.stash.get(plugin.CLUSTER_KEY, None)
+    if server is None or os.environ.get("PYTEST_XDIST_WORKER"):
         return
+    url = server.url
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:

@@ -300,7 +300,7 @@ def test_a_password_appears_in_no_repr_log_line_or_error_of_a_real_run(
                 db.execute("SELECT 1")
             seen.append(str(closed.value))
         assert PASSWORD in scope.url()  # the URL handed to the app carries it: the check below is not vacuous
-        assert any("kept the database" in line and "***" in line for line in debug_logs.lines)
+        assert any("kept the database" in line and "postgresql://postgres@" in line for line in debug_logs.lines)
         assert any("connection leak" in line for line in debug_logs.lines)
         assert len(debug_logs.lines) > 5
         for text in [*seen, *debug_logs.lines]:
@@ -334,9 +334,12 @@ def test_a_password_appears_nowhere_when_the_server_cannot_be_reached(
 
     pytester.makepyfile(test_one="def test_one(db): pass\ndef test_two(db): pass\n")
     result = pytester.runpytest_subprocess(*RUN_ARGS, f"--dbscope-url={url}", "--dbscope-report=r.json")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([f"*BackendUnavailableError: cannot reach the PostgreSQL server at 127.0.0.1:{port}*"])
-    outputs += [*result.outlines, *result.errlines, (pytester.path / "r.json").read_text()]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # before any test module is imported
+    result.stderr.fnmatch_lines(
+        [f"ERROR: dbscope: BackendUnavailableError: cannot reach the PostgreSQL server at 127.0.0.1:{port}*"]
+    )
+    assert not (pytester.path / "r.json").exists()  # no session ran: nothing to report
+    outputs += [*result.outlines, *result.errlines]
     for text in outputs:
         assert PASSWORD not in text, text
 
@@ -533,8 +536,8 @@ def test_a_remote_server_is_refused_under_pytest_and_tried_only_when_allowed(
     pytester.makepyfile(test_one="def test_one(db): pass\n")
     monkeypatch.setenv("DBSCOPE_URL", f"postgresql://deploy:{PASSWORD}@db.example.com/prod")
     refused = pytester.runpytest_subprocess(*RUN_ARGS)
-    refused.assert_outcomes(errors=1)
-    refused.stdout.fnmatch_lines(["*refusing to use the PostgreSQL server at db.example.com*dbscope_allow_remote*"])
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR  # before any test module is imported
+    refused.stderr.fnmatch_lines(["*refusing to use the PostgreSQL server at db.example.com*dbscope_allow_remote*"])
     with pytest.raises(BackendUnavailableError, match="cannot reach the PostgreSQL server at db.example.com"):
         with IsolationManager(os.environ["DBSCOPE_URL"], allow_remote=True) as manager, manager.scope("tried"):
             pass  # allowed, it is tried: and fails here, where the name does not resolve

@@ -7,11 +7,30 @@ implementation; PostgreSQL implements the same protocol.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import logging
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..migrations import MigrationSet
 
-__all__ = ["Backend", "Database", "Dialect", "Template"]
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..urls import BackendURL
+
+__all__ = [
+    "Backend",
+    "BackendType",
+    "Checkup",
+    "Database",
+    "Dialect",
+    "Garbage",
+    "GarbageList",
+    "GarbageRequest",
+    "SharedServer",
+    "Template",
+    "release_and_drop",
+]
 
 
 class Dialect(Protocol):
@@ -54,17 +73,82 @@ class Database(Protocol):
         """Close what keeps the database alive on dbscope's side (not the database)."""
         ...
 
-    def count_foreign_connections(self) -> int:
-        """Connections to this database that dbscope did not open (call after release)."""
+    def keep(self) -> str:
+        """Keep this database after its scope; return a URL (or path) its own tool opens as printed."""
+        ...
+
+    def foreign_connections(self) -> Mapping[Hashable, bool]:
+        """The connections to this database that dbscope did not open and that are open now.
+
+        Keys identify connections (a server pid, a connection object's id); each value says
+        whether that connection holds a transaction open. The leak probe of every strategy.
+        """
+        ...
+
+    def end_transactions(self, keys: Iterable[Hashable]) -> str:
+        """End the transactions those foreign connections hold (roll back, or end the session); say how."""
         ...
 
     def restore(self, template: Template) -> None:
         """Bring the contents back to the template's, in place (the reset strategy)."""
         ...
 
+    def recreate(self, template: Template) -> None:
+        """Drop and create the database again from ``template`` under the same name and URL."""
+        ...
+
+    def schema_signature(self) -> str | None:
+        """A value that changes when the schema changes and ``restore`` would not undo it; None if it always does."""
+        ...
+
+    def watch_writes(self) -> None:
+        """Prepare :meth:`written_since` on this database (once, for the worker's database)."""
+        ...
+
+    def write_mark(self, conn: Any) -> Any:
+        """Something :meth:`written_since` compares with, read on ``conn`` outside a transaction."""
+        ...
+
+    def written_since(self, conn: Any, mark: Any) -> str | None:
+        """What other connections committed since ``mark`` (tables, or "changes"), None for nothing."""
+        ...
+
+    def after_rollback(self, template: Template) -> None:
+        """Undo what a rolled-back transaction leaves behind (PostgreSQL's sequences)."""
+        ...
+
+    def in_transaction(self, conn: Any) -> bool:
+        """Whether ``conn`` (one of this database's DB-API connections) has a transaction open."""
+        ...
+
+    def is_closed(self, conn: Any) -> bool:
+        """Whether ``conn`` was closed (or its session lost)."""
+        ...
+
+    def execute(self, conn: Any, statement: str) -> None:
+        """Run one statement without parameters on ``conn``."""
+        ...
+
     def drop(self) -> None:
         """Remove the database. Never touches a database this backend did not create."""
         ...
+
+
+def release_and_drop(database: Database, during: str, *, problems: list[str] | None = None) -> bool:
+    """Release and drop a database, logging (not raising) what fails; True if both worked.
+
+    Each failure is also described in ``problems``, when given (the scope's, for the report).
+    """
+    ok = True
+    for step in (database.release, database.drop):
+        try:
+            step()
+        except Exception as exc:
+            ok = False
+            logging.getLogger("dbscope.database").error("%s: %s: %s", during, database.name, exc)
+            if problems is not None:
+                problems.append(f"{during}: could not {step.__name__} {database.name}: {type(exc).__name__}: {exc}")
+    return ok
 
 
 class Backend(Protocol):
@@ -75,3 +159,100 @@ class Backend(Protocol):
     def create(self, template: Template, *, label: str) -> Database: ...
 
     def close(self) -> None: ...
+
+
+# -- backend types: what dbscope asks of a kind of backend, one per registry entry -----------
+
+
+class SharedServer(Protocol):
+    """A server one process starts for every parallel worker (the pytest-xdist controller's)."""
+
+    @property
+    def url(self) -> str:
+        """The URL workers use instead of the configured one."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+class Garbage(Protocol):
+    """Something a run left behind, and what ``dbscope gc`` does with it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def action(self) -> str:
+        """``drop`` or ``keep``."""
+        ...
+
+
+@dataclass(frozen=True)
+class GarbageRequest:
+    """What ``dbscope gc`` was asked to do."""
+
+    dry_run: bool = True
+    templates: bool = False  # drop cached templates too
+    kept: bool = False  # drop the databases --dbscope-keep-failed kept
+    stale_after_s: float | None = None  # None: the backend's own default
+    allow_remote: bool = False
+
+
+@dataclass(frozen=True)
+class GarbageList:
+    """What ``dbscope gc`` found: the items, or why a backend never leaves anything."""
+
+    items: Sequence[Garbage] = ()
+    nothing_because: str | None = None
+
+
+class Checkup(Protocol):
+    """Where ``dbscope doctor`` writes: one line per check (ok, n/a, PROBLEM), advice at the end."""
+
+    def ok(self, what: str, detail: str) -> None: ...
+
+    def na(self, what: str, detail: str) -> None: ...
+
+    def problem(self, what: str, detail: str) -> None: ...
+
+    def advise(self, advice: str) -> None: ...
+
+
+class BackendType(Protocol):
+    """A kind of backend, as the registry names it: opens backends and answers for them.
+
+    Everything that differs between backends outside a running backend (``dbscope gc``,
+    ``dbscope doctor``, a server shared by pytest-xdist workers) is asked here, so no
+    caller branches on which backend a URL chose.
+    """
+
+    @property
+    def driver_errors(self) -> tuple[type[BaseException], ...]:
+        """The driver's exception classes: a check that raises one of them found a problem."""
+        ...
+
+    @property
+    def shares_server(self) -> bool:
+        """Whether parallel workers use one server the controller starts (:meth:`start_shared_server`)."""
+        ...
+
+    def open(self, url: BackendURL, *, run_id: str, config: Config | None = None) -> Backend: ...
+
+    def start_shared_server(self, url: BackendURL, *, config: Config) -> SharedServer | None:
+        """Under pytest-xdist, run once by the controller: the server every worker uses; None if none is needed."""
+        ...
+
+    def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
+        """What runs left behind (``dbscope gc``); dropped unless ``request.dry_run``."""
+        ...
+
+    def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:
+        """Before ``dbscope doctor`` rebuilds the template: look at the cached one; the result reports on it after."""
+        ...
+
+    def advise(self, url: BackendURL, backend: Backend, *, config: Config, clone_ms: float, checkup: Checkup) -> None:
+        """Advice for ``dbscope doctor`` once clones took ``clone_ms`` (the median)."""
+        ...

@@ -95,6 +95,15 @@ if __name__ != "__main__":  # run as a script, this file is the watchdog and nee
     from ..errors import BackendUnavailableError, CleanupError, ConfigError
     from .base import GarbageList
     from .hostfs import filesystem_type
+    from .processes import pid_alive, proc_stat
+else:  # the watchdog (python -I -S this file) loads the stdlib-only processes.py beside it by path
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("dbscope_processes", Path(__file__).with_name("processes.py"))
+    assert _spec is not None and _spec.loader is not None
+    _processes = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_processes)
+    pid_alive, proc_stat = _processes.pid_alive, _processes.proc_stat
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -111,6 +120,8 @@ __all__ = [
 log = logging.getLogger("dbscope.database")
 
 PREFIX = "dbscope_pgcluster_"
+#: A custom server setting every throwaway cluster carries (see PostgreSQLBackend.throwaway).
+THROWAWAY_SETTING = "dbscope.throwaway"
 _NAME = re.compile(rf"^{PREFIX}(?P<pid>\d+)_")
 _OWNER_FILE = "owner.json"
 _LOG_FILE = "postgres.log"
@@ -151,34 +162,11 @@ class ClusterState(enum.Enum):
 
 
 # --- processes and directories (stdlib only: the watchdog script uses these too) ---
-# _proc_stat and _pid_alive are processes.py's proc_stat and pid_alive: the watchdog runs this
-# file isolated (python -I -S), where it can import nothing of dbscope, so it keeps a copy.
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat from the state on (None without /proc or process)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rfind(")") + 2 :].split()
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: it exists
-    stat = _proc_stat(pid)
-    return not (stat and stat[0] in ("Z", "X"))
 
 
 def _process_start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (Linux), to tell a reused pid."""
-    stat = _proc_stat(pid)
+    stat = proc_stat(pid)
     try:
         return int(stat[19]) if stat else None
     except (IndexError, ValueError):
@@ -186,7 +174,7 @@ def _process_start_time(pid: int) -> int | None:
 
 
 def _is_postgres(pid: int) -> bool:
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return False
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -206,7 +194,7 @@ def _read_postmaster_pid(data_dir: Path) -> int | None:
 def _wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     delay = 0.002
-    while _pid_alive(pid):
+    while pid_alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(delay)
@@ -405,7 +393,7 @@ def _owner_is_dead(directory: Path) -> bool:
         pass  # no owner file yet or any more: judge by the pid in the name
     if pid == os.getpid():
         return False
-    if not _pid_alive(pid):
+    if not pid_alive(pid):
         return True
     current = _process_start_time(pid)
     return start_time is not None and current is not None and current != start_time
@@ -750,6 +738,8 @@ class ThrowawayCluster:
     def _server_options(self, port: int) -> str:
         assert self._root is not None
         options = ["-p", str(port), "-k", str(self._root), "-c", "listen_addresses=127.0.0.1"]
+        # tells every backend on this server, in any process, that its databases vanish with the run
+        options += ["-c", f"{THROWAWAY_SETTING}=on"]
         for name, value in self._settings.items():
             options += ["-c", f"{name}={value}"]
         return " ".join(shlex.quote(o) for o in options)

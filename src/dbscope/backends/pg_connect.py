@@ -400,8 +400,15 @@ def budget_message(budget: Budget, *, needed: int) -> str:
 def parameters(conn: psycopg.Connection[Any]) -> Mapping[str, Any]:
     """Facts about the server and our role, read once at start."""
     row = conn.execute(
-        "SELECT rolsuper, rolcreatedb, current_user, current_setting('server_version_num')::int "
+        "SELECT rolsuper, rolcreatedb, current_user, current_setting('server_version_num')::int, "
+        "coalesce(current_setting('dbscope.throwaway', true), '') = 'on' "
         "FROM pg_roles WHERE rolname = current_user"
     ).fetchone()
     assert row is not None
-    return {"superuser": bool(row[0]), "createdb": bool(row[1]), "role": str(row[2]), "version": int(row[3])}
+    return {
+        "superuser": bool(row[0]),
+        "createdb": bool(row[1]),
+        "role": str(row[2]),
+        "version": int(row[3]),
+        "throwaway": bool(row[4]),  # a cluster dbscope started for one run (postgresql+proc://)
+    }

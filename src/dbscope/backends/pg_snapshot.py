@@ -34,13 +34,25 @@ from psycopg import sql
 
 from ..errors import CleanupError
 
-__all__ = ["Snapshot", "restore_snapshot", "take_snapshot"]
+__all__ = [
+    "SCHEMA_SIGNATURE",
+    "TRACK_SCHEMA",
+    "Snapshot",
+    "install_write_tracking",
+    "restore_sequences",
+    "restore_snapshot",
+    "take_snapshot",
+    "take_write_marks",
+]
 
 Table = tuple[str, str]  # (schema, name)
 
+#: Where the rollback strategy records which tables other sessions wrote (in the worker's
+#: database only, never in a template): an unlogged table filled by statement triggers.
+TRACK_SCHEMA = "dbscope_track"
 _USER_RELATIONS = (
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
+    f"WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '{TRACK_SCHEMA}') "
     "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
 )
 _EMPTY_BINARY_COPY = 21  # header (19 bytes) + trailer (2 bytes)
@@ -101,6 +113,64 @@ def _fk_order(conn: psycopg.Connection[Any], tables: list[Table]) -> list[Table]
     for table in sorted(tables):
         visit(table)
     return ordered
+
+
+#: Changes whenever a relation or column of the user's schemas is created, dropped or altered.
+SCHEMA_SIGNATURE = (
+    "SELECT md5(coalesce(string_agg(concat_ws(':', c.oid, c.relkind, a.attnum, a.attname, a.atttypid), ','"
+    " ORDER BY c.oid, a.attnum), '')) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    f"WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '{TRACK_SCHEMA}') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' "
+    "AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
+)
+
+
+def install_write_tracking(conn: psycopg.Connection[Any]) -> None:
+    """Statement triggers on every table that note, in ``dbscope_track.dirty``, each table written.
+
+    Writes inside a transaction that is rolled back leave no note; what another session
+    commits (the app's own engine) stays noted, even a TRUNCATE or a cascade.
+    """
+    track = sql.Identifier(TRACK_SCHEMA)
+    with conn.transaction():
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(track))
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {}.dirty (tbl regclass PRIMARY KEY)").format(track))
+        conn.execute(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {}.note() RETURNS trigger LANGUAGE plpgsql AS "
+                "$note$ BEGIN INSERT INTO {}.dirty VALUES (TG_RELID) ON CONFLICT DO NOTHING; RETURN NULL; END $note$"
+            ).format(track, track)
+        )
+        for table in _tables(conn):
+            conn.execute(
+                sql.SQL(
+                    "CREATE OR REPLACE TRIGGER dbscope_note AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {}.note()"
+                ).format(_ident(table), track)
+            )
+
+
+def take_write_marks(conn: psycopg.Connection[Any]) -> list[str]:
+    """The tables other sessions wrote since the last look, emptying the list (see install_write_tracking)."""
+    statement = sql.SQL("DELETE FROM {}.dirty RETURNING tbl::text").format(sql.Identifier(TRACK_SCHEMA))
+    return sorted(str(row[0]) for row in conn.execute(statement))
+
+
+def restore_sequences(conn: psycopg.Connection[Any], snapshot: Snapshot) -> None:
+    """Put every sequence back to the snapshot's value (``setval`` is not undone by a rollback)."""
+    if snapshot.sequences:
+        conn.execute(
+            sql.SQL("SELECT {}").format(
+                sql.SQL(", ").join(
+                    sql.SQL("setval({}, {}, {})").format(
+                        sql.Literal(sql.Identifier(*seq).as_string(conn)), sql.Literal(value), sql.Literal(called)
+                    )
+                    for seq, value, called in snapshot.sequences
+                )
+            )
+        )
 
 
 def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
@@ -206,19 +276,7 @@ def restore_snapshot(
                         copy.write(payload)
             for table in toggled:
                 conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(_ident(table)))
-            if snapshot.sequences:
-                conn.execute(
-                    sql.SQL("SELECT {}").format(
-                        sql.SQL(", ").join(
-                            sql.SQL("setval({}, {}, {})").format(
-                                sql.Literal(sql.Identifier(*seq).as_string(conn)),
-                                sql.Literal(value),
-                                sql.Literal(called),
-                            )
-                            for seq, value, called in snapshot.sequences
-                        )
-                    )
-                )
+            restore_sequences(conn, snapshot)
     except psycopg.errors.LockNotAvailable as exc:
         holders = ""
         try:

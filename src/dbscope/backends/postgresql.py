@@ -36,7 +36,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -45,7 +45,7 @@ from psycopg import sql
 
 from ..errors import BackendUnavailableError, ConfigError, DbscopeError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
-from ..urls import BackendURL, mask_password, parse_backend_url
+from ..urls import BackendURL, mask_password, parse_backend_url, without_password
 from .base import Dialect
 from .pg_connect import (
     START_ADVICE,
@@ -84,7 +84,16 @@ from .pg_owner import (
     register_run,
     unregister_run,
 )
-from .pg_snapshot import Snapshot, restore_snapshot, take_snapshot
+from .pg_snapshot import (
+    SCHEMA_SIGNATURE,
+    Snapshot,
+    install_write_tracking,
+    restore_sequences,
+    restore_snapshot,
+    take_snapshot,
+    take_write_marks,
+)
+from .registry import by_scheme
 
 __all__ = [
     "CLONE_STRATEGY_ENV",
@@ -183,6 +192,7 @@ class PostgreSQLDatabase:
         self._pids: set[int] = set()  # server pids of every connection dbscope opened here
         self._primary: psycopg.Connection[Any] | None = None
         self._restorer: psycopg.Connection[Any] | None = None
+        self._tracking = False  # write tracking installed (see watch_writes)
         self._lock = threading.Lock()
 
     def url(self, fmt: str = "sqlalchemy") -> str:
@@ -226,19 +236,70 @@ class PostgreSQLDatabase:
             if self.state is DatabaseState.OPEN:
                 self.state = DatabaseState.RELEASED
 
-    def count_foreign_connections(self) -> int:
-        """Client connections to this database that dbscope did not open (from pg_stat_activity)."""
-        return self._backend._foreign_connections(self.name, frozenset(self._pids))
+    def foreign_connections(self, ignore: Collection[Hashable] = ()) -> Mapping[Hashable, bool]:
+        """Client sessions on this database that dbscope did not open: pid -> holds a transaction."""
+        return self._backend._foreign_connections(self.name, frozenset(self._pids), frozenset(ignore))
+
+    def end_transactions(self, keys: Iterable[Hashable]) -> str:
+        """End the sessions holding those transactions: the only way to end another session's transaction."""
+        pids = [int(str(k)) for k in keys]
+        self._backend._terminate(pids)
+        return f"ended the session(s) of pid {', '.join(map(str, pids))}"
+
+    def recreate(self, template: Any) -> None:
+        """Drop (closing every session on it) and create it again under the same name."""
+        self.release()
+        self._backend._recreate(self, template)
+        self._tracking = False
+        self.open_primary()
+
+    def schema_signature(self) -> str | None:
+        row = self._restore_connection().execute(SCHEMA_SIGNATURE).fetchone()
+        return str(row[0]) if row else None
+
+    def watch_writes(self) -> None:
+        """Statement triggers on every table record which tables other sessions wrote (see TRACK_SCHEMA)."""
+        if not self._tracking:
+            install_write_tracking(self._restore_connection())
+            self._tracking = True
+
+    def write_mark(self, conn: Any) -> Any:
+        return None  # the tracking table itself is the mark: it is emptied after every look
+
+    def written_since(self, conn: Any, mark: Any) -> str | None:
+        return ", ".join(take_write_marks(conn)) or None
+
+    def after_rollback(self, template: Any) -> None:
+        """A rollback leaves sequences advanced: put them back to the template's values."""
+        restore_sequences(self._restore_connection(), self._backend.snapshot(template))
+
+    def in_transaction(self, conn: Any) -> bool:
+        return bool(conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
+
+    def is_closed(self, conn: Any) -> bool:
+        return bool(conn.closed or conn.broken)
+
+    def execute(self, conn: Any, statement: str) -> None:
+        conn.execute(statement)
 
     def restore(self, template: Any) -> None:
         """Bring the contents back to the template's in place; open connections stay open."""
         self._backend._restore(self, template)
 
     def keep(self) -> str:
-        """Keep this database after its scope (a failed test); garbage collection leaves it alone."""
+        """Keep this database after its scope (a failed test); garbage collection leaves it alone.
+
+        Returns the URL ``psql`` opens as printed, ``postgresql://user@host:port/name``: without
+        the password, which psql asks for (or reads from PGPASSWORD or ~/.pgpass).
+        """
+        if self._backend.throwaway:
+            raise BackendUnavailableError(
+                f"{self.name} lives on a throwaway cluster that is removed when the run ends; to keep a failed "
+                "test's database, run it against a server (--dbscope-url postgresql://user@host:port/db)"
+            )
         self._backend._keep(self)
         self.state = DatabaseState.KEPT
-        return self.url()
+        return without_password(self.url("dsn"))
 
     def drop(self) -> None:
         """Release, then drop in the background (``WITH (FORCE)``); bounded wait in ``backend.close()``."""
@@ -440,6 +501,8 @@ class PostgreSQLBackend:
             undo.callback(maintenance.close)
             facts = parameters(maintenance)
             self.role, self.superuser, self.server_version = facts["role"], facts["superuser"], facts["version"]
+            #: the server is a throwaway cluster of this run: its databases cannot outlive it
+            self.throwaway = bool(facts["throwaway"])
             if not (facts["createdb"] or facts["superuser"]):
                 raise BackendUnavailableError(
                     f"role {self.role!r} on the PostgreSQL server at {self.address.where} may not create databases, "
@@ -570,7 +633,7 @@ class PostgreSQLBackend:
                 log.info("dbscope: waiting for another process building the template %s", name)
                 conn.execute("SELECT pg_advisory_lock(%s, %s)", key)
             exists, _, record = read_owner(conn, name)
-            if exists and (record is None or record.kind != "template"):
+            if exists and (record is None or not record.is_template):
                 raise BackendUnavailableError(
                     f"a database named {name} exists on {self.address.where} but is not a dbscope template "
                     "(no owner record); dbscope will not use or drop it. Drop it yourself if it is left over."
@@ -601,9 +664,10 @@ class PostgreSQLBackend:
             conn.execute(comment_on(building, record))
             clear_pending(conn, building)
             target = self._connect(building, autocommit=False, role="build")
+            url = self.address.url(building, "sqlalchemy")  # for alembic and metadata steps
             try:
-                migrations.apply(target)
-                seed.apply(target)
+                migrations.apply(target, url)
+                seed.apply(target, url)
             except psycopg.Error as exc:  # at commit: a deferred constraint, a serialization failure
                 raise MigrationError(
                     f"the migrations and seed ran, but committing them failed: {mask_password(str(exc).strip())}; "
@@ -741,32 +805,48 @@ class PostgreSQLBackend:
         """Block until scheduled drops are done (True), or ``timeout`` passed (False)."""
         return self._janitor.wait(self.close_timeout if timeout is None else timeout)
 
-    def _foreign_connections(self, name: str, own: frozenset[int]) -> int:
-        """Client backends on ``name`` not opened by dbscope; re-read briefly while one is exiting."""
-        count = 0
+    def _foreign_connections(
+        self, name: str, own: frozenset[int], ignore: frozenset[Hashable] = frozenset()
+    ) -> dict[Hashable, bool]:
+        """Client sessions on ``name`` not opened by dbscope; re-read briefly while a new one is exiting."""
+        found: dict[Hashable, bool] = {}
         for delay in (0.0, 0.01, 0.02, 0.05, 0.1):
             if delay:
                 time.sleep(delay)
             self._admin = self._live(self._admin)
-            row = self._admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend' "
+            rows = self._admin.execute(
+                "SELECT pid, state FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend' "
                 "AND pid <> ALL(%s)",
                 [name, list(own)],
-            ).fetchone()
-            count = int(row[0]) if row else 0
-            if count == 0:
+            ).fetchall()
+            found = {int(pid): bool(state) and (state == "active" or "transaction" in state) for pid, state in rows}
+            if not set(found) - ignore:
                 break
-        return count
+        return found
 
-    def foreign_connection_details(self, name: str, own: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
-        """Who holds connections to ``name`` (pid, application_name, client address, state)."""
-        rows = self._admin.execute(
-            "SELECT pid, application_name, client_addr::text, state, backend_start FROM pg_stat_activity "
-            "WHERE datname = %s AND backend_type = 'client backend' AND pid <> ALL(%s) ORDER BY pid",
-            [name, list(own)],
-        ).fetchall()
-        keys = ("pid", "application_name", "client_addr", "state", "backend_start")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+    def _terminate(self, pids: list[int]) -> None:
+        """End these sessions and wait (bounded) until they are gone."""
+        self._admin = self._live(self._admin)
+        self._admin.execute("SELECT pg_terminate_backend(pid, %s) FROM unnest(%s::int[]) AS pid", [5000, pids])
+
+    def _recreate(self, database: PostgreSQLDatabase, template: Any) -> None:
+        """Drop ``database`` now (WITH FORCE) and clone it again under its name."""
+        self._admin = self._live(self._admin)
+        try:
+            drop_checked(self._admin, database.name)
+        except psycopg.Error as exc:
+            raise self._error(exc, f"cannot re-create {database.name}") from exc
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(database.name), sql.Identifier(template.name)
+        )
+        with self._creator() as creator:
+            try:
+                note_pending(creator, database.name, self.owner.but(kind="clone", template=template.name))
+                self._clone(creator, statement, database.name, template)
+                creator.execute(comment_on(database.name, self.owner.but(kind="clone", template=template.name)))
+                clear_pending(creator, database.name)
+            except psycopg.Error as exc:
+                raise self._error(exc, f"cannot re-create {database.name}") from exc
 
     def _keep(self, database: PostgreSQLDatabase) -> None:
         self._admin = self._live(self._admin)
@@ -803,9 +883,10 @@ class PostgreSQLBackend:
         snap = self.snapshot(template)
         started = time.perf_counter()
         try:
-            restore_snapshot(
-                database._restore_connection(), snap, database=database.name, lock_timeout_s=self.close_timeout
-            )
+            conn = database._restore_connection()
+            restore_snapshot(conn, snap, database=database.name, lock_timeout_s=self.close_timeout)
+            if database._tracking:  # the restore's own writes are not a test's
+                take_write_marks(conn)
         except psycopg.Error as exc:
             raise self._error(exc, f"cannot restore {database.name} from {template.name}") from exc
         self.counters["restores"] += 1
@@ -830,23 +911,6 @@ class PostgreSQLBackend:
                 self._janitor.drop(item.name)
 
     # -- lifecycle ---------------------------------------------------------------------------------
-
-    def get_stats(self) -> dict[str, Any]:
-        """Counters and timings of this backend as a plain dict."""
-
-        def median(values: list[float]) -> float:
-            ordered = sorted(values)
-            return round(ordered[len(ordered) // 2], 3) if ordered else 0.0
-
-        return {
-            **self.counters,
-            **self._janitor.counters,
-            "pending_drops": len(self._janitor.pending),
-            "create_ms_median": median(self.create_ms),
-            "drop_ms_median": median(self._janitor.drop_ms),
-            "pool_size": self.pool_size,
-            "strategy": self.strategy,
-        }
 
     def _check_open(self) -> None:
         if self._closed:
@@ -894,7 +958,7 @@ def collect_garbage(
     ``kept=True`` drops databases kept for failed tests.
     """
     parsed = parse_backend_url(url)
-    if parsed.family != "postgresql" or parsed.kind != "server":
+    if parsed.entry is not by_scheme("postgresql"):
         raise ConfigError(f"collect_garbage needs a postgresql:// URL, not {parsed.masked!r}")
     address = server_address(parsed)
     check_local(address, allow_remote=allow_remote)

@@ -1,7 +1,7 @@
 """Whether a process on this machine still runs: how sweeps tell a dead run's leftovers.
 
-Stdlib only. pg_cluster.py keeps its own copy of these two functions: run as the
-cluster's watchdog (``python -I -S pg_cluster.py``) it can import nothing of dbscope.
+Stdlib only, and importing nothing of dbscope: run as the cluster's watchdog
+(``python -I -S pg_cluster.py``), pg_cluster.py loads this file by its path.
 """
 
 from __future__ import annotations

@@ -21,14 +21,16 @@ import re
 import shutil
 import socket
 import sqlite3
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from ..errors import BackendUnavailableError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
@@ -42,6 +44,7 @@ PREFIX = "dbscope_"
 _APPLICATION_ID = 0x64627363  # "dbsc": gives an empty template a header page
 
 
+RESTORE_TIMEOUT_S = 5.0
 PROGRESS_STEPS = 10_000  # SQLite VM steps between two chances for a pending signal handler to run
 
 
@@ -113,9 +116,185 @@ class SQLiteDialect:
 DIALECT = SQLiteDialect()
 
 
+class ConnectionWatch:
+    """Which sqlite3 connections of this process are open on each of dbscope's databases.
+
+    SQLite cannot list the connections to a database, so this watch learns of every
+    ``sqlite3.connect()`` through Python's audit events (``sqlite3.connect`` names the
+    database, ``sqlite3.connect/handle`` hands over the connection, in the same thread)
+    and keeps the connections opened to a watched database: an app's engine, a raw
+    connection kept in a global, aiosqlite's connection in its thread. dbscope's own
+    connections are not kept. An audit hook cannot be removed, so there is one watch per
+    process, installed the first time a database is watched.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[str, list[sqlite3.Connection]] = {}
+        self._pending = threading.local()
+        self._installed = False
+        # references a connection has from sqlite3 itself, plus one holder and getrefcount's argument
+        probe = sqlite3.connect(":memory:")
+        self._alone = sys.getrefcount(probe)
+        probe.close()
+
+    @staticmethod
+    def key(target: Any) -> str:
+        """The database a connect() argument names: a memdb name or an absolute file path."""
+        text = os.fsdecode(target) if isinstance(target, (bytes, os.PathLike)) else str(target)
+        if text.startswith("file:"):
+            text = unquote(text[5:].split("?", 1)[0].split("#", 1)[0])
+            if text.startswith("//"):  # file://host/path: the authority is empty or localhost
+                text = "/" + text[2:].partition("/")[2]
+            return text
+        return os.path.abspath(text) if text and text != ":memory:" else text
+
+    def watch(self, key: str) -> None:
+        with self._lock:
+            if not self._installed:
+                sys.addaudithook(self._hook)
+                self._installed = True
+            self._watched.setdefault(key, [])
+
+    def unwatch(self, key: str) -> None:
+        with self._lock:
+            self._watched.pop(key, None)
+
+    def forget(self, conn: sqlite3.Connection) -> None:
+        """``conn`` is dbscope's own: never count it."""
+        with self._lock:
+            for connections in self._watched.values():
+                for i, known in enumerate(connections):
+                    if known is conn:
+                        del connections[i]
+                        return
+
+    def _hook(self, event: str, args: tuple[Any, ...]) -> None:
+        if event == "sqlite3.connect":
+            self._pending.key = self.key(args[0]) if args else None
+        elif event == "sqlite3.connect/handle":
+            key, self._pending.key = getattr(self._pending, "key", None), None
+            if key is not None and key in self._watched:
+                with self._lock:
+                    connections = self._watched.get(key)
+                    if connections is not None:
+                        connections.append(args[0])
+
+    def open_connections(self, key: str) -> dict[Hashable, sqlite3.Connection]:
+        """The connections to ``key`` still open; closed ones and ones nobody else holds are let go."""
+        with self._lock:
+            connections = self._watched.get(key, [])
+            alive: list[sqlite3.Connection] = []
+            for i in range(len(connections)):
+                conn = connections[i]
+                # a list slot, this variable, the argument: one more than a connection held once
+                if _is_closed(conn) or sys.getrefcount(conn) <= self._alone:
+                    continue
+                alive.append(conn)
+            connections[:] = alive
+            return {id(conn): conn for conn in alive}
+
+
+def _is_closed(conn: sqlite3.Connection) -> bool:
+    try:
+        conn.total_changes  # noqa: B018 - raises once the connection is closed
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+WATCH = ConnectionWatch()
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    """PRAGMA data_version: changes when another connection commits to the database."""
+    cursor = conn.execute("PRAGMA data_version")
+    try:
+        return int(cursor.fetchall()[0][0])  # fetch to the end: an active statement would lock backup()
+    finally:
+        cursor.close()
+
+
+class _SQLiteDatabase:
+    """What in-memory and file databases share: the strategies' questions, answered for SQLite."""
+
+    dialect: Any = DIALECT
+    name: str
+    _key: str
+
+    def connect(self, *, autocommit: bool = False) -> sqlite3.Connection:
+        raise NotImplementedError
+
+    def restore(self, template: Any, *, timeout: float = RESTORE_TIMEOUT_S) -> None:
+        raise NotImplementedError
+
+    def foreign_connections(self) -> Mapping[Hashable, bool]:
+        return {key: conn.in_transaction for key, conn in WATCH.open_connections(self._key).items()}
+
+    def end_transactions(self, keys: Iterable[Hashable]) -> str:
+        wanted = set(keys)
+        outcomes = []
+        for key, conn in WATCH.open_connections(self._key).items():
+            if key not in wanted:
+                continue
+            try:
+                conn.rollback()
+                outcomes.append("rolled back")
+            except sqlite3.Error as exc:  # another thread's connection (check_same_thread)
+                outcomes.append(f"could not roll it back: {exc}")
+        return "; ".join(outcomes) or "none found"
+
+    def recreate(self, template: Any) -> None:
+        self.restore(template)  # a restore copies the template's pages: its schema too
+
+    def schema_signature(self) -> str | None:
+        return None
+
+    def watch_writes(self) -> None:
+        pass
+
+    def write_mark(self, conn: Any) -> Any:
+        return _data_version(conn)
+
+    def written_since(self, conn: Any, mark: Any) -> str | None:
+        return "changes" if _data_version(conn) != mark else None
+
+    def after_rollback(self, template: Any) -> None:
+        pass
+
+    def in_transaction(self, conn: Any) -> bool:
+        return bool(conn.in_transaction)
+
+    def is_closed(self, conn: Any) -> bool:
+        return _is_closed(conn)
+
+    def execute(self, conn: Any, statement: str) -> None:
+        conn.execute(statement).close()
+
+
+#: Where ``keep()`` saves a failed test's database, below the current directory: the next
+#: run removes a finished run's own files, and memory dies with the process.
+KEPT_DIRECTORY = Path(".dbscope") / "failed"
+
+
+def save_kept(source: sqlite3.Connection | None, name: str) -> str:
+    """Copy ``source``'s database to ``.dbscope/failed/<name>.sqlite3``; return the path, as ``sqlite3`` opens it."""
+    directory = Path.cwd() / KEPT_DIRECTORY
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.sqlite3"
+    target = sqlite3.connect(str(path))
+    try:
+        if source is not None:
+            source.backup(target)
+    finally:
+        target.close()
+    return str(path)
+
+
 def _open(target: str, *, uri: bool, autocommit: bool) -> sqlite3.Connection:
     isolation: Any = None if autocommit else ""  # "": sqlite3's default, implicit transactions
     conn = sqlite3.connect(target, uri=uri, check_same_thread=False, isolation_level=isolation)
+    WATCH.forget(conn)
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -127,9 +306,6 @@ def _build(conn: sqlite3.Connection, migrations: MigrationSet, seed: MigrationSe
     if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
         conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
     conn.commit()
-
-
-RESTORE_TIMEOUT_S = 5.0
 
 
 def _bounded_backup(source: sqlite3.Connection, target: sqlite3.Connection, name: str, timeout: float) -> None:
@@ -170,14 +346,14 @@ class FileTemplate:
     path: Path
 
 
-class SQLiteMemoryDatabase:
+class SQLiteMemoryDatabase(_SQLiteDatabase):
     """A scope's in-memory database, alive while its anchor connection is open."""
-
-    dialect: Any = DIALECT
 
     def __init__(self, name: str, template: MemoryTemplate) -> None:
         self.name = name
         self._uri = f"file:/{name}?vfs=memdb"
+        self._key = f"/{name}"
+        WATCH.watch(self._key)
         self._anchor: sqlite3.Connection | None = _open(self._uri, uri=True, autocommit=True)
         with template.lock:
             template.connection.backup(self._anchor)
@@ -201,51 +377,32 @@ class SQLiteMemoryDatabase:
             _bounded_backup(template.connection, self._anchor, self.name, timeout)
 
     def keep(self) -> str:
-        """Save a copy to .dbscope/failed/ (memory dies with the process); return its URL."""
-        directory = Path.cwd() / ".dbscope" / "failed"
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self.name}.sqlite3"
-        target = sqlite3.connect(str(path))
-        try:
-            if self._anchor is not None:
-                self._anchor.backup(target)
-        finally:
-            target.close()
+        """Save a copy to .dbscope/failed/ (memory dies with the process); return its path, as sqlite3 opens it."""
+        path = save_kept(self._anchor, self.name)
         self.release()
-        return f"sqlite:///{path}"
+        return path
 
     def release(self) -> None:
         anchor, self._anchor = self._anchor, None
         if anchor is not None:
             anchor.close()
 
-    def count_foreign_connections(self) -> int:
-        """Whether anything still holds the database: a fresh name would be empty.
-
-        SQLite cannot count the connections to a memdb database, so a leak counts as one.
-        """
-        probe = sqlite3.connect(self._uri, uri=True)
-        try:
-            pages = probe.execute("PRAGMA page_count").fetchone()[0]
-        finally:
-            probe.close()
-        return 1 if pages else 0
-
     def drop(self) -> None:
         self.release()  # the database disappears with its last connection
+        WATCH.unwatch(self._key)
 
     def __repr__(self) -> str:
         return f"<SQLiteMemoryDatabase {self.name}>"
 
 
-class SQLiteFileDatabase:
+class SQLiteFileDatabase(_SQLiteDatabase):
     """A scope's database file, copied from the template file."""
-
-    dialect = DIALECT
 
     def __init__(self, path: Path, template: FileTemplate) -> None:
         self.name = path.stem
         self.path = path
+        self._key = str(path.absolute())
+        WATCH.watch(self._key)
         try:
             shutil.copyfile(template.path, path)
         except BaseException:
@@ -274,29 +431,20 @@ class SQLiteFileDatabase:
         return None
 
     def keep(self) -> str:
-        return self.url()
+        """Save a copy to .dbscope/failed/ (the next run removes this run's files); return its path."""
+        source = _open(str(self.path), uri=False, autocommit=True)
+        try:
+            return save_kept(source, self.name)
+        finally:
+            source.close()
 
     def release(self) -> None:
         pass
 
-    def count_foreign_connections(self) -> int:
-        """Open descriptors of this process on the file (each SQLite connection holds one)."""
-        fd_dir = "/proc/self/fd"
-        if not os.path.isdir(fd_dir):
-            return 0
-        target = str(self.path)
-        count = 0
-        for fd in os.listdir(fd_dir):
-            try:
-                if os.readlink(f"{fd_dir}/{fd}") == target:
-                    count += 1
-            except OSError:
-                continue
-        return count
-
     def drop(self) -> None:
         if not self.path.name.startswith(PREFIX):
             raise BackendUnavailableError(f"refusing to delete {self.path}: dbscope did not create it")
+        WATCH.unwatch(self._key)
         for suffix in ("", "-journal", "-wal", "-shm"):
             try:
                 os.unlink(f"{self.path}{suffix}")

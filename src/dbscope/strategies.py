@@ -1,0 +1,381 @@
+"""Strategies: how a scope gets its database and what happens to it when the scope ends.
+
+A strategy is a small object behind the :class:`Strategy` protocol, chosen by name from
+:data:`STRATEGIES`; the manager holds one instance of each it has used and never asks
+which one it has. Each keeps the same promises on every backend:
+
+* a test starts on the template's contents (or its own fresh clone of them);
+* nothing a test writes, through any connection, reaches the next test;
+* a connection the test opened and left open is counted as a leak, against that test;
+* a transaction an application left open, or a schema change the strategy cannot
+  undo, is an isolation error against the test that caused it, and the next test
+  still starts clean.
+
+``clone``: a fresh database for every scope, dropped at its end.
+``reset``: one database per worker whose URL never changes; its contents are restored
+from the template after every scope.
+``rollback``: one database per worker; every scope runs inside a transaction that is
+rolled back at its end. Commits made by other connections are noticed and restored.
+
+The backend answers the questions a strategy asks (who else is connected, has anyone
+else committed, did the schema change); no strategy names a backend.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .backends.base import release_and_drop
+from .errors import ConfigError, DbscopeError, IsolationError
+from .urls import mask_password
+
+if TYPE_CHECKING:
+    from .backends.base import Database, Template
+    from .scope import Scope, ScopeOptions
+
+__all__ = ["STRATEGIES", "CloneStrategy", "ResetStrategy", "RollbackStrategy", "Strategy", "strategy_named"]
+
+log = logging.getLogger("dbscope.isolation")
+
+#: What a client is given: (a connection to borrow, or None for a new one; a lock to share it;
+#: whether it is joined to an outer transaction)
+Lending = tuple[Any, Any, bool]
+
+
+class Resources(Protocol):
+    """What the manager lends a strategy: templates, pooled clones, worker databases."""
+
+    worker_id: str
+
+    def clone(self, opts: ScopeOptions) -> Database:
+        """A fresh database from the pool of these options."""
+        ...
+
+    def template_of(self, opts: ScopeOptions) -> tuple[Any, Template]:
+        """The backend and the built template for these options."""
+        ...
+
+
+class Strategy(Protocol):
+    """One isolation policy. The manager calls these in a scope's life, in this order."""
+
+    name: str
+    #: one database per worker whose URL is set in the environment before conftests are imported
+    fixed_url: bool
+    #: every test needs a scope (its database is in the environment for all tests)
+    scopes_every_test: bool
+
+    def open(self, resources: Resources, opts: ScopeOptions, scope_id: str, test_name: str) -> Database:
+        """The database for a new scope, ready for the test."""
+        ...
+
+    def attach(self, scope: Scope) -> None:
+        """Called once the Scope object exists: note what the end of the scope compares with."""
+        ...
+
+    def end(self, scope: Scope) -> None:
+        """After dbscope's own connections closed and reset hooks ran: leaks, restore or drop."""
+        ...
+
+    def emergency(self, scope: Scope) -> bool:
+        """Leave nothing behind after a failed end; never raises. True if all went cleanly."""
+        ...
+
+    def environment(self, resources: Resources, opts: ScopeOptions) -> Database | None:
+        """For ``fixed_url`` strategies: the worker's database (created now); else None."""
+        ...
+
+    def close(self) -> None:
+        """Release everything this strategy keeps (worker databases)."""
+        ...
+
+
+def _record_leaks(scope: Scope, leaked: Mapping[Hashable, bool]) -> None:
+    """Count connections the test left open; a transaction left open on one is an isolation error."""
+    scope.leaked_connections = len(leaked)
+    if leaked:
+        log.warning(
+            "connection leak in test %r: %d connection(s) to %s opened during the test and still open after it "
+            "(scope %s); dispose engines and close connections the test opened",
+            scope.test_name,
+            len(leaked),
+            scope.database.name,
+            scope.id,
+        )
+
+
+def _open_transactions(scope: Scope, others: Mapping[Hashable, bool]) -> None:
+    """Roll back (or end) transactions other connections left open; each is an error of this test."""
+    holders = [key for key, in_transaction in others.items() if in_transaction]
+    if not holders:
+        return
+    ended = scope.database.end_transactions(holders)
+    scope.isolation_errors.append(
+        f"test {scope.test_name!r} left {len(holders)} transaction(s) open on {scope.database.name} "
+        f"through a connection dbscope did not open ({ended}); commit or roll back before the test ends "
+        "(a session or connection the app keeps open across requests?)"
+    )
+
+
+class CloneStrategy:
+    """A fresh database for every scope: nothing to restore, the database is dropped."""
+
+    name = "clone"
+    fixed_url = False
+    scopes_every_test = False
+
+    def open(self, resources: Resources, opts: ScopeOptions, scope_id: str, test_name: str) -> Database:
+        return resources.clone(opts)
+
+    def attach(self, scope: Scope) -> None:
+        # the first client borrows the connection that keeps the database alive (one connection
+        # and one schema parse less per test); later clients open their own
+        lent: list[bool] = []
+
+        def lend() -> Lending:
+            if lent:
+                return None, None, False
+            lent.append(True)
+            return scope.database.primary_connection(), None, False
+
+        scope.lend = lend
+
+    def end(self, scope: Scope) -> None:
+        database = scope.database
+        if scope.kept:
+            try:
+                scope.kept_url = database.keep()
+            except DbscopeError as exc:  # a database that cannot outlive the run
+                scope.kept = False
+                scope.kept_note = f"not kept: {exc}"
+            else:
+                log.warning("kept the database of failed test %r: %s", scope.test_name, mask_password(scope.kept_url))
+        others = database.foreign_connections()
+        _record_leaks(scope, others)
+        database.release()
+        if not scope.kept:
+            database.drop()
+
+    def emergency(self, scope: Scope) -> bool:
+        return release_and_drop(scope.database, f"emergency cleanup of scope {scope.id}", problems=scope.cleanup_errors)
+
+    def environment(self, resources: Resources, opts: ScopeOptions) -> Database | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class WorkerDatabase:
+    """The one database a worker keeps for a shared strategy, and what its restores need."""
+
+    database: Database
+    template: Template
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    outer: Any = None  # rollback: the connection that holds each test's transaction
+    dirty_after: str | None = None  # the test after which the database could not be restored
+
+
+class _Shared:
+    """What reset and rollback have in common: one database per worker and options."""
+
+    name = "shared"
+    fixed_url = True
+    scopes_every_test = True
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._workers: dict[tuple[str, str | None, str | None], WorkerDatabase] = {}
+
+    def _worker(self, resources: Resources, opts: ScopeOptions) -> WorkerDatabase:
+        key = (opts.url, opts.migrations, opts.seed)
+        with self._lock:
+            worker = self._workers.get(key)
+            if worker is None:
+                backend, template = resources.template_of(opts)
+                database = backend.create(template, label=f"{resources.worker_id}_{self.name}")
+                worker = self._workers[key] = WorkerDatabase(database, template)
+                self._prepare(worker)
+                log.debug("worker %s keeps %s for the %s strategy", resources.worker_id, database.name, self.name)
+            return worker
+
+    def _prepare(self, worker: WorkerDatabase) -> None:
+        worker.database.watch_writes()
+
+    def environment(self, resources: Resources, opts: ScopeOptions) -> Database | None:
+        return self._worker(resources, opts).database
+
+    def open(self, resources: Resources, opts: ScopeOptions, scope_id: str, test_name: str) -> Database:
+        worker = self._worker(resources, opts)
+        if worker.dirty_after is not None:  # never hand out the worker's database with another test's data
+            try:
+                self._restore(worker)
+            except DbscopeError as exc:
+                raise IsolationError(
+                    f"the {self.name} strategy's database {worker.database.name} could not be restored after test "
+                    f"{worker.dirty_after!r}, so test {test_name!r} cannot start on a clean database: {exc}"
+                ) from exc
+            worker.dirty_after = None
+        return worker.database
+
+    def attach(self, scope: Scope) -> None:
+        worker = self._workers_of(scope)
+        scope.strategy_state = worker
+        scope.connections_before = scope.database.foreign_connections()
+        scope.lend = lambda: (None, None, False)
+
+    def _workers_of(self, scope: Scope) -> WorkerDatabase:
+        for worker in self._workers.values():
+            if worker.database is scope.database:
+                return worker
+        raise DbscopeError(f"scope {scope.id} has no database of the {self.name} strategy")
+
+    def end(self, scope: Scope) -> None:
+        worker: WorkerDatabase = scope.strategy_state
+        others = scope.database.foreign_connections()
+        before = scope.connections_before or {}
+        _record_leaks(scope, {k: v for k, v in others.items() if k not in before})
+        _open_transactions(scope, others)
+        if scope.kept:
+            scope.kept_note = (
+                f"not kept: the {self.name} strategy restores its database for the next test; run this test "
+                "with --dbscope-strategy clone --dbscope-keep-failed to keep its database"
+            )
+            log.warning("test %r failed; its database was %s", scope.test_name, scope.kept_note)
+        worker.dirty_after = scope.test_name  # cleared once the restore below succeeds
+        self._end(scope, worker)
+        worker.dirty_after = None
+
+    def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
+        raise NotImplementedError
+
+    def _restore(self, worker: WorkerDatabase) -> None:
+        worker.database.restore(worker.template)
+
+    def _restore_schema(self, scope: Scope, worker: WorkerDatabase) -> bool:
+        """A schema the restore cannot undo: re-create the database in place, and say which test did it.
+
+        True when the database was re-created (its rows are the template's then, too).
+        """
+        if worker.database.schema_signature() == scope.schema_before:
+            return False
+        worker.database.recreate(worker.template)
+        self._prepare(worker)
+        scope.isolation_errors.append(
+            f"test {scope.test_name!r} changed the schema of {worker.database.name} (created, dropped or altered "
+            f"tables); the {self.name} strategy restores rows, not the schema, so dbscope re-created the database "
+            "from the template and closed the connections open on it. Give tests that change the schema "
+            "@pytest.mark.dbscope(strategy='clone')."
+        )
+        return True
+
+    def emergency(self, scope: Scope) -> bool:
+        worker: WorkerDatabase | None = scope.strategy_state
+        if worker is None:
+            return True
+        try:
+            self._restore(worker)
+            worker.dirty_after = None
+            return True
+        except Exception as exc:
+            log.error("emergency cleanup of scope %s: could not restore %s: %s", scope.id, scope.database.name, exc)
+            return False
+
+    def close(self) -> None:
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            release_and_drop(worker.database, f"closing the {self.name} strategy's database")
+
+
+class ResetStrategy(_Shared):
+    """One database per worker, restored from the template after every scope."""
+
+    name = "reset"
+
+    def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
+        try:
+            self._restore(worker)
+        except DbscopeError:
+            if worker.database.schema_signature() == scope.schema_before:
+                raise  # not a schema change (a lock held too long): the error says what
+        self._restore_schema(scope, worker)
+
+    def attach(self, scope: Scope) -> None:
+        super().attach(scope)
+        scope.schema_before = scope.database.schema_signature()
+
+
+class RollbackStrategy(_Shared):
+    """One database per worker; each scope is a transaction rolled back at its end.
+
+    Every client of the scope works inside that transaction (its own transactions become
+    savepoints). Other connections cannot share it: what they commit is noticed (the
+    backend's write marks) and the database restored from the template.
+    """
+
+    name = "rollback"
+
+    def _prepare(self, worker: WorkerDatabase) -> None:
+        super()._prepare(worker)
+        if worker.outer is None or worker.database.is_closed(worker.outer):
+            worker.outer = worker.database.primary_connection() or worker.database.connect(autocommit=True)
+
+    def attach(self, scope: Scope) -> None:
+        super().attach(scope)
+        worker: WorkerDatabase = scope.strategy_state
+        database = scope.database
+        scope.schema_before = database.schema_signature()
+        # read before BEGIN: inside the transaction the read could hold a lock all test long
+        scope.write_mark = database.write_mark(worker.outer)
+        database.execute(worker.outer, database.dialect.begin())
+        scope.lend = lambda: (worker.outer, worker.lock, True)
+
+    def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
+        database = scope.database
+        if not database.in_transaction(worker.outer):
+            log.warning(
+                "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
+                "restoring the database from the template instead",
+                scope.test_name,
+            )
+            self._restore(worker)
+            self._restore_schema(scope, worker)
+        else:
+            database.execute(worker.outer, "ROLLBACK")
+            if self._restore_schema(scope, worker):
+                return
+            written = database.written_since(worker.outer, scope.write_mark)
+            if written:
+                # another connection (the app's own engine) committed: a rollback cannot undo that
+                log.warning(
+                    "other connections committed to %s during test %r under the rollback strategy (%s); "
+                    "restoring it from the template",
+                    database.name,
+                    scope.test_name,
+                    written,
+                )
+                self._restore(worker)
+            else:
+                database.after_rollback(worker.template)
+
+
+STRATEGIES: dict[str, Callable[[], Strategy]] = {
+    "clone": CloneStrategy,
+    "reset": ResetStrategy,
+    "rollback": RollbackStrategy,
+}
+
+
+def strategy_named(name: str) -> Strategy:
+    """A new instance of the strategy called ``name``."""
+    factory = STRATEGIES.get(name)
+    if factory is None:
+        raise ConfigError(f"unknown strategy {name!r}; use one of {', '.join(STRATEGIES)}")
+    return factory()
