@@ -71,10 +71,24 @@ def drop_templates_built_by_this_session() -> Iterator[None]:
         return
     import psycopg
 
-    from dbscope.backends.pg_owner import TEMPLATE_PREFIX, OwnerRecord, drop_checked, this_machine
+    from dbscope.backends.pg_owner import (
+        REGISTRY_DB,
+        TEMPLATE_PREFIX,
+        OwnerRecord,
+        drop_checked,
+        plan_garbage,
+        this_machine,
+    )
 
     machine = this_machine()
     with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
+        # never one a live run still clones from: another test session on this machine (a CI run
+        # beside a developer's) may have built the same template since this one started
+        try:
+            with psycopg.connect(PG_URL.rsplit("/", 1)[0] + "/" + REGISTRY_DB, autocommit=True) as registry:
+                unused = {item.name for item in plan_garbage(conn, registry, templates=True) if item.action == "drop"}
+        except psycopg.OperationalError:  # no registry: no run of dbscope ever used this server
+            return
         rows = conn.execute(
             "SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d "
             "WHERE starts_with(d.datname, %s)",
@@ -82,7 +96,8 @@ def drop_templates_built_by_this_session() -> Iterator[None]:
         ).fetchall()
         for name, comment in rows:
             record = OwnerRecord.from_comment(comment)
-            if record and record.host == machine.host and record.boot == machine.boot and record.created >= started:
+            mine = record and record.host == machine.host and record.boot == machine.boot and record.created >= started
+            if mine and name in unused:
                 try:
                     drop_checked(conn, name, allow_template=True)
                 except psycopg.Error:

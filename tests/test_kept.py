@@ -151,7 +151,9 @@ def test_gc_kept_yes_drops_the_kept_databases_of_a_server_and_nothing_else(
 
     from dbscope.backends.pg_cluster import start_cluster
 
-    with start_cluster("postgresql+proc://") as cluster:  # a server of its own: --yes drops every kept database
+    # a server of its own, whose kept databases outlive the runs in it (dbscope.throwaway off): --yes
+    # drops every kept database, and on a shared server those would be someone else's too
+    with start_cluster("postgresql+proc://?dbscope.throwaway=off") as cluster:
         pytester = project(ini=f"dbscope_url = {cluster.url}\n", migrations={"0001_users.sql": PG_USERS})
         pytester.makepyfile(test_failing=FAILING_TEST)
         result = pytester.runpytest_subprocess("--dbscope-keep-failed", "-p", "no:benchmark", "-p", "no:randomly")

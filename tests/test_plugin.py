@@ -124,9 +124,8 @@ def test_a_bad_setting_names_where_it_came_from(
         monkeypatch.setenv("DBSCOPE_STRATEGY", "from-env")
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [f"*dbscope_strategy = 'from-{how}' (from {origin}) is not valid: must be one of clone, reset, rollback*"]
-    )
+    valid = "must be one of clone, reset, rollback, worker"
+    result.stderr.fnmatch_lines([f"*dbscope_strategy = 'from-{how}' (from {origin}) is not valid: {valid}*"])
 
 
 def test_command_line_beats_environment_beats_ini(

@@ -148,7 +148,7 @@ class IsolationManager:
         self.clear_module_cache()
         self._run_reset_hooks(scope_id, test_name, at="start")
         strategy = self._strategy(opts.strategy)
-        database = strategy.open(self, opts, scope_id, test_name)
+        database = strategy.open(self, opts, test_name)
         scope = Scope(scope_id, test_name, opts, database, on_track=self._on_track)
         try:
             strategy.attach(scope)

@@ -27,6 +27,8 @@ CONFIG_KEY = pytest.StashKey[Config]()
 MANAGER_KEY = pytest.StashKey[IsolationManager]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
 FAILED_KEY = pytest.StashKey[bool]()
+#: whether pytest_load_initial_conftests took this process for the xdist controller
+CONTROLLER_KEY = pytest.StashKey[bool]()
 #: the server the xdist controller started for every worker (a backend type's SharedServer)
 CLUSTER_KEY = pytest.StashKey[SharedServer]()
 #: the key of ``workerinput`` (xdist's controller-to-worker channel) that holds its URL
@@ -138,6 +140,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     # answer stops the run here with dbscope's own message, before any conftest or test
     # module is imported (an app reading DATABASE_URL at import would hide it otherwise).
     controller = _is_xdist_controller(early_config)
+    early_config.stash[CONTROLLER_KEY] = controller
     try:
         environment = manager.prepare(environment=not controller)
     except DbscopeError as exc:
@@ -157,11 +160,36 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
     """
     if hasattr(config, "workerinput") or os.environ.get("PYTEST_XDIST_WORKER"):
         return False
-    return bool(getattr(config.known_args_namespace, "numprocesses", None))
+    if not config.pluginmanager.hasplugin("xdist"):  # -p no:xdist, or not installed
+        return False
+    # While the initial conftests load, xdist has not decided yet: decide as it will (its
+    # pytest_cmdline_main), never from -n alone: "-n auto --pdb" and "--collect-only -n 2"
+    # run every test (or collect every module) in this process.
+    namespace = config.known_args_namespace
+    workers = getattr(namespace, "numprocesses", None)
+    if not workers or getattr(namespace, "collectonly", False):
+        return False
+    return not (workers in ("auto", "logical") and getattr(namespace, "usepdb", False))
+
+
+def _distributes(config: pytest.Config) -> bool:
+    """After option processing (pytest_configure on): whether xdist really starts workers from here."""
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist"):
+        return False
+    option = config.option
+    return bool(getattr(option, "tx", None)) and getattr(option, "dist", "no") != "no" and not option.collectonly
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    early = config.stash.get(CONTROLLER_KEY, None)
+    if early is not None and early != _distributes(config):
+        # the worker's database was (or was not) put into the environment on a guess that turned
+        # out wrong: tests would run against another database, or none. Never silently.
+        raise pytest.UsageError(
+            "dbscope: pytest-xdist decided differently from what dbscope read in the command line "
+            f"(workers: {'yes' if _distributes(config) else 'no'}); please report this with the command line used"
+        )
     settings = _resolve(config)
     if config.pluginmanager.hasplugin("xdist") and not config.pluginmanager.hasplugin("dbscope-xdist"):
         config.pluginmanager.register(XdistHooks(config), "dbscope-xdist")
@@ -336,7 +364,7 @@ def _dispose_async(engine: Any) -> None:
 def _dbscope_autouse(request: pytest.FixtureRequest) -> None:
     # a strategy whose database is in the environment for every test (reset, rollback) must
     # restore it after every test, whether or not the test asked for a dbscope fixture
-    if request.config.stash[CONFIG_KEY].autouse or request.config.stash[MANAGER_KEY].strategy.scopes_every_test:
+    if request.config.stash[CONFIG_KEY].autouse or request.config.stash[MANAGER_KEY].strategy.fixed_url:
         request.getfixturevalue("dbscope_scope")
 
 

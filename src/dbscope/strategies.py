@@ -16,6 +16,8 @@ which one it has. Each keeps the same promises on every backend:
 from the template after every scope.
 ``rollback``: one database per worker; every scope runs inside a transaction that is
 rolled back at its end. Commits made by other connections are noticed and restored.
+``worker``: one database per worker, never restored (suites that clean up after
+themselves): parallel safety and the report, not isolation between tests.
 
 The backend answers the questions a strategy asks (who else is connected, has anyone
 else committed, did the schema change); no strategy names a backend.
@@ -37,7 +39,15 @@ if TYPE_CHECKING:
     from .backends.base import Database, Template
     from .scope import Scope, ScopeOptions
 
-__all__ = ["STRATEGIES", "CloneStrategy", "ResetStrategy", "RollbackStrategy", "Strategy", "strategy_named"]
+__all__ = [
+    "STRATEGIES",
+    "CloneStrategy",
+    "ResetStrategy",
+    "RollbackStrategy",
+    "Strategy",
+    "WorkerStrategy",
+    "strategy_named",
+]
 
 log = logging.getLogger("dbscope.isolation")
 
@@ -64,12 +74,11 @@ class Strategy(Protocol):
     """One isolation policy. The manager calls these in a scope's life, in this order."""
 
     name: str
-    #: one database per worker whose URL is set in the environment before conftests are imported
+    #: one database per worker whose URL is set in the environment before conftests are
+    #: imported; it is there for every test, so every test gets a scope that restores it
     fixed_url: bool
-    #: every test needs a scope (its database is in the environment for all tests)
-    scopes_every_test: bool
 
-    def open(self, resources: Resources, opts: ScopeOptions, scope_id: str, test_name: str) -> Database:
+    def open(self, resources: Resources, opts: ScopeOptions, test_name: str) -> Database:
         """The database for a new scope, ready for the test."""
         ...
 
@@ -95,7 +104,7 @@ class Strategy(Protocol):
 
 
 def _record_leaks(scope: Scope, leaked: Mapping[Hashable, bool]) -> None:
-    """Count connections the test left open; a transaction left open on one is an isolation error."""
+    """Count the connections the test opened and left open (leaks of this test)."""
     scope.leaked_connections = len(leaked)
     if leaked:
         log.warning(
@@ -126,9 +135,8 @@ class CloneStrategy:
 
     name = "clone"
     fixed_url = False
-    scopes_every_test = False
 
-    def open(self, resources: Resources, opts: ScopeOptions, scope_id: str, test_name: str) -> Database:
+    def open(self, resources: Resources, opts: ScopeOptions, test_name: str) -> Database:
         return resources.clone(opts)
 
     def attach(self, scope: Scope) -> None:
@@ -177,16 +185,33 @@ class WorkerDatabase:
     database: Database
     template: Template
     lock: threading.RLock = field(default_factory=threading.RLock)
-    outer: Any = None  # rollback: the connection that holds each test's transaction
+    outer: Any = None  # dbscope's connection to it: rollback's transactions, the write marks
+    #: the suite's baseline: what its own session/package/module/class fixtures built between
+    #: tests (None: the template's contents). Every scope ends restored to it.
+    baseline: Template | None = None
+    signature: str | None = None  # the baseline's schema signature
+    mark: Any = None  # the write mark taken when the database was last restored
     dirty_after: str | None = None  # the test after which the database could not be restored
+
+    @property
+    def restore_point(self) -> Template:
+        return self.baseline if self.baseline is not None else self.template
 
 
 class _Shared:
-    """What reset and rollback have in common: one database per worker and options."""
+    """What reset and rollback have in common: one database per worker, restored to the suite's baseline.
+
+    The baseline is the template's contents plus what the suite's own higher-scoped
+    fixtures wrote between tests (a session fixture running ``create_all`` or adding a
+    superuser, a module fixture creating its tables and dropping them at the end): when a
+    scope starts, a database that changed since the last restore (another connection
+    committed, or the schema changed) is taken as the new baseline, and every scope ends
+    restored to it.
+    """
 
     name = "shared"
     fixed_url = True
-    scopes_every_test = True
+    _keeps_for_next = "restores its database for the next test"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -205,12 +230,18 @@ class _Shared:
             return worker
 
     def _prepare(self, worker: WorkerDatabase) -> None:
-        worker.database.watch_writes()
+        """(Again, after a re-create:) dbscope's connection, write marks, the schema's signature."""
+        database = worker.database
+        database.watch_writes()
+        if worker.outer is None or database.is_closed(worker.outer):
+            worker.outer = database.primary_connection() or database.connect(autocommit=True)
+        worker.signature = database.schema_signature()
+        worker.mark = database.write_mark(worker.outer)
 
     def environment(self, resources: Resources, opts: ScopeOptions) -> Database | None:
         return self._worker(resources, opts).database
 
-    def open(self, resources: Resources, opts: ScopeOptions, scope_id: str, test_name: str) -> Database:
+    def open(self, resources: Resources, opts: ScopeOptions, test_name: str) -> Database:
         worker = self._worker(resources, opts)
         if worker.dirty_after is not None:  # never hand out the worker's database with another test's data
             try:
@@ -226,7 +257,17 @@ class _Shared:
     def attach(self, scope: Scope) -> None:
         worker = self._workers_of(scope)
         scope.strategy_state = worker
-        scope.connections_before = scope.database.foreign_connections()
+        database = scope.database
+        signature = database.schema_signature()
+        written = database.written_since(worker.outer, worker.mark)
+        if signature != worker.signature or written:
+            # between tests only the suite's own fixtures run: what they built is the new baseline
+            worker.baseline = database.capture(worker.template)
+            worker.signature = signature
+            worker.mark = database.write_mark(worker.outer)
+            log.debug("%s changed between tests (%s): new baseline for %r", database.name, written, scope.test_name)
+        scope.schema_before = worker.signature
+        scope.connections_before = database.foreign_connections(known=None)
         scope.lend = lambda: (None, None, False)
 
     def _workers_of(self, scope: Scope) -> WorkerDatabase:
@@ -237,39 +278,45 @@ class _Shared:
 
     def end(self, scope: Scope) -> None:
         worker: WorkerDatabase = scope.strategy_state
-        others = scope.database.foreign_connections()
         before = scope.connections_before or {}
+        others = scope.database.foreign_connections(known=before)
         _record_leaks(scope, {k: v for k, v in others.items() if k not in before})
         _open_transactions(scope, others)
         if scope.kept:
             scope.kept_note = (
-                f"not kept: the {self.name} strategy restores its database for the next test; run this test "
+                f"not kept: the {self.name} strategy {self._keeps_for_next}; run this test "
                 "with --dbscope-strategy clone --dbscope-keep-failed to keep its database"
             )
             log.warning("test %r failed; its database was %s", scope.test_name, scope.kept_note)
         worker.dirty_after = scope.test_name  # cleared once the restore below succeeds
         self._end(scope, worker)
+        worker.mark = scope.database.write_mark(worker.outer)
         worker.dirty_after = None
 
     def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
         raise NotImplementedError
 
     def _restore(self, worker: WorkerDatabase) -> None:
-        worker.database.restore(worker.template)
+        worker.database.restore(worker.restore_point)
 
     def _restore_schema(self, scope: Scope, worker: WorkerDatabase) -> bool:
         """A schema the restore cannot undo: re-create the database in place, and say which test did it.
 
-        True when the database was re-created (its rows are the template's then, too).
+        True when the database was re-created (and brought back to the baseline).
         """
         if worker.database.schema_signature() == scope.schema_before:
             return False
         worker.database.recreate(worker.template)
+        signature = worker.signature
         self._prepare(worker)
+        if worker.baseline is not None:
+            worker.database.restore(worker.baseline)
+            worker.signature = signature
+            worker.mark = worker.database.write_mark(worker.outer)
         scope.isolation_errors.append(
             f"test {scope.test_name!r} changed the schema of {worker.database.name} (created, dropped or altered "
             f"tables); the {self.name} strategy restores rows, not the schema, so dbscope re-created the database "
-            "from the template and closed the connections open on it. Give tests that change the schema "
+            "and closed the connections open on it. Give tests that change the schema "
             "@pytest.mark.dbscope(strategy='clone')."
         )
         return True
@@ -295,7 +342,7 @@ class _Shared:
 
 
 class ResetStrategy(_Shared):
-    """One database per worker, restored from the template after every scope."""
+    """One database per worker, restored to the suite's baseline after every scope."""
 
     name = "reset"
 
@@ -307,31 +354,21 @@ class ResetStrategy(_Shared):
                 raise  # not a schema change (a lock held too long): the error says what
         self._restore_schema(scope, worker)
 
-    def attach(self, scope: Scope) -> None:
-        super().attach(scope)
-        scope.schema_before = scope.database.schema_signature()
-
 
 class RollbackStrategy(_Shared):
     """One database per worker; each scope is a transaction rolled back at its end.
 
     Every client of the scope works inside that transaction (its own transactions become
     savepoints). Other connections cannot share it: what they commit is noticed (the
-    backend's write marks) and the database restored from the template.
+    backend's write marks) and the database restored to the suite's baseline.
     """
 
     name = "rollback"
-
-    def _prepare(self, worker: WorkerDatabase) -> None:
-        super()._prepare(worker)
-        if worker.outer is None or worker.database.is_closed(worker.outer):
-            worker.outer = worker.database.primary_connection() or worker.database.connect(autocommit=True)
 
     def attach(self, scope: Scope) -> None:
         super().attach(scope)
         worker: WorkerDatabase = scope.strategy_state
         database = scope.database
-        scope.schema_before = database.schema_signature()
         # read before BEGIN: inside the transaction the read could hold a lock all test long
         scope.write_mark = database.write_mark(worker.outer)
         database.execute(worker.outer, database.dialect.begin())
@@ -342,34 +379,54 @@ class RollbackStrategy(_Shared):
         if not database.in_transaction(worker.outer):
             log.warning(
                 "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
-                "restoring the database from the template instead",
+                "restoring the database instead",
                 scope.test_name,
             )
             self._restore(worker)
             self._restore_schema(scope, worker)
+            return
+        database.execute(worker.outer, "ROLLBACK")
+        if self._restore_schema(scope, worker):
+            return
+        written = database.written_since(worker.outer, scope.write_mark)
+        if written:
+            # another connection (the app's own engine) committed: a rollback cannot undo that
+            log.warning(
+                "other connections committed to %s during test %r under the rollback strategy (%s); restoring it",
+                database.name,
+                scope.test_name,
+                written,
+            )
+            self._restore(worker)
         else:
-            database.execute(worker.outer, "ROLLBACK")
-            if self._restore_schema(scope, worker):
-                return
-            written = database.written_since(worker.outer, scope.write_mark)
-            if written:
-                # another connection (the app's own engine) committed: a rollback cannot undo that
-                log.warning(
-                    "other connections committed to %s during test %r under the rollback strategy (%s); "
-                    "restoring it from the template",
-                    database.name,
-                    scope.test_name,
-                    written,
-                )
-                self._restore(worker)
-            else:
-                database.after_rollback(worker.template)
+            database.after_rollback(worker.restore_point)
+
+
+class WorkerStrategy(_Shared):
+    """One database per worker, never restored: for suites that clean up after themselves.
+
+    What it gives is parallel safety (each xdist worker, or the one process, has its own
+    database, in the environment before conftests are imported) and the same leak
+    checks and report as the other strategies; not isolation between tests.
+    """
+
+    name = "worker"
+    _keeps_for_next = "hands its database to the tests that follow"
+
+    def attach(self, scope: Scope) -> None:
+        scope.strategy_state = self._workers_of(scope)
+        scope.connections_before = scope.database.foreign_connections(known=None)
+        scope.lend = lambda: (None, None, False)
+
+    def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
+        pass  # the suite cleans up after itself: what a test leaves is the next test's
 
 
 STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "clone": CloneStrategy,
     "reset": ResetStrategy,
     "rollback": RollbackStrategy,
+    "worker": WorkerStrategy,
 }
 
 

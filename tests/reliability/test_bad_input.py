@@ -102,7 +102,7 @@ LIBRARY_CASES = [
     ("close_timeout", "soon", "must be a number"),
     ("slow_test_s", "-inf", "must be greater than 0"),
     ("memory_growth_mb", "1e999", "must be finite"),
-    ("strategy", "fork", "must be one of clone, reset, rollback"),
+    ("strategy", "fork", "must be one of clone, reset, rollback, worker"),
     ("env_var", "DBSCOPE_URL", "a variable dbscope reads its own settings from"),
     ("set_env", "DBSCOPE_MIGRATIONS=other", "a variable dbscope reads its own settings from"),
     ("unset_env", "DBSCOPE_DEBUG", "a variable dbscope reads its own settings from"),

@@ -8,7 +8,7 @@ implementation; PostgreSQL implements the same protocol.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -77,11 +77,13 @@ class Database(Protocol):
         """Keep this database after its scope; return a URL (or path) its own tool opens as printed."""
         ...
 
-    def foreign_connections(self) -> Mapping[Hashable, bool]:
+    def foreign_connections(self, known: Collection[Hashable] | None = ()) -> Mapping[Hashable, bool]:
         """The connections to this database that dbscope did not open and that are open now.
 
         Keys identify connections (a server pid, a connection object's id); each value says
         whether that connection holds a transaction open. The leak probe of every strategy.
+        A server backend looks again, briefly, while connections not in ``known`` are there
+        (one just closed may still be on its way out); ``known=None``: look once.
         """
         ...
 
@@ -91,6 +93,10 @@ class Database(Protocol):
 
     def restore(self, template: Template) -> None:
         """Bring the contents back to the template's, in place (the reset strategy)."""
+        ...
+
+    def capture(self, template: Template) -> Template:
+        """This database's contents now, as something ``restore()`` takes (the suite's baseline)."""
         ...
 
     def recreate(self, template: Template) -> None:

@@ -739,6 +739,7 @@ class ThrowawayCluster:
         assert self._root is not None
         options = ["-p", str(port), "-k", str(self._root), "-c", "listen_addresses=127.0.0.1"]
         # tells every backend on this server, in any process, that its databases vanish with the run
+        # (a caller that keeps the cluster itself may say otherwise in its settings)
         options += ["-c", f"{THROWAWAY_SETTING}=on"]
         for name, value in self._settings.items():
             options += ["-c", f"{name}={value}"]

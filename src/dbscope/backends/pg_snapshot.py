@@ -50,6 +50,7 @@ Table = tuple[str, str]  # (schema, name)
 #: Where the rollback strategy records which tables other sessions wrote (in the worker's
 #: database only, never in a template): an unlogged table filled by statement triggers.
 TRACK_SCHEMA = "dbscope_track"
+_TRACK_TRIGGER = "dbscope_note"  # on every table of the worker's database
 _USER_RELATIONS = (
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
     f"WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '{TRACK_SCHEMA}') "
@@ -146,9 +147,9 @@ def install_write_tracking(conn: psycopg.Connection[Any]) -> None:
         for table in _tables(conn):
             conn.execute(
                 sql.SQL(
-                    "CREATE OR REPLACE TRIGGER dbscope_note AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
+                    "CREATE OR REPLACE TRIGGER {} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {} "
                     "FOR EACH STATEMENT EXECUTE FUNCTION {}.note()"
-                ).format(_ident(table), track)
+                ).format(sql.Identifier(_TRACK_TRIGGER), _ident(table), track)
             )
 
 
@@ -212,7 +213,9 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
         (str(s), str(n))
         for s, n in conn.execute(
             "SELECT DISTINCT n.nspname, c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal ORDER BY 1, 2"
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND t.tgname <> %s "
+            "ORDER BY 1, 2",
+            [_TRACK_TRIGGER],
         )
     ]
     return Snapshot(

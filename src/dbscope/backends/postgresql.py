@@ -236,15 +236,20 @@ class PostgreSQLDatabase:
             if self.state is DatabaseState.OPEN:
                 self.state = DatabaseState.RELEASED
 
-    def foreign_connections(self, ignore: Collection[Hashable] = ()) -> Mapping[Hashable, bool]:
+    def foreign_connections(self, known: Collection[Hashable] | None = ()) -> Mapping[Hashable, bool]:
         """Client sessions on this database that dbscope did not open: pid -> holds a transaction."""
-        return self._backend._foreign_connections(self.name, frozenset(self._pids), frozenset(ignore))
+        return self._backend._foreign_connections(self.name, frozenset(self._pids), known)
 
     def end_transactions(self, keys: Iterable[Hashable]) -> str:
         """End the sessions holding those transactions: the only way to end another session's transaction."""
         pids = [int(str(k)) for k in keys]
         self._backend._terminate(pids)
         return f"ended the session(s) of pid {', '.join(map(str, pids))}"
+
+    def capture(self, template: Any) -> PostgreSQLTemplate:
+        """This database's rows and sequences now, as a snapshot ``restore()`` takes (the suite's baseline)."""
+        snapshot = take_snapshot(self._restore_connection())
+        return PostgreSQLTemplate(template.fingerprint, template.name, snapshot=snapshot)
 
     def recreate(self, template: Any) -> None:
         """Drop (closing every session on it) and create it again under the same name."""
@@ -806,11 +811,11 @@ class PostgreSQLBackend:
         return self._janitor.wait(self.close_timeout if timeout is None else timeout)
 
     def _foreign_connections(
-        self, name: str, own: frozenset[int], ignore: frozenset[Hashable] = frozenset()
+        self, name: str, own: frozenset[int], known: Collection[Hashable] | None = ()
     ) -> dict[Hashable, bool]:
-        """Client sessions on ``name`` not opened by dbscope; re-read briefly while a new one is exiting."""
+        """Client sessions on ``name`` not opened by dbscope; re-read briefly while one not ``known`` is exiting."""
         found: dict[Hashable, bool] = {}
-        for delay in (0.0, 0.01, 0.02, 0.05, 0.1):
+        for delay in (0.0, 0.01, 0.02, 0.05, 0.1) if known is not None else (0.0,):
             if delay:
                 time.sleep(delay)
             self._admin = self._live(self._admin)
@@ -820,7 +825,7 @@ class PostgreSQLBackend:
                 [name, list(own)],
             ).fetchall()
             found = {int(pid): bool(state) and (state == "active" or "transaction" in state) for pid, state in rows}
-            if not set(found) - ignore:
+            if not set(found) - set(known or ()):
                 break
         return found
 
