@@ -254,7 +254,13 @@ ERRORS = [
     ("ini", "memory_growth_mb", "fifty", r"must be a number"),
     ("env", "autouse", "maybe", r"must be true or false"),
     ("ini", "env_var", "1DATABASE_URL", r"'1DATABASE_URL' is not an environment variable name"),
-    ("env", "env_var", "DATABASE_URL:jdbc", r"format 'jdbc' of DATABASE_URL must be one of sqlalchemy, async, dsn"),
+    (
+        "env",
+        "env_var",
+        "DATABASE_URL:jdbc",
+        r"format 'jdbc' of DATABASE_URL must be one of sqlalchemy, async, dsn, host, port, user, password, database, "
+        r"path$",
+    ),
     ("ini", "env_var", "DATABASE_URL, DATABASE_URL:async", r"DATABASE_URL is given twice"),
     ("ini", "unset_env", "AWS-KEY", r"'AWS-KEY' is not an environment variable name"),
     ("ini", "set_env", "FEATURE_X", r"'FEATURE_X' is not NAME=VALUE"),
@@ -305,6 +311,138 @@ def test_a_config_error_is_a_dbscope_error_and_a_value_error() -> None:
     assert info.value.__suppress_context__
 
 
+# --- variables that take one part of the URL ---------------------------------------------
+
+PARTS_OF = {
+    # url: the parts its databases have
+    "sqlite://": (),
+    "sqlite+memory://": (),
+    "sqlite:///dbs": ("path",),
+    "sqlite+file://": ("path",),
+    "postgresql://app:s3cr3t@localhost:5432/app": ("host", "port", "user", "password", "database"),
+    "postgresql+proc://": ("host", "port", "user", "password", "database"),
+}
+
+
+@pytest.mark.parametrize("url", PARTS_OF)
+def test_the_parts_of_a_url_come_from_its_registry_entry(url: str) -> None:
+    assert build_config(ini={"url": url}).backend_url.parts == PARTS_OF[url]
+
+
+def test_a_server_takes_its_url_in_parts_as_apps_build_it() -> None:
+    config = build_config(
+        ini={
+            "url": "postgresql://app@localhost/app",
+            "env_var": "POSTGRES_SERVER:host, POSTGRES_PORT:Port, POSTGRES_USER:user, POSTGRES_PASSWORD:password, "
+            "POSTGRES_DB:database, DATABASE_URL",
+        }
+    )
+
+    assert config.env_vars == (
+        EnvVarSpec("POSTGRES_SERVER", "host"),
+        EnvVarSpec("POSTGRES_PORT", "port"),
+        EnvVarSpec("POSTGRES_USER", "user"),
+        EnvVarSpec("POSTGRES_PASSWORD", "password"),
+        EnvVarSpec("POSTGRES_DB", "database"),
+        EnvVarSpec("DATABASE_URL"),
+    )
+
+
+def test_sqlite_files_take_the_path_of_the_database_file() -> None:
+    config = build_config(ini={"url": "sqlite:///dbs", "env_var": "DB_PATH:path"})
+
+    assert config.env_vars == (EnvVarSpec("DB_PATH", "path"),)
+
+
+PART_ERRORS = [
+    # (url given as, env_var, the message after "is not valid: ")
+    (
+        None,
+        "DATABASE_URL, POSTGRES_SERVER:host",
+        "POSTGRES_SERVER:host cannot be set, as dbscope_url 'sqlite://' (the default) is SQLite in memory, whose "
+        "databases have no host; use POSTGRES_SERVER:sqlalchemy or POSTGRES_SERVER:dsn",
+    ),
+    (
+        ("ini", "sqlite://"),
+        "DB_FILE:path",
+        "DB_FILE:path cannot be set, as dbscope_url 'sqlite://' (from dbscope_url in config file) is SQLite in "
+        "memory, whose databases have no file path; use DB_FILE:sqlalchemy or DB_FILE:dsn",
+    ),
+    (
+        ("env", "sqlite:///dbs"),
+        "DB_HOST:host",
+        "DB_HOST:host cannot be set, as dbscope_url 'sqlite:///dbs' (from the DBSCOPE_URL environment variable) is "
+        "SQLite files, whose databases have no host; use DB_HOST:path, DB_HOST:sqlalchemy or DB_HOST:dsn",
+    ),
+    (
+        ("cli", "sqlite:///dbs"),
+        "DB_NAME:database",
+        "DB_NAME:database cannot be set, as dbscope_url 'sqlite:///dbs' (from --dbscope-url on the command line) is "
+        "SQLite files, whose databases have no database name; use DB_NAME:path, DB_NAME:sqlalchemy or DB_NAME:dsn",
+    ),
+    (
+        ("env", "postgresql://app:s3cr3t@localhost/app"),
+        "DB_PATH:path",
+        "DB_PATH:path cannot be set, as dbscope_url 'postgresql://app:***@localhost/app' (from the DBSCOPE_URL "
+        "environment variable) is a PostgreSQL server, whose databases have no file path; use DB_PATH:host, "
+        "DB_PATH:port, DB_PATH:user, DB_PATH:password, DB_PATH:database, DB_PATH:sqlalchemy or DB_PATH:dsn",
+    ),
+    (
+        ("ini", "postgresql+proc://"),
+        "DB_PATH:path",
+        "DB_PATH:path cannot be set, as dbscope_url 'postgresql+proc://' (from dbscope_url in config file) is a "
+        "throwaway PostgreSQL cluster, whose databases have no file path; use DB_PATH:host, DB_PATH:port, "
+        "DB_PATH:user, DB_PATH:password, DB_PATH:database, DB_PATH:sqlalchemy or DB_PATH:dsn",
+    ),
+]
+
+
+@pytest.mark.parametrize(("url", "env_var", "reason"), PART_ERRORS, ids=[e[1] + "-" + str(e[0]) for e in PART_ERRORS])
+def test_a_part_the_backend_does_not_have_names_the_setting_the_url_and_what_to_use(
+    url: tuple[str, str] | None, env_var: str, reason: str
+) -> None:
+    given: dict[str, dict[str, str]] = {"cli": {}, "env": {}, "ini": {"env_var": env_var}}
+    if url is not None:
+        source, value = url
+        given[source]["url"] = value
+    env = {setting(name).env_name: value for name, value in given["env"].items()}
+
+    with pytest.raises(ConfigError) as info:
+        build_config(cli=given["cli"], env=env, ini=given["ini"])
+
+    shown = f"dbscope_env_var = {env_var!r} (from dbscope_env_var in config file)"
+    assert str(info.value) == f"{shown} is not valid: {reason}"
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_a_part_the_backend_lacks_is_refused_by_the_library_too() -> None:
+    from dbscope import IsolationManager
+
+    with pytest.raises(ConfigError) as info:
+        IsolationManager("sqlite://", env_vars=["H:host"])
+
+    assert str(info.value) == (
+        "dbscope_env_var = 'H:host' (from dbscope_env_var in IsolationManager arguments) is not valid: H:host cannot "
+        "be set, as dbscope_url 'sqlite://' (from dbscope_url in IsolationManager arguments) is SQLite in memory, "
+        "whose databases have no host; use H:sqlalchemy or H:dsn"
+    )
+
+
+def test_a_part_the_backend_lacks_stops_pytest_with_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".ini", pytest="[pytest]\ndbscope_env_var = POSTGRES_SERVER:host\n")
+    pytester.makepyfile("def test_nothing(): pass")
+    result = pytester.runpytest("-p", "no:randomly")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: dbscope: dbscope_env_var = 'POSTGRES_SERVER:host' (from dbscope_env_var in config file "
+            "pytest.ini) is not valid: POSTGRES_SERVER:host cannot be set, as dbscope_url 'sqlite://' (the default) "
+            "is SQLite in memory, whose databases have no host; use POSTGRES_SERVER:sqlalchemy or POSTGRES_SERVER:dsn"
+        ]
+    )
+
+
 # --- passwords never shown ------------------------------------------------------------
 
 SECRET_URLS = [
@@ -350,6 +488,32 @@ def test_repr_of_a_config_masks_passwords_in_set_env_values() -> None:
     config = build_config(ini={"set_env": "REDIS_URL=redis://:s3cr3t@localhost:6379/0"})
 
     assert "s3cr3t" not in repr(config)
+
+
+def test_repr_of_a_config_masks_a_bare_password_given_to_a_password_variable() -> None:
+    config = build_config(ini={"set_env": "POSTGRES_PASSWORD=s3cr3t, PGPASSWORD=s3cr3t, MODE=test"})
+
+    assert "s3cr3t" not in repr(config)
+    assert "set_env=(('POSTGRES_PASSWORD', '***'), ('PGPASSWORD', '***'), ('MODE', 'test'))" in repr(config)
+    assert config.set_env[0] == ("POSTGRES_PASSWORD", "s3cr3t")  # masked when shown, not when used
+
+
+def test_a_password_variable_named_twice_is_reported_with_its_value_masked() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(
+            ini={
+                "url": "postgresql://app@localhost/app",
+                "env_var": "POSTGRES_PASSWORD:password",
+                "set_env": "POSTGRES_PASSWORD=s3cr3t",
+            }
+        )
+
+    assert str(info.value) == (
+        "dbscope_env_var = 'POSTGRES_PASSWORD:password' (from dbscope_env_var in config file) and "
+        "dbscope_set_env = 'POSTGRES_PASSWORD=***' (from dbscope_set_env in config file) both name "
+        "POSTGRES_PASSWORD: dbscope sets it to (a part of) each scope's URL during every test; remove it from one "
+        "of the two settings"
+    )
 
 
 # --- list settings split the same way from every source ------------------------------

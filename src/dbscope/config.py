@@ -16,11 +16,13 @@ from typing import Any
 from .backends import registry
 from .errors import ConfigError
 from .strategies import STRATEGIES
-from .urls import BackendURL, mask_password, parse_backend_url
+from .urls import URL_FORMATS, URL_PARTS, BackendURL, mask_password, no_part, parse_backend_url
 
 __all__ = ["SETTINGS", "Config", "EnvVarSpec", "Setting", "build_config"]
 
-ENV_FORMATS = ("sqlalchemy", "async", "dsn")
+#: What an environment variable of ``dbscope_env_var`` can hold: the whole URL in one of three
+#: forms, or one part of it, for an app that builds its URL from parts (``POSTGRES_SERVER:host``)
+ENV_FORMATS = URL_FORMATS + URL_PARTS
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Variables dbscope itself reads besides the settings' own (``DBSCOPE_URL``, ...): debug
 #: logging, the PostgreSQL clone strategy.
@@ -34,7 +36,7 @@ _PAIRS_SPLIT = r"[,\n]|\s+(?=[A-Za-z_][A-Za-z0-9_]*\s*=)"
 
 @dataclass(frozen=True)
 class EnvVarSpec:
-    """An environment variable that receives the scope's URL, in one format."""
+    """An environment variable that receives the scope's URL in one format, or one part of it (``host``, ...)."""
 
     name: str
     format: str = "sqlalchemy"
@@ -90,10 +92,12 @@ class Config:
         return self.origins.get(name, "the default")
 
     def __repr__(self) -> str:
+        # a NAME=VALUE pair is masked as written (POSTGRES_PASSWORD=***), so a bare password is too
+        pairs = tuple((name, mask_password(f"{name}={value}").partition("=")[2]) for name, value in self.set_env)
         shown = ", ".join(
             f"{f.name}={mask_password(str(getattr(self, f.name)))!r}"
             if f.name == "url"
-            else f"{f.name}={mask_password(repr(getattr(self, f.name)))}"
+            else f"{f.name}={mask_password(repr(pairs if f.name == 'set_env' else getattr(self, f.name)))}"
             for f in fields(self)
             if f.name != "origins"
         )
@@ -232,7 +236,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("strategy", "isolation strategy: clone (default), reset or rollback", _strategy),
     Setting(
         "env_var",
-        "environment variables set to the scope's URL: NAME or NAME:sqlalchemy|async|dsn, "
+        "environment variables set to the scope's URL: NAME or NAME:sqlalchemy|async|dsn, or to one "
+        "part of it: NAME:host|port|user|password|database (a server), NAME:path (SQLite files); "
         "separated by spaces, commas or lines",
         _env_vars,
         cli=False,
@@ -313,7 +318,25 @@ def build_config(
         values["env_vars"] = ()
     config = Config(base_dir=base_dir, origins=origins, **values)
     _check_env_clashes(config, given)
+    _check_env_parts(config, given)
     return config
+
+
+def _check_env_parts(config: Config, given: Mapping[str, str]) -> None:
+    """Refuse a variable that takes a part of the URL its databases do not have (``NAME:host`` with ``sqlite://``).
+
+    The URL's registry entry says which parts its databases have; only a given
+    ``dbscope_env_var`` can name a part (the default is ``DATABASE_URL``, a whole URL).
+    """
+    url = config.backend_url
+    for spec in config.env_vars:
+        if spec.format in URL_PARTS and spec.format not in url.parts:
+            origin = f"from {config.origin('url')}" if "url" in config.origins else "the default"
+            raise ConfigError(
+                f"{given.get('env_var', 'dbscope_env_var')} is not valid: {spec.name}:{spec.format} cannot be set, "
+                f"as dbscope_url {url.masked!r} ({origin}) is {url.entry.title}, whose databases have "
+                f"{no_part(spec.format, url.parts, spec.name)}"
+            )
 
 
 def _check_env_clashes(config: Config, given: Mapping[str, str]) -> None:
@@ -326,7 +349,7 @@ def _check_env_clashes(config: Config, given: Mapping[str, str]) -> None:
     env_vars = {spec.name for spec in config.env_vars}
     fixed = {name for name, _ in config.set_env}
     clashes = (
-        ("env_var", "set_env", env_vars & fixed, "dbscope sets it to each scope's URL during every test"),
+        ("env_var", "set_env", env_vars & fixed, "dbscope sets it to (a part of) each scope's URL during every test"),
         ("set_env", "unset_env", fixed & set(config.unset_env), "it cannot be both set and deleted"),
     )
     for first, second, names, why in clashes:

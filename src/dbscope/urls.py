@@ -15,12 +15,33 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .backends.base import BackendType
 
-__all__ = ["BackendURL", "mask_password", "parse_backend_url", "without_password"]
+__all__ = [
+    "FILE_PARTS",
+    "SERVER_PARTS",
+    "URL_FORMATS",
+    "URL_PARTS",
+    "BackendURL",
+    "mask_password",
+    "no_part",
+    "parse_backend_url",
+    "without_password",
+]
+
+#: The forms of a whole database URL: SQLAlchemy's, SQLAlchemy's async driver's, the driver's own
+URL_FORMATS = ("sqlalchemy", "async", "dsn")
+#: One part of a database's URL, for an application that builds its URL from parts
+#: (POSTGRES_SERVER, POSTGRES_PORT, ...): a server's databases have the first five, a
+#: database file has a path
+URL_PARTS = ("host", "port", "user", "password", "database", "path")
+SERVER_PARTS = URL_PARTS[:5]
+FILE_PARTS = ("path",)
+_PART_TITLES = {"database": "database name", "path": "file path"}
 
 # As urlsplit reads it: the user ends at the first ':', the password at the last '@' of the
 # host part (which ends at '/', '?' or '#'), so a raw '@' in a password is masked too.
 _PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/?#\s]*:)(?P<pw>[^/?#\s]*)(?P<tail>@)")
-_PASSWORD_IN_DSN = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+# ``password=`` of a libpq DSN, and NAME=VALUE of a variable holding a password (PGPASSWORD=, POSTGRES_PASSWORD=)
+_PASSWORD_IN_DSN = re.compile(r"(?P<head>\b\w*password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 _LEADING_URL = re.compile(r"\s*[a-zA-Z][\w+.-]*://")
@@ -37,6 +58,12 @@ def mask_password(text: str) -> str:
     text = _mask_leading_url(text)
     text = _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['tail']}", text)
     return _PASSWORD_IN_DSN.sub(lambda m: f"{m['head']}***", text)
+
+
+def no_part(part: str, parts: tuple[str, ...], name: str = "NAME") -> str:
+    """``no host; use NAME:sqlalchemy or NAME:dsn``: a database without ``part``, and what ``name`` can take instead."""
+    choices = [f"{name}:{p}" for p in parts] + [f"{name}:sqlalchemy", f"{name}:dsn"]
+    return f"no {_PART_TITLES.get(part, part)}; use {', '.join(choices[:-1])} or {choices[-1]}"
 
 
 def without_password(url: str) -> str:
@@ -108,6 +135,18 @@ class BackendURL(str):
     @property
     def masked(self) -> str:
         return mask_password(self.raw)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The parts of :data:`URL_PARTS` its databases' URLs have (what ``NAME:host``, ``NAME:path`` can take).
+
+        A server's databases have a host, port, user, password and name. A directory
+        backend's are files with a path, unless the backend sends the URLs that name a
+        directory to another one: then its own are none (``sqlite://``, in memory).
+        """
+        if self.entry.address == "server":
+            return SERVER_PARTS
+        return () if self.entry.with_directory is not None else FILE_PARTS
 
     def resolved(self, base_dir: str | None) -> BackendURL:
         """This URL with a relative directory (``sqlite:///dbs``) made absolute under ``base_dir``."""

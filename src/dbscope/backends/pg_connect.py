@@ -29,7 +29,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..errors import BackendUnavailableError, ConfigError
-from ..urls import BackendURL, mask_password
+from ..urls import SERVER_PARTS, URL_PARTS, BackendURL, mask_password, no_part
 
 __all__ = [
     "Budget",
@@ -105,12 +105,35 @@ class ServerAddress:
         options.update({k: str(v) for k, v in extra.items() if v is not None})
         return make_conninfo("", **options)
 
+    def part(self, dbname: str, name: str) -> str:
+        """One part of the URL of ``dbname``, as libpq will connect: for an app that builds its URL from parts.
+
+        ``host`` (a socket directory when the URL names one), ``port``, ``user``: what the
+        URL says, else libpq's defaults (PGHOST, PGPORT, PGUSER, the login name).
+        ``password``: the URL's, empty when it has none (libpq then reads ~/.pgpass).
+        """
+        if name == "host":
+            return self.host
+        if name == "port":
+            return self.port
+        if name == "user":
+            return self.user
+        if name == "password":
+            return self.options.get("password", "")
+        if name == "database":
+            return dbname
+        raise ConfigError(f"{dbname} is a database of a PostgreSQL server, which has {no_part(name, SERVER_PARTS)}")
+
     def url(self, dbname: str, fmt: str = "sqlalchemy") -> str:
-        """``postgresql+psycopg://`` (sqlalchemy), ``postgresql+asyncpg://`` (async) or ``postgresql://`` (dsn)."""
+        """``postgresql+psycopg://`` (sqlalchemy), ``postgresql+asyncpg://`` (async) or ``postgresql://`` (dsn);
+        or one part of it (``host``, ``port``, ``user``, ``password``, ``database``: see :meth:`part`)."""
+        if fmt in URL_PARTS:
+            return self.part(dbname, fmt)
         try:
             scheme = _URL_FORMATS[fmt]
         except KeyError:
-            raise ConfigError(f"unknown URL format {fmt!r}; use one of {', '.join(_URL_FORMATS)}") from None
+            known = ", ".join([*_URL_FORMATS, *SERVER_PARTS])
+            raise ConfigError(f"unknown URL format {fmt!r}; use one of {known}") from None
         options = self.options
         user, password = options.get("user"), options.get("password")
         netloc = ""
