@@ -2,8 +2,11 @@
 
 Schema: benchmarks/schema/sqlite (30 tables, 43 indexes, 4 views, 30 triggers, 235 seed rows).
 
-Part 1, the clone alone (in-process, N repetitions, median and p95):
-  * dbscope clone: backup() of the migrated template into a file:/name?vfs=memdb database
+Part 1, the clone alone (in-process, N repetitions, median and p95; create, connect, close, delete):
+  * dbscope clone: a copy of the migrated template's WAL file on tmpfs (/dev/shm), connected
+  * memdb backup: backup() of the template into a file:/name?vfs=memdb database (dbscope's
+    clone until readers had to read while a writer holds a transaction:
+    benchmarks/bench_sqlite_readers.py)
   * deserialize(): the template's bytes into a private :memory: database
   * naive: a new :memory: database running every migration and seed statement
 
@@ -22,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -48,6 +52,21 @@ def clone_costs(repetitions: int) -> dict[str, dict[str, float]]:
     seed.apply(template)
     image = template.serialize()
     statements = [s.sql for step in (*migrations.steps, *seed.steps) for s in step.statements]  # type: ignore[attr-defined]
+    shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    directory = Path(tempfile.mkdtemp(prefix="dbscope_bench_", dir=shm))
+    wal_template = directory / "template.sqlite3"
+    conn = sqlite3.connect(wal_template)
+    template.backup(conn)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
+
+    def copy_wal(i: int) -> None:
+        path = directory / f"clone_{i}.sqlite3"
+        shutil.copyfile(wal_template, path)
+        conn = sqlite3.connect(path, check_same_thread=False)
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
     def backup_memdb(i: int) -> None:
         conn = sqlite3.connect(f"file:/bench_{i}?vfs=memdb", uri=True, check_same_thread=False)
@@ -67,13 +86,21 @@ def clone_costs(repetitions: int) -> dict[str, dict[str, float]]:
         conn.close()
 
     results: dict[str, dict[str, float]] = {}
-    methods = {"dbscope clone (backup into memdb)": backup_memdb, "deserialize()": deserialize, "naive (run every migration)": naive}
+    methods = {
+        "dbscope clone (copy of a WAL file, tmpfs)": copy_wal,
+        "memdb backup (the clone before WAL)": backup_memdb,
+        "deserialize()": deserialize,
+        "naive (run every migration)": naive,
+    }
     samples: dict[str, list[float]] = {name: [] for name in methods}
-    for i in range(repetitions):  # interleaved so that machine noise hits every method alike
-        for name, method in methods.items():
-            started = time.perf_counter_ns()
-            method(i)
-            samples[name].append((time.perf_counter_ns() - started) / 1e6)
+    try:
+        for i in range(repetitions):  # interleaved so that machine noise hits every method alike
+            for name, method in methods.items():
+                started = time.perf_counter_ns()
+                method(i)
+                samples[name].append((time.perf_counter_ns() - started) / 1e6)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
     for name, values in samples.items():
         results[name] = {"median_ms": statistics.median(values), "p95_ms": percentile(values, 0.95)}
     results["_statements"] = {"count": float(len(statements)), "image_kb": len(image) / 1024}
