@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -11,14 +12,18 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from dbscope.backends.sqlite import SQLiteBackend, SQLiteFileDatabase, SQLiteMemoryDatabase
 from dbscope.errors import BackendUnavailableError, MigrationError
 from dbscope.migrations import MigrationSet, load_migrations
+
+if TYPE_CHECKING:
+    from conftest import MakeProject
 
 USERS_SQL = "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);\n"
 NO_SEED = MigrationSet()
@@ -222,11 +227,14 @@ def test_a_clone_is_named_with_the_prefix_the_run_and_the_label(migrations: Migr
     try:
         database = backend.create(backend.template(migrations, NO_SEED), label="gw0_7")
         try:
+            assert isinstance(database, SQLiteMemoryDatabase)
             assert database.name == "dbscope_r1_gw0_7"
-            assert database.url("dsn") == "file:/dbscope_r1_gw0_7?vfs=memdb"
-            assert database.url() == "sqlite:///file:/dbscope_r1_gw0_7?vfs=memdb&uri=true"
+            path = f"{backend.directory}/dbscope_r1_gw0_7.sqlite3"
+            assert database.path == Path(path)
+            assert database.url("dsn") == path
+            assert database.url() == f"sqlite:///{path}"
             assert database.url("sqlalchemy") == database.url()
-            assert database.url("async") == "sqlite+aiosqlite:///file:/dbscope_r1_gw0_7?vfs=memdb&uri=true"
+            assert database.url("async") == f"sqlite+aiosqlite:///{path}"
         finally:
             database.drop()
     finally:
@@ -304,11 +312,13 @@ def test_a_connection_opened_in_another_thread_sees_the_clones_data(
 
 def test_after_release_and_drop_the_name_is_empty_again(backend: SQLiteBackend, migrations: MigrationSet) -> None:
     database = backend.create(backend.template(migrations, NO_SEED), label="dropped")
+    assert isinstance(database, SQLiteMemoryDatabase)
     add_user(database, "Ana")
 
     database.release()
     database.drop()
 
+    assert not any(Path(f"{database.path}{suffix}").exists() for suffix in ("", "-wal", "-shm", "-journal"))
     conn = sqlite3.connect(database.url("dsn"), uri=True)
     try:
         assert tables(conn) == []
@@ -340,6 +350,19 @@ def test_a_raw_connection_left_open_is_counted_as_a_foreign_connection(
         assert len(database.foreign_connections()) == 1
     finally:
         leaked.close()
+    assert len(database.foreign_connections()) == 0
+
+
+def test_a_connection_nobody_holds_any_more_is_not_counted(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    conn = sqlite3.connect(database.url("dsn"), uri=True)
+    cursor = conn.cursor()
+    assert len(database.foreign_connections()) == 1
+    del conn  # never closed, but its cursor still holds it: still open, still someone's
+    assert len(database.foreign_connections()) == 1
+    del cursor  # now unreachable: the garbage collector closes it, it is no one's leak
     assert len(database.foreign_connections()) == 0
 
 
@@ -642,3 +665,319 @@ def test_a_clone_that_cannot_be_written_gives_backend_unavailable_error(
         r"No such file or directory; free some disk space or point dbscope_url at another directory",
     ):
         file_backend.create(template, label="x")
+
+
+# --- readers while a writer holds a transaction; the run's private directory ------------------
+
+#: enough uncommitted rows to outgrow SQLite's page cache (2 MB by default): a rollback-journal
+#: database then locks out readers until the writer ends its transaction; WAL does not
+SPILL_ROWS, SPILL_ROW_BYTES = 3000, 4000
+
+
+def journal_mode(path: Path) -> str:
+    conn = sqlite3.connect(str(path))
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def read_names_at_once(dsn: str) -> list[str]:
+    """A new connection that does not wait (busy timeout 0): a lock fails it at once."""
+    conn = sqlite3.connect(dsn, uri=dsn.startswith("file:"), timeout=0)
+    try:
+        return user_names(conn)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(params=["memory", "files"])
+def any_clone(
+    request: pytest.FixtureRequest, backend: SQLiteBackend, file_backend: SQLiteBackend, migrations: MigrationSet
+) -> Iterator[SQLiteMemoryDatabase | SQLiteFileDatabase]:
+    """A clone of each backend, with one committed user, Ana."""
+    chosen = backend if request.param == "memory" else file_backend
+    database = chosen.create(chosen.template(migrations, NO_SEED), label="readers")
+    add_user(database, "Ana")
+    yield database
+    database.drop()
+
+
+def test_an_in_memory_clone_is_a_wal_file_in_a_private_directory_on_tmpfs(
+    clones: Callable[..., SQLiteMemoryDatabase], backend: SQLiteBackend, migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+
+    assert backend.directory is not None
+    assert database.path.parent == backend.directory
+    assert backend.directory.name.startswith("dbscope_")
+    if os.access("/dev/shm", os.W_OK):
+        assert backend.directory.parent == Path("/dev/shm")
+    assert (backend.directory / f"dbscope_{backend.run_id}.owner").exists()
+    assert journal_mode(database.path) == "wal"
+    template = backend.template(migrations, NO_SEED)
+    assert template.path == backend.directory / f"dbscope_tpl_{template.fingerprint}.sqlite3"
+    assert journal_mode(template.path) == "wal"
+
+
+def test_readers_get_the_last_committed_rows_while_the_writer_holds_a_transaction(
+    any_clone: SQLiteMemoryDatabase | SQLiteFileDatabase,
+) -> None:
+    writer = any_clone.primary_connection() or any_clone.connect(autocommit=True)
+    engine = sa.create_engine(any_clone.url(), connect_args={"timeout": 0})
+    try:
+        writer.execute("BEGIN")
+        writer.execute("INSERT INTO users (name) VALUES ('uncommitted')")
+
+        assert read_names_at_once(any_clone.url("dsn")) == ["Ana"]
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM users")).scalars().all() == ["Ana"]
+
+        writer.executemany(
+            "INSERT INTO users (name) VALUES (?)", [(os.urandom(SPILL_ROW_BYTES).hex(),) for _ in range(SPILL_ROWS)]
+        )
+        assert read_names_at_once(any_clone.url("dsn")) == ["Ana"]  # the writer's cache spilled: still no wait
+
+        writer.execute("COMMIT")
+        assert len(read_names_at_once(any_clone.url("dsn"))) == 2 + SPILL_ROWS
+    finally:
+        engine.dispose()
+        if writer is not any_clone.primary_connection():
+            writer.close()
+
+
+def test_an_async_engine_reads_the_last_committed_rows_while_the_writer_holds_a_transaction(
+    clones: Callable[..., SQLiteMemoryDatabase], migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    add_user(database, "Ana")
+    writer = database.primary_connection()
+    assert writer is not None
+    writer.execute("BEGIN")
+    writer.execute("INSERT INTO users (name) VALUES ('uncommitted')")
+
+    async def read() -> list[str]:
+        engine = create_async_engine(database.url("async"), connect_args={"timeout": 0})
+        try:
+            async with engine.connect() as conn:
+                return list((await conn.execute(sa.text("SELECT name FROM users"))).scalars().all())
+        finally:
+            await engine.dispose()
+
+    try:
+        assert asyncio.run(read()) == ["Ana"]
+    finally:
+        writer.execute("ROLLBACK")
+
+
+def test_restore_keeps_the_database_in_wal_mode(
+    clones: Callable[..., SQLiteMemoryDatabase], backend: SQLiteBackend, migrations: MigrationSet
+) -> None:
+    database = clones(migrations)
+    add_user(database, "Ana")
+
+    database.restore(backend.template(migrations, NO_SEED))
+
+    assert names_in(database) == []
+    assert journal_mode(database.path) == "wal"
+
+
+def test_keep_saves_one_plain_file_and_removes_the_clones_files(
+    backend: SQLiteBackend, migrations: MigrationSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    database = backend.create(backend.template(migrations, NO_SEED), label="failed")
+    assert isinstance(database, SQLiteMemoryDatabase)
+    add_user(database, "Ana")
+
+    kept = Path(database.keep())
+
+    assert kept == tmp_path / ".dbscope" / "failed" / f"{database.name}.sqlite3"
+    assert journal_mode(kept) == "delete"  # a single file, as tools expect
+    assert sorted(p.name for p in kept.parent.iterdir()) == [kept.name]
+    conn = sqlite3.connect(str(kept))
+    try:
+        assert user_names(conn) == ["Ana"]
+    finally:
+        conn.close()
+    assert not database.path.exists()
+    database.drop()
+
+
+def test_a_file_template_cached_without_wal_gives_clones_in_wal_mode(db_dir: Path, migrations: MigrationSet) -> None:
+    first = SQLiteBackend(directory=str(db_dir), in_memory=False)
+    path = first.template(migrations, NO_SEED).path
+    first.close()
+    assert journal_mode(path) == "wal"
+    conn = sqlite3.connect(str(path))
+    conn.execute("PRAGMA journal_mode = DELETE")  # as an older dbscope cached it
+    conn.close()
+
+    later = SQLiteBackend(directory=str(db_dir), in_memory=False)
+    try:
+        database = file_clone(later, migrations)
+        assert journal_mode(database.path) == "wal"
+        assert journal_mode(path) == "delete"  # the cached template itself is left as it is
+        database.drop()
+    finally:
+        later.close()
+
+
+def test_closing_the_backend_removes_its_private_directory(migrations: MigrationSet) -> None:
+    backend = SQLiteBackend()
+    database = backend.create(backend.template(migrations, NO_SEED), label="left")
+    add_user(database, "Ana")
+    leaked = sqlite3.connect(database.url("dsn"))  # a connection the app never closed
+    directory = backend.directory
+    assert directory is not None
+
+    backend.close()
+
+    assert not directory.exists()
+    leaked.close()
+
+
+KILLED_RUN = """
+import os, sys
+from dbscope.backends.sqlite import SQLiteBackend
+from dbscope.migrations import load_migrations
+
+backend = SQLiteBackend(in_memory=sys.argv[2] == "memory")
+database = backend.create(backend.template(load_migrations(sys.argv[1]), load_migrations(None)), label="x")
+database.connect().execute("INSERT INTO users (name) VALUES ('Ana')").connection.commit()
+print(backend.directory, flush=True)
+os._exit(9)  # no close(), no atexit: what a killed worker leaves
+"""
+
+
+@pytest.mark.parametrize("kind", ["memory", "files"])
+def test_the_next_backend_removes_the_private_directory_a_killed_run_left(
+    kind: str, migrations: MigrationSet, tmp_path: Path
+) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_RUN)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "migrations"), kind], capture_output=True, text=True
+    )
+    assert done.returncode == 9, done.stderr
+    left = Path(done.stdout.strip())
+    assert any(name.endswith(".sqlite3") for name in os.listdir(left))
+    alive = SQLiteBackend(in_memory=kind == "memory")  # a live run's directory is never touched
+    try:
+        following = SQLiteBackend(in_memory=kind == "memory")
+        try:
+            assert not left.exists()
+            assert alive.directory is not None and alive.directory.exists()
+        finally:
+            following.close()
+    finally:
+        alive.close()
+
+
+def test_a_second_writer_waits_for_the_writers_transaction_then_is_told_the_database_is_locked(
+    any_clone: SQLiteMemoryDatabase | SQLiteFileDatabase,
+) -> None:
+    writer = any_clone.primary_connection() or any_clone.connect(autocommit=True)
+    second = sqlite3.connect(any_clone.url("dsn"), timeout=0.05)  # SQLite allows one writer at a time
+    try:
+        writer.execute("BEGIN")
+        writer.execute("INSERT INTO users (name) VALUES ('uncommitted')")
+
+        with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            second.execute("INSERT INTO users (name) VALUES ('second')")
+        writer.execute("ROLLBACK")
+        second.execute("INSERT INTO users (name) VALUES ('second')")  # once the first transaction ends
+        second.commit()
+        assert read_names_at_once(any_clone.url("dsn")) == ["Ana", "second"]
+    finally:
+        second.close()
+        if writer is not any_clone.primary_connection():
+            writer.close()
+
+
+def test_a_restore_after_nothing_was_written_writes_nothing(
+    clones: Callable[..., SQLiteMemoryDatabase], backend: SQLiteBackend, migrations: MigrationSet
+) -> None:
+    template = backend.template(migrations, NO_SEED)
+    database = clones(migrations)
+    wal = Path(f"{database.path}-wal")
+    add_user(database, "Ana")
+    database.restore(template)
+    after_first = wal.stat().st_size
+
+    reader = sqlite3.connect(database.url("dsn"))  # reads, and a transaction that is rolled back, change nothing
+    user_names(reader)
+    reader.execute("INSERT INTO users (name) VALUES ('rolled back')")
+    reader.rollback()
+    database.restore(template)
+
+    assert wal.stat().st_size == after_first  # no page copied again
+    reader.close()
+    assert names_in(database) == []
+
+
+@pytest.mark.parametrize("writer", ["the anchor", "another connection"])
+def test_a_restore_after_any_commit_restores(
+    clones: Callable[..., SQLiteMemoryDatabase], backend: SQLiteBackend, migrations: MigrationSet, writer: str
+) -> None:
+    template = backend.template(migrations, NO_SEED)
+    database = clones(migrations)
+    database.restore(template)
+    anchor = database.primary_connection()
+    assert anchor is not None
+    conn = anchor if writer == "the anchor" else database.connect(autocommit=True)
+
+    conn.execute("CREATE TABLE scratch (x)")  # DDL too: it changes no row count
+    database.restore(template)
+
+    assert tables(anchor) == ["users"]
+    if conn is not anchor:
+        conn.close()
+
+
+def test_a_restore_while_another_connection_holds_a_write_transaction_is_refused_not_skipped(
+    clones: Callable[..., SQLiteMemoryDatabase], backend: SQLiteBackend, migrations: MigrationSet
+) -> None:
+    template = backend.template(migrations, NO_SEED)
+    database = clones(migrations)
+    database.restore(template)
+    open_transaction = sqlite3.connect(database.url("dsn"))
+    try:
+        open_transaction.execute("INSERT INTO users (name) VALUES ('never committed')")  # nothing committed yet
+
+        with pytest.raises(BackendUnavailableError, match="another connection has kept it locked for 0.2 s"):
+            database.restore(template, timeout=0.2)
+    finally:
+        open_transaction.close()
+
+
+RUN_RECORDS_ITS_DIRECTORY = """
+import os
+
+def test_records_where_its_database_is(db):
+    with open("where.txt", "w") as out:
+        out.write(os.path.dirname(os.environ["DATABASE_URL"].removeprefix("sqlite:///")))
+    if os.environ.get("KILL_THE_RUN"):
+        os._exit(9)  # no teardown, no atexit: a killed worker
+"""
+
+
+def test_a_run_on_sqlite_memory_leaves_no_file_behind_even_when_killed(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester = project()
+    pytester.makepyfile(test_where=RUN_RECORDS_ITS_DIRECTORY)
+
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
+    finished = Path((pytester.path / "where.txt").read_text())
+    assert finished.name.startswith("dbscope_") and not finished.exists()
+
+    monkeypatch.setenv("KILL_THE_RUN", "1")
+    assert pytester.runpytest_subprocess("-p", "no:randomly").ret == 9
+    monkeypatch.delenv("KILL_THE_RUN")
+    killed = Path((pytester.path / "where.txt").read_text())
+    assert killed != finished and any(p.suffix == ".sqlite3" for p in killed.iterdir())
+
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
+    assert not killed.exists()  # the next run on the host removed what the killed one left
+    assert not Path((pytester.path / "where.txt").read_text()).exists()

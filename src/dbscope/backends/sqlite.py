@@ -1,15 +1,25 @@
 """SQLite backend: per-scope databases in memory (the default) or in files.
 
-In memory, the template is a private ``:memory:`` database migrated once per process;
-each scope gets a copy made with ``backup()`` into a ``file:/<name>?vfs=memdb`` URI, which
-any other connection of the process (another thread, a SQLAlchemy engine) can open by
-name while dbscope's anchor connection keeps it alive. ``backup()`` was measured against
-``deserialize()`` (benchmarks/bench_sqlite.py): both cost about the same, and only the
-former gives a database other connections can reach.
+Every database is in WAL mode, so that a connection reading while another holds an open
+write transaction reads the last committed rows at once (never the uncommitted ones)
+instead of waiting for the writer and failing with "database is locked". A named
+in-memory database (``file:/<name>?vfs=memdb``) cannot do that: memdb locks the whole
+database for a writer and has no WAL. benchmarks/bench_sqlite_readers.py measured the
+ways to give readers the committed state: a copy of a WAL template file on tmpfs is the
+cheapest that holds for every transaction (a rollback-journal file blocks readers once a
+writer's changes outgrow its page cache); WAL is set once in the template, not per copy.
 
-In files, the template is a file built atomically (temporary name, then rename) and
-kept under its fingerprint, so later runs and other processes reuse it; each scope gets
-a copy of it.
+"In memory" (``sqlite://``) is therefore memory-backed files: the template is migrated
+once per process in a private memdb database, and written to a WAL file in a private
+per-run directory on tmpfs (/dev/shm; the temp directory where there is none); each
+scope gets a copy of that file, kept open by dbscope's anchor connection, and other
+connections of the process (threads, SQLAlchemy engines, aiosqlite) open it by path.
+The directory is removed when the backend closes, and by the next run on the host
+if the process was killed (its owner file names a dead process).
+
+In files (``sqlite:///dir``, ``sqlite+file://``), the template is a file built atomically
+(temporary name, then rename) and kept under its fingerprint, so later runs and other
+processes reuse it; each scope gets a copy of it.
 """
 
 from __future__ import annotations
@@ -26,14 +36,16 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ..errors import BackendUnavailableError, MigrationError
+from ..errors import BackendUnavailableError, ConfigError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
+from ..urls import FILE_PARTS, URL_PARTS, no_part
+from .base import BuildEnvironment
 from .processes import pid_alive
 
 __all__ = ["SQLiteBackend", "SQLiteDialect"]
@@ -135,7 +147,7 @@ class ConnectionWatch:
         self._installed = False
         # references a connection has from sqlite3 itself, plus one holder and getrefcount's argument
         probe = sqlite3.connect(":memory:")
-        self._alone = sys.getrefcount(probe)
+        self._held_once = sys.getrefcount(probe)
         probe.close()
 
     @staticmethod
@@ -187,8 +199,9 @@ class ConnectionWatch:
             alive: list[sqlite3.Connection] = []
             for i in range(len(connections)):
                 conn = connections[i]
-                # a list slot, this variable, the argument: one more than a connection held once
-                if _is_closed(conn) or sys.getrefcount(conn) <= self._alone:
+                # held by the list slot and this variable (one more than once): nobody else has it,
+                # and the garbage collector closes it; it is no one's open connection
+                if _is_closed(conn) or sys.getrefcount(conn) <= self._held_once + 1:
                     continue
                 alive.append(conn)
             connections[:] = alive
@@ -228,7 +241,7 @@ class _SQLiteDatabase:
     def restore(self, template: Any, *, timeout: float = RESTORE_TIMEOUT_S) -> None:
         raise NotImplementedError
 
-    def foreign_connections(self) -> Mapping[Hashable, bool]:
+    def foreign_connections(self, known: Collection[Hashable] | None = ()) -> Mapping[Hashable, bool]:
         return {key: conn.in_transaction for key, conn in WATCH.open_connections(self._key).items()}
 
     def end_transactions(self, keys: Iterable[Hashable]) -> str:
@@ -286,6 +299,7 @@ def save_kept(source: sqlite3.Connection | None, name: str) -> str:
     try:
         if source is not None:
             source.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE").close()  # one file, as tools expect; no -wal beside it
     finally:
         target.close()
     return str(path)
@@ -299,10 +313,29 @@ def _open(target: str, *, uri: bool, autocommit: bool) -> sqlite3.Connection:
     return conn
 
 
-def _build(conn: sqlite3.Connection, migrations: MigrationSet, seed: MigrationSet, url: str) -> None:
+def _build(
+    conn: sqlite3.Connection,
+    migrations: MigrationSet,
+    seed: MigrationSet,
+    target: str,
+    environment: BuildEnvironment | None,
+) -> None:
+    """Migrate and seed the database ``conn`` is open on: ``target``, a memdb URI or a file path."""
+    dsn = target if target.startswith("file:") else str(Path(target))
+    uri = "&uri=true" if target.startswith("file:") else ""
+
+    def address(fmt: str) -> str:  # the database being built, as the app's variables take it
+        if fmt == "dsn" or (fmt in FILE_PARTS and not uri):
+            return dsn
+        if fmt in URL_PARTS:
+            raise ConfigError(f"a SQLite template being built has {no_part(fmt, () if uri else FILE_PARTS)}")
+        return f"{'sqlite+aiosqlite' if fmt == 'async' else 'sqlite'}:///{dsn}{uri}"
+
+    url = address("sqlalchemy")
+    env = environment(address) if environment is not None else None
     conn.execute("PRAGMA foreign_keys = ON")
-    migrations.apply(conn, url)
-    seed.apply(conn, url)
+    migrations.apply(conn, url, environment=env)
+    seed.apply(conn, url, environment=env)
     if conn.execute("PRAGMA page_count").fetchone()[0] == 0:
         conn.execute(f"PRAGMA application_id = {_APPLICATION_ID}")
     conn.commit()
@@ -333,39 +366,116 @@ def _bounded_backup(source: sqlite3.Connection, target: sqlite3.Connection, name
         ) from exc
 
 
+def _is_wal(path: Path) -> bool:
+    """Whether the database file at ``path`` is in WAL mode (bytes 18 and 19 of its header are 2)."""
+    with open(path, "rb") as file:
+        return file.read(20)[18:20] == b"\x02\x02"
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Put ``conn``'s database in WAL mode: readers read the last commit while a writer holds a transaction."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        raise BackendUnavailableError(f"SQLite refused WAL mode (journal mode {mode!r}) for a dbscope database")
+
+
+#: a database file and the companions SQLite makes beside it
+_COMPANIONS = ("", "-journal", "-wal", "-shm")
+
+
+def _delete_database_files(path: Path) -> None:
+    for suffix in _COMPANIONS:
+        try:
+            os.unlink(f"{path}{suffix}")
+        except FileNotFoundError:
+            pass
+
+
+def _skip_checkpoint_on_close(conn: sqlite3.Connection) -> None:
+    """Where Python can say so (3.12+): closing ``conn`` last does not checkpoint a WAL about to be deleted."""
+    option = getattr(sqlite3, "SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE", None)
+    setconfig = getattr(conn, "setconfig", None)
+    if option is not None and setconfig is not None:
+        setconfig(option, True)
+
+
+def _copy_new(source: Path, target: Path) -> None:
+    """Copy ``source`` into a new file ``target``; never over an existing file, never leave a partial copy."""
+    try:
+        with open(source, "rb") as src, open(target, "xb") as dst:
+            if hasattr(os, "sendfile") and sys.platform.startswith("linux"):  # in the kernel: no copy through Python
+                size, offset = os.fstat(src.fileno()).st_size, 0
+                while offset < size:
+                    sent = os.sendfile(dst.fileno(), src.fileno(), offset, size - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+            else:
+                shutil.copyfileobj(src, dst)
+    except FileExistsError:
+        raise
+    except BaseException:
+        target.unlink(missing_ok=True)  # a partial copy (the disk filled up) is no database: leave none
+        raise
+
+
 @dataclass
 class MemoryTemplate:
     fingerprint: str
     connection: sqlite3.Connection
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the template written to a WAL file in the backend's directory, which each scope copies
+    path: Path | None = None
 
 
 @dataclass
 class FileTemplate:
     fingerprint: str
     path: Path
+    #: a template cached in WAL mode; one cached by an older dbscope is not, and each copy is set to WAL
+    wal: bool = True
 
 
 class SQLiteMemoryDatabase(_SQLiteDatabase):
-    """A scope's in-memory database, alive while its anchor connection is open."""
+    """A scope's database of ``sqlite://``: a WAL file on tmpfs, copied from the template's, kept open by an anchor.
 
-    def __init__(self, name: str, template: MemoryTemplate) -> None:
-        self.name = name
-        self._uri = f"file:/{name}?vfs=memdb"
-        self._key = f"/{name}"
+    The anchor is dbscope's connection: the first client of a clone borrows it, the
+    rollback strategy holds each test's transaction on it, restores write through it.
+    Held open all along, it also keeps the WAL and its index mapped for the other
+    connections (the last connection to close a WAL database checkpoints it).
+    """
+
+    def __init__(self, path: Path, template: MemoryTemplate) -> None:
+        assert template.path is not None, "a template of sqlite:// has a file"
+        self.name = path.stem
+        self.path = path
+        self._uri = str(path)
+        self._key = str(path.absolute())
         WATCH.watch(self._key)
-        self._anchor: sqlite3.Connection | None = _open(self._uri, uri=True, autocommit=True)
-        with template.lock:
-            template.connection.backup(self._anchor)
+        self._baseline: sqlite3.Connection | None = None  # the latest capture()
+        # after a restore: from which template, and PRAGMA data_version then on the watcher, a
+        # connection of dbscope's that never writes, so that it sees every other connection's commits
+        self._watcher: sqlite3.Connection | None = None
+        self._restored_from: Any = None
+        self._restored_version = 0
+        _copy_new(template.path, path)
+        try:
+            self._anchor: sqlite3.Connection | None = _open(self._uri, uri=False, autocommit=True)
+        except BaseException:
+            self._delete_files()
+            raise
+        _skip_checkpoint_on_close(self._anchor)
 
     def url(self, fmt: str = "sqlalchemy") -> str:
         if fmt == "dsn":
             return self._uri
+        if fmt in URL_PARTS:
+            raise ConfigError(f"{self.name} is a database of SQLite in memory, which has {no_part(fmt, ())}")
         driver = "sqlite+aiosqlite" if fmt == "async" else "sqlite"
-        return f"{driver}:///file:/{self.name}?vfs=memdb&uri=true"
+        return f"{driver}:///{self._uri}"
 
     def connect(self, *, autocommit: bool = False) -> sqlite3.Connection:
-        return _open(self._uri, uri=True, autocommit=autocommit)
+        return _open(self._uri, uri=False, autocommit=autocommit)
 
     def primary_connection(self) -> sqlite3.Connection | None:
         return self._anchor
@@ -373,26 +483,73 @@ class SQLiteMemoryDatabase(_SQLiteDatabase):
     def restore(self, template: Any, *, timeout: float = RESTORE_TIMEOUT_S) -> None:
         if self._anchor is None:
             raise BackendUnavailableError(f"database {self.name} was already released")
+        if self._holds_already(template):
+            return
         with template.lock:
             _bounded_backup(template.connection, self._anchor, self.name, timeout)
+        if self._watcher is None:
+            self._watcher = _open(self._uri, uri=False, autocommit=True)
+            self._watcher.execute("PRAGMA busy_timeout = 0").close()
+        self._restored_from = template
+        self._restored_version = _data_version(self._watcher)
+
+    def _holds_already(self, template: Any) -> bool:
+        """Whether the database holds ``template``'s contents: restored from it, no commit since, no writer now.
+
+        A restore writes every page into the WAL (twice the memdb's cost, measured by
+        benchmarks/bench_sqlite_readers.py); after a test that wrote nothing, it is skipped.
+        """
+        watcher = self._watcher
+        if watcher is None or self._restored_from is not template or _data_version(watcher) != self._restored_version:
+            return False
+        try:  # a transaction left open (in a thread dbscope cannot roll back): the backup waits, then says so
+            watcher.execute("BEGIN IMMEDIATE").close()
+        except sqlite3.OperationalError:
+            return False
+        watcher.execute("ROLLBACK").close()
+        return True
+
+    def capture(self, template: Any) -> MemoryTemplate:
+        """This database's contents now, in a private in-memory copy that ``restore()`` takes."""
+        if self._anchor is None:
+            raise BackendUnavailableError(f"database {self.name} was already released")
+        copy = sqlite3.connect(":memory:", check_same_thread=False)
+        self._anchor.backup(copy)
+        previous, self._baseline = self._baseline, copy
+        if previous is not None:
+            previous.close()
+        return MemoryTemplate(template.fingerprint, copy)
 
     def keep(self) -> str:
-        """Save a copy to .dbscope/failed/ (memory dies with the process); return its path, as sqlite3 opens it."""
+        """Save a copy to .dbscope/failed/ (this one goes with the run); return its path, as sqlite3 opens it."""
         path = save_kept(self._anchor, self.name)
         self.release()
+        self._delete_files()  # still watched: the leak probe of the kept test follows
         return path
 
     def release(self) -> None:
         anchor, self._anchor = self._anchor, None
         if anchor is not None:
             anchor.close()
+        watcher, self._watcher, self._restored_from = self._watcher, None, None
+        if watcher is not None:
+            watcher.close()
+        baseline, self._baseline = self._baseline, None
+        if baseline is not None:
+            baseline.close()
 
     def drop(self) -> None:
-        self.release()  # the database disappears with its last connection
+        self.release()
         WATCH.unwatch(self._key)
+        self._delete_files()
+
+    def _delete_files(self) -> None:
+        if not self.path.name.startswith(PREFIX):
+            raise BackendUnavailableError(f"refusing to delete {self.path}: dbscope did not create it")
+        _delete_database_files(self.path)
 
     def __repr__(self) -> str:
-        return f"<SQLiteMemoryDatabase {self.name}>"
+        return f"<SQLiteMemoryDatabase {self.path}>"
 
 
 class SQLiteFileDatabase(_SQLiteDatabase):
@@ -403,15 +560,23 @@ class SQLiteFileDatabase(_SQLiteDatabase):
         self.path = path
         self._key = str(path.absolute())
         WATCH.watch(self._key)
-        try:
-            shutil.copyfile(template.path, path)
-        except BaseException:
-            path.unlink(missing_ok=True)  # a partial copy (the disk filled up) is no database: leave none
-            raise
+        _copy_new(template.path, path)
+        if not template.wal:  # a template an older dbscope cached: readers would wait for writers
+            try:
+                conn = sqlite3.connect(str(path))
+                try:
+                    _set_wal(conn)
+                finally:
+                    conn.close()
+            except BaseException:
+                _delete_database_files(path)
+                raise
 
     def url(self, fmt: str = "sqlalchemy") -> str:
-        if fmt == "dsn":
+        if fmt in ("dsn", *FILE_PARTS):
             return str(self.path)
+        if fmt in URL_PARTS:
+            raise ConfigError(f"{self.name} is a database of SQLite files, which has {no_part(fmt, FILE_PARTS)}")
         driver = "sqlite+aiosqlite" if fmt == "async" else "sqlite"
         return f"{driver}:///{self.path}"
 
@@ -426,6 +591,18 @@ class SQLiteFileDatabase(_SQLiteDatabase):
         finally:
             source.close()
             target.close()
+
+    def capture(self, template: Any) -> FileTemplate:
+        """This database's contents now, in a file beside it (removed with it) that ``restore()`` takes."""
+        path = self.path.parent / f"{self.name}.baseline"
+        source = sqlite3.connect(str(self.path))
+        target = sqlite3.connect(str(path))
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        return FileTemplate(template.fingerprint, path)
 
     def primary_connection(self) -> None:
         return None
@@ -445,11 +622,8 @@ class SQLiteFileDatabase(_SQLiteDatabase):
         if not self.path.name.startswith(PREFIX):
             raise BackendUnavailableError(f"refusing to delete {self.path}: dbscope did not create it")
         WATCH.unwatch(self._key)
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            try:
-                os.unlink(f"{self.path}{suffix}")
-            except FileNotFoundError:
-                pass
+        Path(self.path.parent / f"{self.name}.baseline").unlink(missing_ok=True)
+        _delete_database_files(self.path)
 
     def __repr__(self) -> str:
         return f"<SQLiteFileDatabase {self.path}>"
@@ -469,14 +643,9 @@ def sweep_dead_runs(directory: Path) -> list[str]:
     unfinished template builds of dead processes; never a live run's, never a template.
     """
     removed: list[str] = []
-    host = socket.gethostname()
     for owner in directory.glob(f"{PREFIX}*.owner"):
-        try:
-            info = json.loads(owner.read_text())
-            run, pid = str(info["run"]), int(info["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if info.get("host") != host or pid_alive(pid) or not run.isalnum():
+        run = _dead_run(owner)
+        if run is None:
             continue
         for leftover in directory.glob(f"{PREFIX}{run}_*"):
             leftover.unlink(missing_ok=True)
@@ -492,6 +661,53 @@ def sweep_dead_runs(directory: Path) -> list[str]:
     return removed
 
 
+def _dead_run(owner: Path) -> str | None:
+    """The run an owner file names, if it ran on this host and its process is gone; else None."""
+    try:
+        info = json.loads(owner.read_text())
+        run, pid = str(info["run"]), int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if info.get("host") != socket.gethostname() or pid_alive(pid) or not run.isalnum():
+        return None
+    return run
+
+
+def sweep_dead_run_directories(base: Path) -> list[str]:
+    """Delete the private directories (``dbscope_*`` in ``base``) of runs on this host whose process is gone.
+
+    A run's private directory holds its owner file; one without any (being set up, or not
+    dbscope's) and one whose owner is alive or on another host are left alone.
+    """
+    removed: list[str] = []
+    try:
+        candidates = [path for path in base.glob(f"{PREFIX}*") if path.is_dir() and not path.is_symlink()]
+    except OSError:
+        return removed
+    for directory in candidates:
+        try:
+            owners = list(directory.glob(f"{PREFIX}*.owner"))
+        except OSError:  # another user's
+            continue
+        if owners and all(_dead_run(owner) is not None for owner in owners):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(str(directory))
+    if removed:
+        log.info("removed %d directorie(s) left by runs whose process is gone: %s", len(removed), ", ".join(removed))
+    return removed
+
+
+def private_directory() -> Path:
+    """A new private directory for a run's databases: on tmpfs (/dev/shm) if writable, else in the temp dir.
+
+    Directories that runs killed earlier left there are removed first.
+    """
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
+    sweep_dead_run_directories(base)
+    return Path(tempfile.mkdtemp(prefix=PREFIX, dir=base)).resolve()
+
+
 class SQLiteBackend:
     """Templates and per-scope databases for ``sqlite://`` and ``sqlite:///dir``."""
 
@@ -505,11 +721,16 @@ class SQLiteBackend:
         self._own_directory = False
         self._owner_file: Path | None = None
         self.directory: Path | None = None
-        if not in_memory:
-            if directory is None:
-                base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-                directory = tempfile.mkdtemp(prefix=PREFIX, dir=base)
-                self._own_directory = True
+        if in_memory or directory is None:  # sqlite://, sqlite+file://: a private directory, removed by close()
+            try:
+                self.directory = private_directory()
+            except OSError as exc:
+                raise BackendUnavailableError(
+                    f"cannot create a private directory for the SQLite databases: {exc}; "
+                    "free some space in /dev/shm or the temp directory (TMPDIR)"
+                ) from exc
+            self._own_directory = True
+        else:
             self.directory = Path(directory).resolve()
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -519,42 +740,77 @@ class SQLiteBackend:
                     "point dbscope_url at a writable directory (sqlite:///path/to/dir)"
                 ) from exc
             sweep_dead_runs(self.directory)
-            self._owner_file = write_owner_file(self.directory, self.run_id)
+        self._owner_file = write_owner_file(self.directory, self.run_id)
 
-    def template(self, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool = False) -> Any:
+    def template(
+        self,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        *,
+        rebuild: bool = False,
+        environment: BuildEnvironment | None = None,
+    ) -> Any:
         fingerprint = combined_fingerprint(migrations, seed)
         with self._lock:
             cached = self._templates.get(fingerprint)
             if cached is not None:
                 return cached
             if self.in_memory:
-                template: Any = self._build_memory(fingerprint, migrations, seed)
+                template: Any = self._build_memory(fingerprint, migrations, seed, environment)
             else:
-                template = self._build_file(fingerprint, migrations, seed, rebuild=rebuild)
+                template = self._build_file(fingerprint, migrations, seed, environment, rebuild=rebuild)
             self._templates[fingerprint] = template
             return template
 
-    def _build_memory(self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet) -> MemoryTemplate:
+    def _build_memory(
+        self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet, environment: BuildEnvironment | None
+    ) -> MemoryTemplate:
         # A named memdb database, so that alembic and SQLAlchemy metadata steps can reach
         # the template through a URL while it is built; private to this process.
         name = f"{PREFIX}tpl_{fingerprint}_{self.run_id}"
         conn = sqlite3.connect(f"file:/{name}?vfs=memdb", uri=True, check_same_thread=False)
         try:
-            _build(conn, migrations, seed, f"sqlite:///file:/{name}?vfs=memdb&uri=true")
+            _build(conn, migrations, seed, f"file:/{name}?vfs=memdb", environment)
         except BaseException:
             conn.close()
             raise
-        log.debug("built in-memory template %s", fingerprint)
-        return MemoryTemplate(fingerprint, conn)
+        # the file each scope copies: in WAL mode, which its copies keep (cheaper than setting it on each)
+        assert self.directory is not None
+        path = self.directory / f"{PREFIX}tpl_{fingerprint}.sqlite3"
+        try:
+            _delete_database_files(path)  # one a failed build left
+            target = sqlite3.connect(str(path))
+            try:
+                conn.backup(target)
+                _set_wal(target)
+            finally:
+                target.close()  # the last connection checkpoints: the file holds everything
+        except (OSError, sqlite3.Error) as exc:
+            conn.close()
+            raise BackendUnavailableError(f"cannot write the template {path}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        log.debug("built in-memory template %s (%s)", fingerprint, path)
+        return MemoryTemplate(fingerprint, conn, path=path)
 
     def _build_file(
-        self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool
+        self,
+        fingerprint: str,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        environment: BuildEnvironment | None,
+        *,
+        rebuild: bool,
     ) -> FileTemplate:
         assert self.directory is not None
         final = self.directory / f"{PREFIX}tpl_{fingerprint}.sqlite3"
         if final.exists() and not rebuild:
             log.debug("reusing template file %s", final)
-            return FileTemplate(fingerprint, final)
+            try:
+                return FileTemplate(fingerprint, final, wal=_is_wal(final))
+            except OSError as exc:
+                raise BackendUnavailableError(f"cannot read the template {final}: {exc}") from exc
         building = self.directory / f"{PREFIX}tpl_{fingerprint}.{os.getpid()}.{uuid.uuid4().hex[:6]}.building"
         try:
             conn = sqlite3.connect(str(building))
@@ -563,8 +819,9 @@ class SQLiteBackend:
                 f"cannot write the template {final}: {exc}; point dbscope_url at a writable directory"
             ) from exc
         try:
-            _build(conn, migrations, seed, f"sqlite:///{building}")
-            conn.close()
+            _build(conn, migrations, seed, str(building), environment)
+            _set_wal(conn)  # kept by every copy: readers read the last commit while a writer holds a transaction
+            conn.close()  # the last connection checkpoints: the file holds everything, no -wal is left
             os.replace(building, final)  # atomic: no one ever opens a half-built template
         except BaseException as exc:
             conn.close()
@@ -575,14 +832,31 @@ class SQLiteBackend:
         log.debug("built template file %s", final)
         return FileTemplate(fingerprint, final)
 
+    #: held while a database's name is chosen and the database made, so no two get one name
+    _naming = threading.Lock()
+
     def create(self, template: Any, *, label: str) -> SQLiteMemoryDatabase | SQLiteFileDatabase:
         # the label (a worker id from the environment) becomes a file name and a URI path:
         # only [A-Za-z0-9_] survive, so no '/', '..', '?' or '#' can escape or change either
-        name = f"{PREFIX}{self.run_id}_{re.sub(r'[^A-Za-z0-9_]+', '_', label).strip('_') or 'db'}"
-        if self.in_memory:
-            return SQLiteMemoryDatabase(name, template)
+        base = name = f"{PREFIX}{self.run_id}_{re.sub(r'[^A-Za-z0-9_]+', '_', label).strip('_') or 'db'}"
+        with self._naming:
+            # a label given again while its database lives (a worker's database of the reset
+            # strategy for other migrations: "gw0_reset" twice) gets a number, not the same file
+            number = 1
+            while not self._name_free(name):
+                number += 1
+                name = f"{base}_{number}"
+            return self._database(name, template)
+
+    def _name_free(self, name: str) -> bool:
+        assert self.directory is not None  # sqlite:// too: its databases are files in the run's private directory
+        return not (self.directory / f"{name}.sqlite3").exists()
+
+    def _database(self, name: str, template: Any) -> SQLiteMemoryDatabase | SQLiteFileDatabase:
         assert self.directory is not None
         try:
+            if self.in_memory:
+                return SQLiteMemoryDatabase(self.directory / f"{name}.sqlite3", template)
             return SQLiteFileDatabase(self.directory / f"{name}.sqlite3", template)
         except OSError as exc:
             raise BackendUnavailableError(
