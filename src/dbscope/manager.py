@@ -398,17 +398,16 @@ class IsolationManager:
         """The strategy of the session's settings (a marker may choose another per test)."""
         return self._strategy(self.config.strategy)
 
-    def prepare(self, *, environment: bool = True) -> dict[str, str]:
+    def prepare(self) -> dict[str, str]:
         """Build the session's template now, so a broken migration or URL fails before any test module is imported.
 
-        For a strategy with one database per worker (``reset``, ``rollback``) that database
-        is created too (unless ``environment`` is false: the xdist controller runs no test)
-        and the environment variables pointing at it are returned: the caller sets them
-        before conftests and test modules are imported, so an app that builds its engine at
-        import time finds it. Empty for ``clone``.
+        For a strategy with one database per worker (``reset``, ``rollback``, ``worker``) that
+        database is created too, and the environment variables pointing at it are returned:
+        the caller sets them before conftests and test modules are imported, so an app that
+        builds its engine at import time finds it. Empty for ``clone``.
         """
         opts = self._scope_options({})
-        database = self.strategy.environment(self, opts) if environment else None
+        database = self.strategy.environment(self, opts)
         if database is None:
             self.template_of(opts)
             return {}
@@ -433,12 +432,18 @@ class IsolationManager:
         )
         seed = self._migration_set(opts.seed, "dbscope_seed", opts.origins.get("seed", "the default"))
         try:
-            template = backend.template(migrations, seed, rebuild=self.config.rebuild)
+            template = backend.template(
+                migrations, seed, rebuild=self.config.rebuild, environment=self._build_environment
+            )
         except MigrationError as exc:
             self._template_errors[key] = exc
             raise
         self._templates[key] = template
         return template
+
+    def _build_environment(self, url_of: Callable[[str], str]) -> dict[str, str]:
+        """While a template is built: each of the app's variables holds the template's address."""
+        return {spec.name: url_of(spec.format) for spec in self.config.env_vars}
 
     def _enter(self, scope_id: str) -> None:
         scope = self.active_scopes[scope_id]

@@ -45,12 +45,13 @@ import re
 import site
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, cast
 
 from . import sqlscan
+from .environment import change_env, restore_env
 from .errors import ConfigError, MigrationError
 
 __all__ = [
@@ -204,6 +205,12 @@ class MetadataStep:
     def digest(self) -> bytes:
         return self.name.encode() + b"\0" + self.ddl
 
+    def missing(self, url: str) -> str | None:
+        """What the template lacks that ``create_all`` promised (None: every table is there)."""
+        wanted = {table.name for table in self.metadata.sorted_tables}
+        absent = sorted(wanted - set(_table_names(url)))
+        return f"table(s) {', '.join(absent[:5])} of the metadata" if absent else None
+
 
 @dataclass(frozen=True)
 class AlembicStep:
@@ -233,6 +240,12 @@ class AlembicStep:
                 source=self.name,
             ) from exc
 
+    def missing(self, url: str) -> str | None:
+        """What the template lacks that ``upgrade head`` promised (None: a head is recorded)."""
+        if "alembic_version" in _table_names(url):
+            return None
+        return "the alembic_version table (no revision was recorded in it)"
+
     def digest(self) -> bytes:
         digest = hashlib.sha256()
         for name, content in self.files:
@@ -260,22 +273,58 @@ class MigrationSet:
             _feed(digest, step.digest())
         return digest.hexdigest()[:16]
 
-    def apply(self, conn: Any, url: str | None = None) -> None:
+    def apply(self, conn: Any, url: str | None = None, *, environment: Mapping[str, str] | None = None) -> None:
         """Run every step in order, then commit.
 
         ``url`` (a SQLAlchemy URL of the database ``conn`` is connected to) is needed by
         alembic and SQLAlchemy-metadata steps, which open their own connection.
+        ``environment`` (the app's database variables, holding the address of the database
+        being built) is set while the steps run and restored after: an alembic ``env.py`` or
+        a callable that reads the app's settings builds this database, not another one. A
+        step that promised tables (alembic recorded a head, metadata has tables) is then
+        checked against the database itself.
         """
+        saved: dict[str, str | None] = {}
         try:
+            change_env(saved, environment or {})
             for step in self.steps:
                 if getattr(step, "needs_url", False):
                     conn.commit()  # their own connection must see (and not wait for) earlier work
                 step.apply(conn, url)
+            conn.commit()
+            for step in self.steps:
+                check = getattr(step, "missing", None)
+                if check is not None and url is not None:
+                    lacking = check(url)
+                    if lacking is not None:
+                        raise MigrationError(_went_elsewhere(step.name, lacking, environment or {}), source=step.name)
         except MigrationError as exc:
             if self.setting is None or self.origin is None:
                 raise
             raise _named(exc, self.setting, self.spec, self.origin) from exc.__cause__
-        conn.commit()
+        finally:
+            restore_env(saved)
+
+
+def _table_names(url: str) -> list[str]:
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    try:
+        return list(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _went_elsewhere(name: str, lacking: str, environment: Mapping[str, str]) -> str:
+    shown = ", ".join(sorted(environment)) or "no variable"
+    return (
+        f"migration {name} ran without error, but the template it was to build lacks {lacking}: the migration "
+        "connected to another database (an alembic env.py or a callable that ignores the URL it is given and "
+        f"builds its own from the app's settings?). While the template is built, {shown} hold the template's "
+        "address: read the URL from there, or from the sqlalchemy.url dbscope sets; the template was not saved"
+    )
 
 
 def combined_fingerprint(*sets: MigrationSet) -> str:

@@ -65,3 +65,67 @@ def test_every_test_starts_from_what_the_suites_own_fixtures_built(
     args = ("-n", "2", "--dist", "loadfile") if mode == "xdist" else ()
     result = pytester.runpytest_subprocess(*args, "-p", "no:randomly")
     result.assert_outcomes(passed=12)
+
+
+# A suite that builds its whole schema itself, in a session fixture: metadata.create_all
+# (SQLite) or alembic's upgrade (PostgreSQL), from the URL the app reads; no dbscope_migrations.
+SCHEMA_FIXTURE = {
+    "sqlite": """
+import os, pytest
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+sa.Table("users", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("email", sa.String, unique=True))
+
+@pytest.fixture(scope="session", autouse=True)
+def schema():
+    engine = sa.create_engine(os.environ["DATABASE_URL"])
+    metadata.create_all(engine)
+    engine.dispose()
+""",
+    "postgresql": """
+import os, pytest
+from alembic import command
+from alembic.config import Config
+
+@pytest.fixture(scope="session", autouse=True)
+def schema():
+    config = Config("alembic.ini")
+    config.set_main_option("script_location", "migrations")
+    config.set_main_option("sqlalchemy.url", os.environ["DATABASE_URL"])
+    command.upgrade(config, "head")
+""",
+}
+
+USERS_TESTS = """
+import os, pytest
+import sqlalchemy as sa
+
+@pytest.mark.parametrize("n", range(4))
+def test_each_test_sees_the_schema_and_no_other_tests_rows(n):
+    engine = sa.create_engine(os.environ["DATABASE_URL"])
+    try:
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar_one() == 0
+            conn.execute(sa.text("INSERT INTO users (email) VALUES ('same@example.com')"))  # unique: twice fails
+    finally:
+        engine.dispose()
+"""
+
+
+@pytest.mark.parametrize("mode", ["serial", "xdist"])
+@pytest.mark.parametrize("backend", ["sqlite-memory", "postgresql"])
+def test_a_schema_built_by_a_session_fixture_is_the_baseline(
+    backend: str, mode: str, pytester: pytest.Pytester, request: pytest.FixtureRequest
+) -> None:
+    from test_sqlalchemy_sources import make_alembic
+
+    dialect = "postgresql" if backend == "postgresql" else "sqlite"
+    url = str(request.getfixturevalue("pg_url")) if dialect == "postgresql" else "sqlite://"
+    if dialect == "postgresql":
+        make_alembic(pytester)
+    pytester.makeconftest(SCHEMA_FIXTURE[dialect])
+    pytester.makepyfile(test_users_a=USERS_TESTS, test_users_b=USERS_TESTS)
+    pytester.makefile(".ini", pytest=f"[pytest]\ndbscope_url = {url}\ndbscope_strategy = reset\n")
+    args = ("-n", "2") if mode == "xdist" else ()
+    pytester.runpytest_subprocess(*args, "-p", "no:randomly").assert_outcomes(passed=8)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "BuildEnvironment",
     "BackendType",
     "Checkup",
     "Database",
@@ -31,6 +32,11 @@ __all__ = [
     "Template",
     "release_and_drop",
 ]
+
+
+#: From the address of a database being built (format -> URL or part) to the environment
+#: variables that should hold it while its migrations run.
+BuildEnvironment = Callable[[Callable[[str], str]], Mapping[str, str]]
 
 
 class Dialect(Protocol):
@@ -160,7 +166,21 @@ def release_and_drop(database: Database, during: str, *, problems: list[str] | N
 class Backend(Protocol):
     """Builds templates and creates and drops the databases of scopes."""
 
-    def template(self, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool = False) -> Template: ...
+    def template(
+        self,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        *,
+        rebuild: bool = False,
+        environment: BuildEnvironment | None = None,
+    ) -> Template:
+        """The template for these migrations and seed, built once (or reused from a cache).
+
+        ``environment``, given the address of the database being built (a function from a
+        format, as ``Database.url`` takes, to the URL or part), names the variables to set
+        while the migrations run: the app's own settings then point at that database.
+        """
+        ...
 
     def create(self, template: Template, *, label: str) -> Database: ...
 

@@ -46,7 +46,7 @@ from psycopg import sql
 from ..errors import BackendUnavailableError, ConfigError, DbscopeError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
-from .base import Dialect
+from .base import BuildEnvironment, Dialect
 from .pg_connect import (
     START_ADVICE,
     ScopeConnection,
@@ -87,6 +87,8 @@ from .pg_owner import (
 from .pg_snapshot import (
     SCHEMA_SIGNATURE,
     Snapshot,
+    changed_sequences,
+    ddl_count,
     install_write_tracking,
     restore_sequences,
     restore_snapshot,
@@ -193,6 +195,9 @@ class PostgreSQLDatabase:
         self._primary: psycopg.Connection[Any] | None = None
         self._restorer: psycopg.Connection[Any] | None = None
         self._tracking = False  # write tracking installed (see watch_writes)
+        self._ddl_counted = False  # an event trigger counts DDL: the catalog is read only after some
+        self._ddl_seen = -1
+        self._signature: str | None = None
         self._lock = threading.Lock()
 
     def url(self, fmt: str = "sqlalchemy") -> str:
@@ -259,13 +264,22 @@ class PostgreSQLDatabase:
         self.open_primary()
 
     def schema_signature(self) -> str | None:
-        row = self._restore_connection().execute(SCHEMA_SIGNATURE).fetchone()
-        return str(row[0]) if row else None
+        """The schema's signature; read from the catalog only after DDL, when DDL is counted (a superuser)."""
+        conn = self._restore_connection()
+        if self._ddl_counted:
+            count = ddl_count(conn)
+            if count == self._ddl_seen and self._signature is not None:
+                return self._signature
+            self._ddl_seen = count
+        row = conn.execute(SCHEMA_SIGNATURE).fetchone()
+        self._signature = str(row[0]) if row else None
+        return self._signature
 
     def watch_writes(self) -> None:
         """Statement triggers on every table record which tables other sessions wrote (see TRACK_SCHEMA)."""
         if not self._tracking:
-            install_write_tracking(self._restore_connection())
+            self._ddl_counted = install_write_tracking(self._restore_connection(), superuser=self._backend.superuser)
+            self._ddl_seen, self._signature = -1, None
             self._tracking = True
 
     def write_mark(self, conn: Any) -> Any:
@@ -276,7 +290,8 @@ class PostgreSQLDatabase:
 
     def after_rollback(self, template: Any) -> None:
         """A rollback leaves sequences advanced: put them back to the template's values."""
-        restore_sequences(self._restore_connection(), self._backend.snapshot(template))
+        conn = self._restore_connection()
+        restore_sequences(conn, changed_sequences(conn, self._backend.snapshot(template)))
 
     def in_transaction(self, conn: Any) -> bool:
         return bool(conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
@@ -611,7 +626,14 @@ class PostgreSQLBackend:
 
     # -- templates ---------------------------------------------------------------------------
 
-    def template(self, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool = False) -> PostgreSQLTemplate:
+    def template(
+        self,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        *,
+        rebuild: bool = False,
+        environment: BuildEnvironment | None = None,
+    ) -> PostgreSQLTemplate:
         """The template for these migrations + seed: reused from the server, or built once."""
         self._check_open()
         fingerprint = combined_fingerprint(migrations, seed)
@@ -619,7 +641,7 @@ class PostgreSQLBackend:
             cached = self._templates.get(fingerprint)
             if cached is not None:
                 return cached
-            template = self._ensure_template(fingerprint, migrations, seed, rebuild=rebuild)
+            template = self._ensure_template(fingerprint, migrations, seed, rebuild=rebuild, environment=environment)
             self._templates[fingerprint] = template
         with contextlib.suppress(psycopg.Error):
             self._admin = self._live(self._admin)
@@ -627,7 +649,13 @@ class PostgreSQLBackend:
         return template
 
     def _ensure_template(
-        self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet, *, rebuild: bool
+        self,
+        fingerprint: str,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        *,
+        rebuild: bool,
+        environment: BuildEnvironment | None,
     ) -> PostgreSQLTemplate:
         name = f"{TEMPLATE_PREFIX}{fingerprint}"
         conn = self._connect(REGISTRY_DB, autocommit=True, role="build")
@@ -649,7 +677,7 @@ class PostgreSQLBackend:
             if exists:
                 log.debug("rebuilding template %s", name)
                 drop_checked(conn, name, allow_template=True)
-            self._build(conn, name, fingerprint, migrations, seed)
+            self._build(conn, name, fingerprint, migrations, seed, environment)
             self.counters["templates_built"] += 1
             return PostgreSQLTemplate(fingerprint, name, built=True)
         except psycopg.Error as exc:
@@ -658,7 +686,13 @@ class PostgreSQLBackend:
             conn.close()  # also releases the advisory lock
 
     def _build(
-        self, conn: psycopg.Connection[Any], name: str, fingerprint: str, migrations: MigrationSet, seed: MigrationSet
+        self,
+        conn: psycopg.Connection[Any],
+        name: str,
+        fingerprint: str,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        environment: BuildEnvironment | None = None,
     ) -> None:
         started = time.perf_counter()
         building = f"{name}_b{secrets.token_hex(3)}"
@@ -670,9 +704,10 @@ class PostgreSQLBackend:
             clear_pending(conn, building)
             target = self._connect(building, autocommit=False, role="build")
             url = self.address.url(building, "sqlalchemy")  # for alembic and metadata steps
+            env = environment(lambda fmt: self.address.url(building, fmt)) if environment is not None else None
             try:
-                migrations.apply(target, url)
-                seed.apply(target, url)
+                migrations.apply(target, url, environment=env)
+                seed.apply(target, url, environment=env)
             except psycopg.Error as exc:  # at commit: a deferred constraint, a serialization failure
                 raise MigrationError(
                     f"the migrations and seed ran, but committing them failed: {mask_password(str(exc).strip())}; "
