@@ -26,7 +26,7 @@ default; a dropped table is an error) are not undone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -36,6 +36,8 @@ from ..errors import CleanupError
 
 __all__ = [
     "SCHEMA_SIGNATURE",
+    "changed_sequences",
+    "ddl_count",
     "TRACK_SCHEMA",
     "Snapshot",
     "install_write_tracking",
@@ -128,21 +130,27 @@ SCHEMA_SIGNATURE = (
 )
 
 
-def install_write_tracking(conn: psycopg.Connection[Any]) -> None:
+def install_write_tracking(conn: psycopg.Connection[Any], *, superuser: bool) -> bool:
     """Statement triggers on every table that note, in ``dbscope_track.dirty``, each table written.
 
     Writes inside a transaction that is rolled back leave no note; what another session
-    commits (the app's own engine) stays noted, even a TRUNCATE or a cascade.
+    commits (the app's own engine) stays noted, even a TRUNCATE or a cascade. The functions
+    run as their owner (dbscope's role), so an app's role needs no privilege on them. For a
+    superuser, an event trigger also counts DDL in ``dbscope_track.ddl`` (see
+    :func:`ddl_count`); True when it does.
     """
     track = sql.Identifier(TRACK_SCHEMA)
     with conn.transaction():
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(track))
-        conn.execute(sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {}.dirty (tbl regclass PRIMARY KEY)").format(track))
+        # no unique key: one session's uncommitted note must never make another's write wait for it
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {}.dirty (tbl regclass NOT NULL)").format(track))
         conn.execute(
             sql.SQL(
-                "CREATE OR REPLACE FUNCTION {}.note() RETURNS trigger LANGUAGE plpgsql AS "
-                "$note$ BEGIN INSERT INTO {}.dirty VALUES (TG_RELID) ON CONFLICT DO NOTHING; RETURN NULL; END $note$"
-            ).format(track, track)
+                "CREATE OR REPLACE FUNCTION {}.note() RETURNS trigger LANGUAGE plpgsql "
+                "SECURITY DEFINER SET search_path = pg_catalog AS "
+                "$note$ BEGIN INSERT INTO {}.dirty SELECT TG_RELID WHERE NOT EXISTS "
+                "(SELECT FROM {}.dirty WHERE tbl = TG_RELID); RETURN NULL; END $note$"
+            ).format(track, track, track)
         )
         for table in _tables(conn):
             conn.execute(
@@ -151,12 +159,50 @@ def install_write_tracking(conn: psycopg.Connection[Any]) -> None:
                     "FOR EACH STATEMENT EXECUTE FUNCTION {}.note()"
                 ).format(sql.Identifier(_TRACK_TRIGGER), _ident(table), track)
             )
+        if not superuser:  # event triggers are a superuser's: the schema is then compared in full each time
+            return False
+        # a row per DDL command, not a counter to update: no row lock for two sessions to wait on
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {}.ddl (at timestamptz DEFAULT now())").format(track))
+        conn.execute(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {}.count_ddl() RETURNS event_trigger LANGUAGE plpgsql "
+                "SECURITY DEFINER SET search_path = pg_catalog AS "
+                "$count$ BEGIN INSERT INTO {}.ddl DEFAULT VALUES; END $count$"
+            ).format(track, track)
+        )
+        conn.execute(sql.SQL("DROP EVENT TRIGGER IF EXISTS {}").format(sql.Identifier(_TRACK_TRIGGER)))
+        conn.execute(
+            sql.SQL("CREATE EVENT TRIGGER {} ON ddl_command_end EXECUTE FUNCTION {}.count_ddl()").format(
+                sql.Identifier(_TRACK_TRIGGER), track
+            )
+        )
+    return True
+
+
+def ddl_count(conn: psycopg.Connection[Any]) -> int:
+    """How many DDL commands committed in this database since tracking began (see install_write_tracking)."""
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}.ddl").format(sql.Identifier(TRACK_SCHEMA))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def changed_sequences(conn: psycopg.Connection[Any], snapshot: Snapshot) -> Snapshot:
+    """``snapshot`` with only the sequences whose value now differs from it (one query)."""
+    current = {
+        (str(schema), str(name)): (None if value is None else int(value))
+        for schema, name, value in conn.execute("SELECT schemaname, sequencename, last_value FROM pg_sequences")
+    }
+    changed = tuple(
+        (seq, value, called)
+        for seq, value, called in snapshot.sequences
+        if current.get(seq, -1) != (value if called else None)
+    )
+    return replace(snapshot, sequences=changed)
 
 
 def take_write_marks(conn: psycopg.Connection[Any]) -> list[str]:
     """The tables other sessions wrote since the last look, emptying the list (see install_write_tracking)."""
     statement = sql.SQL("DELETE FROM {}.dirty RETURNING tbl::text").format(sql.Identifier(TRACK_SCHEMA))
-    return sorted(str(row[0]) for row in conn.execute(statement))
+    return sorted({str(row[0]) for row in conn.execute(statement)})
 
 
 def restore_sequences(conn: psycopg.Connection[Any], snapshot: Snapshot) -> None:
