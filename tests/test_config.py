@@ -246,8 +246,8 @@ def test_other_environment_variables_are_ignored() -> None:
 
 ERRORS = [
     # source, setting, raw value, reason (a regex)
-    ("cli", "strategy", "fork", r"must be one of clone, reset, rollback"),
-    ("env", "strategy", "fork", r"must be one of clone, reset, rollback"),
+    ("cli", "strategy", "fork", r"must be one of clone, reset, rollback, worker"),
+    ("env", "strategy", "fork", r"must be one of clone, reset, rollback, worker"),
     ("env", "close_timeout", "-1", r"must be greater than 0"),
     ("ini", "close_timeout", "0", r"must be greater than 0"),
     ("cli", "close_timeout", "soon", r"must be a number"),

@@ -233,7 +233,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("url", f"database URL (default sqlite://): {registry.usage()}", _url),
     Setting("migrations", "directory of .sql files, one .sql file, or package.module:callable", _text),
     Setting("seed", "seed data applied after the migrations, in the same forms", _text),
-    Setting("strategy", "isolation strategy: clone (default), reset or rollback", _strategy),
+    Setting("strategy", f"isolation strategy: {', '.join(STRATEGIES)} (default clone)", _strategy),
     Setting(
         "env_var",
         "environment variables set to the scope's URL: NAME or NAME:sqlalchemy|async|dsn, or to one "

@@ -142,11 +142,13 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     controller = _is_xdist_controller(early_config)
     early_config.stash[CONTROLLER_KEY] = controller
     try:
-        environment = manager.prepare(environment=not controller)
+        # the controller imports the conftests too: under reset, rollback and worker it gets a
+        # database of its own, so a conftest that reads the address at import works there as well
+        environment = manager.prepare()
     except DbscopeError as exc:
         manager.close()
         raise pytest.UsageError(f"dbscope: {type(exc).__name__}: {mask_password(str(exc))}") from None
-    if controller:  # it runs no test: let go of the server now (the workers reuse a cached template)
+    if controller and not environment:  # it runs no test: let go of the server (workers reuse the template)
         manager.close()
         early_config.stash[MANAGER_KEY] = IsolationManager(config=settings)
     change_env(saved, environment)

@@ -16,6 +16,7 @@ CONFTEST = """
 import os
 # what real suites do: fall back to a shared database when the variable is missing
 URL = os.environ.get("DATABASE_URL", "sqlite:///shared-dev.db")
+STRICT = os.environ["DATABASE_URL"]  # and some read it strictly, in every process (the xdist controller too)
 with open("url_seen_at_import.txt", "w") as seen:
     seen.write(URL)
 """
@@ -31,6 +32,7 @@ def test_uses_the_workers_database():
 INVOCATIONS = {
     "n-auto-pdb": ("-n", "auto", "--pdb"),
     "n-0": ("-n", "0"),
+    "n-2": ("-n", "2"),
     "no-xdist": ("-p", "no:xdist"),
     "collect-only-n-2": ("--collect-only", "-n", "2"),
 }
