@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import sqlite3
 import textwrap
@@ -244,13 +245,24 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     return str(directory / "migrations"), str(directory / "seed.sql")
 
 
-def memdb_exists(name: str) -> bool:
-    """Whether an in-memory database of this name is still alive (opening a dead one gives an empty one)."""
-    conn = sqlite3.connect(f"file:/{name}?vfs=memdb", uri=True)
-    try:
-        return bool(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
-    finally:
-        conn.close()
+#: a SQLite database's files: the database and the companions its journal modes write
+COMPANIONS = ("", "-journal", "-wal", "-shm")
+
+
+def database_files(path: Path) -> list[str]:
+    """Which of a ``sqlite://`` database's files exist (its file, -wal, -shm): [] once it was dropped."""
+    return [f"{path}{suffix}" for suffix in COMPANIONS if os.path.lexists(f"{path}{suffix}")]
+
+
+def run_entries(directory: Path) -> set[str]:
+    """The backend's private directory, as database names: companions folded into their database."""
+    names = set()
+    for entry in directory.iterdir():
+        name = entry.name
+        for suffix in COMPANIONS[1:]:
+            name = name.removesuffix(suffix)
+        names.add(name)
+    return names
 
 
 def assert_nothing_left(manager: IsolationManager) -> None:
@@ -282,9 +294,9 @@ def test_sqlite_scopes_see_the_template_and_their_own_writes_only(
 ) -> None:
     migrations, seed = sources
     manager = IsolationManager("sqlite://", migrations=migrations, seed=seed, strategy=strategy, env_vars=[])
-    names: set[str] = set()
+    paths: set[Path] = set()
     most = [0]
-    manager.scope_listeners.append(lambda scope: names.add(scope.database.name))
+    manager.scope_listeners.append(lambda scope: paths.add(Path(scope.database.url("dsn"))))
 
     @bounded(60)
     @given(schedules())
@@ -293,11 +305,26 @@ def test_sqlite_scopes_see_the_template_and_their_own_writes_only(
 
     try:
         prove()
+        # every database is a file in the backend's private directory, which holds the run's files only
+        assert paths and all(path.is_absolute() for path in paths)
+        [directory] = {path.parent for path in paths}
+        left = run_entries(directory)
+        template = [name for name in left if re.fullmatch(r"dbscope_tpl_[0-9a-f]+\.sqlite3", name)]
+        assert len(template) == 1 and f"dbscope_{manager.run_id}.owner" in left, sorted(left)
+        databases = left - {template[0], f"dbscope_{manager.run_id}.owner"}
+        if strategy == "clone":  # a dropped clone's files are gone; only the pool's ready clones wait
+            assert [database_files(path) for path in paths if database_files(path)] == []
+            assert len(databases) <= manager.pool_size, sorted(databases)
+            assert {path.name for path in paths}.isdisjoint(databases), sorted(databases)
+        else:  # one database serves every scope, restored between them, until the manager closes
+            assert databases == {path.name for path in paths} and len(databases) == 1, sorted(databases)
     finally:
         created = manager.metrics["scopes_created"]
         manager.close()
     assert_nothing_left(manager)
-    assert names and not any(memdb_exists(name) for name in names), "a scope's database outlived the manager"
+    still_there = [files for path in paths if (files := database_files(path))]
+    assert still_there == [], f"a scope's database outlived the manager: {still_there[:3]}"
+    assert not directory.exists(), f"close() left the backend's directory: {sorted(os.listdir(directory))}"
     figures.record(**{f"sqlite_{strategy}_scopes": created, f"sqlite_{strategy}_max_alive": most[0]})
 
 

@@ -4,7 +4,7 @@ Everything goes through the library API (``IsolationManager``, ``manager.scope()
 ``scope.client()``, ``scope.connect()``, ``client.connect()``) on real databases: SQLite
 in memory, SQLite files, and the shared PostgreSQL server of the ``pg_url`` fixture.
 "Nothing left behind" is checked from outside dbscope: /proc/self (fds, threads, RSS),
-fresh sqlite3 connections to the dropped in-memory clones' URIs, the directory listing,
+the dropped in-memory clones' files (on tmpfs) and the backend's directory listing,
 and the server's pg_database and pg_stat_activity.
 """
 
@@ -195,17 +195,50 @@ def assert_manager_clean(manager: IsolationManager, scopes: int) -> dict[str, An
 # -- looking behind dbscope's back --------------------------------------------------------------
 
 
-def memdb_tables(uri: str) -> list[str]:
-    """The tables a fresh connection sees at an in-memory database's URI: [] once it is gone.
+#: a SQLite database's files: the database and the companions its journal modes write
+COMPANIONS = ("", "-journal", "-wal", "-shm")
 
-    A memdb database lives while a connection holds it; opening its name after the last
-    one closed creates a new, empty database (dropped again when the probe closes).
+
+def database_files(path: str | Path) -> list[str]:
+    """Which of a database's files exist (the file, -journal, -wal, -shm): [] once it was dropped."""
+    return [f"{path}{suffix}" for suffix in COMPANIONS if os.path.lexists(f"{path}{suffix}")]
+
+
+def file_tables(path: str | Path) -> list[str]:
+    """The tables a fresh read-only connection sees in the database file at ``path``: [] once it is gone.
+
+    ``sqlite://`` keeps each clone in a file on tmpfs, deleted with its -wal and -shm when
+    the scope drops it; a leftover companion without its database fails here too. The
+    probe opens the file read-only, so it never creates one where there was none.
     """
-    probe = sqlite3.connect(uri, uri=True)
+    left = database_files(path)
+    if not left:
+        return []
+    assert os.path.isfile(path), f"a dropped database left its companions: {left}"
+    probe = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         return [name for (name,) in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     finally:
         probe.close()
+
+
+def run_entries(directory: Path) -> set[str]:
+    """The backend's directory, as database names: each -journal, -wal, -shm folded into its database."""
+    names = set()
+    for entry in directory.iterdir():
+        name = entry.name
+        for suffix in COMPANIONS[1:]:
+            name = name.removesuffix(suffix)
+        names.add(name)
+    return names
+
+
+def run_files_besides(directory: Path, run_id: str) -> set[str]:
+    """The backend directory's databases other than the template and the run's owner file (both asserted)."""
+    entries = run_entries(directory)
+    templates = {name for name in entries if re.fullmatch(r"dbscope_tpl_[0-9a-f]+\.sqlite3", name)}
+    assert len(templates) == 1 and f"dbscope_{run_id}.owner" in entries, sorted(entries)
+    return entries - templates - {f"dbscope_{run_id}.owner"}
 
 
 def run_databases(server: Any, like: str) -> list[str]:
@@ -292,7 +325,7 @@ def test_ten_thousand_in_memory_scopes_leave_no_fd_thread_memory_or_database_beh
                 assert ids == SEED_ORDERS + 1  # a fresh clone every time: the row ids start over
                 uris.append(scope.url("dsn"))
                 if i == 0:  # the probe sees a live clone: it can tell a database that is there
-                    assert memdb_tables(uris[0]) == ["accounts", "orders", "events"]
+                    assert file_tables(uris[0]) == ["accounts", "orders", "events"]
 
         for i in range(MEMORY_WARMUP):
             one(i)
@@ -312,14 +345,27 @@ def test_ten_thousand_in_memory_scopes_leave_no_fd_thread_memory_or_database_beh
         assert len(set(uris)) == MEMORY_SCOPES
         assert os.environ.get("DATABASE_URL") == env_before
         started_probe = time.perf_counter()
-        still_there = [uri for uri in uris if memdb_tables(uri)]
+        still_there = [uri for uri in uris if database_files(uri)]
         probe_s = time.perf_counter() - started_probe
         assert still_there == [], f"{len(still_there)} clones outlived their scope, e.g. {still_there[:3]}"
         pool_names = pool_successors(uris[-1])
-        # the pool keeps clones ready beyond the last scope's (a real condition, awaited)
-        wait_until(lambda: any(memdb_tables(u) for u in pool_names), 10, "the pool holds a ready clone")
+        # the pool keeps clones ready beyond the last scope's (a real condition, awaited): a clone
+        # holds the template's tables
+        wait_until(
+            lambda: any(file_tables(u) == ["accounts", "orders", "events"] for u in pool_names),
+            10,
+            "the pool holds a ready clone",
+        )
+        # every database is a file in the backend's private directory: besides the template and the
+        # owner file, only the pool's ready clones are left there while the run lives
+        directory = Path(uris[0]).parent
+        assert all(Path(uri).parent == directory for uri in uris)
+        waiting = run_files_besides(directory, manager.run_id)
+        assert waiting <= {Path(u).name for u in pool_names}, sorted(waiting)
+        assert 0 < len(waiting) <= manager.pool_size, sorted(waiting)
     after_close = assert_back_to(before, "after manager.close()")
-    assert [u for u in pool_names if memdb_tables(u)] == [], "close() left the pool's ready clones alive"
+    assert [u for u in pool_names if database_files(u)] == [], "close() left the pool's ready clones alive"
+    assert not directory.exists(), f"close() left the backend's directory: {sorted(os.listdir(directory))}"
     figures.record(
         scopes=MEMORY_SCOPES,
         scopes_per_s=round((MEMORY_SCOPES - MEMORY_WARMUP) / elapsed),
@@ -343,9 +389,9 @@ def test_ten_thousand_in_memory_scopes_leave_no_fd_thread_memory_or_database_beh
 
 
 def pool_successors(uri: str, count: int = 3) -> list[str]:
-    """The URIs of the next clones the pool makes after ``uri`` (names end in a serial number)."""
-    match = re.fullmatch(r"(file:/dbscope_\w+_)(\d+)(\?vfs=memdb)", uri)
-    assert match, f"unexpected in-memory clone URI {uri}"
+    """The paths of the next clones the pool makes after ``uri`` (names end in a serial number)."""
+    match = re.fullmatch(r"(/\S+/dbscope_\w+_)(\d+)(\.sqlite3)", uri)
+    assert match, f"unexpected in-memory clone path {uri}"
     head, serial, tail = match.groups()
     return [f"{head}{int(serial) + k}{tail}" for k in range(1, count + 1)]
 
@@ -532,8 +578,11 @@ def test_fifty_scopes_alive_at_once_each_see_only_their_own_marker(
         assert_manager_clean(manager, ALIVE)
         assert os.environ.get("DATABASE_URL") == env_before
         if server is None:
-            left = [uri for uri in databases if memdb_tables(uri)]
+            left = [uri for uri in databases if database_files(uri)]
             assert left == []
+            # besides the template and the owner file, only the pool's ready clones (none of the 50)
+            waiting = run_files_besides(Path(databases[0]).parent, manager.run_id)
+            assert len(waiting) <= manager.pool_size and waiting.isdisjoint(Path(d).name for d in databases)
         closing = time.perf_counter()
     # PostgreSQL: the 50 drops were queued at once; close() waits while they finish
     close_s = time.perf_counter() - closing
@@ -541,6 +590,8 @@ def test_fifty_scopes_alive_at_once_each_see_only_their_own_marker(
         left = [d for d in databases if run_databases(server, d)]
         assert left == []
         assert_server_clean(server, manager)
+    else:  # close() removed the backend's directory, template and pool clones with it
+        assert not Path(databases[0]).parent.exists()
     assert_back_to(before, "after manager.close()")
     figures.record(
         backend="postgresql" if on_pg else "sqlite",
@@ -594,7 +645,11 @@ def test_two_hundred_threads_share_one_client_and_every_insert_lands_once(
     with schema.manager() as manager:
         with manager.scope("warm-up"):
             pass
-        if backend == "sqlite":  # no descriptors in memory: the steady state is known exactly
+        if backend == "sqlite":
+            # each clone is a file on tmpfs: the pool's ready clones hold descriptors, and its thread
+            # holds two more while it copies the template. Once it caught up, the steady state is
+            # known exactly.
+            wait_until(lambda: manager.pool_ready == manager.pool_size, 10, "the clone pool caught up")
             steady = usage()
         with manager.scope("two hundred threads") as scope:
             db = scope.client()
@@ -659,10 +714,13 @@ def test_two_hundred_threads_share_one_client_and_every_insert_lands_once(
                 f"no session left on {database}",
             )
         else:
-            assert memdb_tables(database) == []
+            assert database_files(database) == []
+            wait_until(lambda: manager.pool_ready == manager.pool_size, 10, "the clone pool caught up")
             assert_back_to(steady, "after the scope of 200 threads ended")
     if server is not None:
         assert_server_clean(server, manager)
+    else:  # close() removed the backend's directory, template and pool clones with it
+        assert not Path(database).parent.exists()
     after_close = assert_back_to(before, "after manager.close()")
     figures.record(
         backend=backend,
