@@ -102,3 +102,22 @@ def drop_templates_built_by_this_session() -> Iterator[None]:
                     drop_checked(conn, name, allow_template=True)
                 except psycopg.Error:
                     pass  # gone meanwhile, or the server refused: it stays, like any cached template
+
+
+def drop_if_kept(url: str, name: str) -> None:
+    """Drop ``name`` if its owner record says dbscope kept it for a failed test; nothing else.
+
+    Not ``dbscope gc --kept --yes``: on a shared server that drops every kept database,
+    other people's evidence too.
+    """
+    import psycopg
+
+    from dbscope.backends.pg_owner import OwnerRecord, drop_checked
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        comment = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        record = OwnerRecord.from_comment(comment[0]) if comment else None
+        if record is not None and record.is_kept:
+            drop_checked(conn, name)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from pgsupport import drop_if_kept
 
 from dbscope.cli import main
 
@@ -107,8 +108,6 @@ def test_a_kept_postgresql_database_opens_in_psql_as_printed_and_gc_kept_drops_i
 ) -> None:
     import psycopg
 
-    from dbscope.backends.pg_owner import OwnerRecord, drop_checked
-
     psql = tool("psql")
     pytester = project(ini=f"dbscope_url = {pg_url}\n", migrations={"0001_users.sql": f"-- {uuid.uuid4()}\n{PG_USERS}"})
     pytester.makepyfile(test_failing=FAILING_TEST)
@@ -134,14 +133,7 @@ def test_a_kept_postgresql_database_opens_in_psql_as_printed_and_gc_kept_drops_i
         with psycopg.connect(pg_url) as conn:
             assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() == (1,)
     finally:
-        # not `gc --kept --yes`: on a shared server it would drop every kept database, not only this one
-        with psycopg.connect(pg_url, autocommit=True) as conn:
-            comment = conn.execute(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
-            ).fetchone()
-            record = OwnerRecord.from_comment(comment[0]) if comment else None
-            if record is not None and record.is_kept:
-                drop_checked(conn, name)
+        drop_if_kept(pg_url, name)
 
 
 def test_gc_kept_yes_drops_the_kept_databases_of_a_server_and_nothing_else(

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 
 import pytest
+from pgsupport import drop_if_kept
 
 from .conftest import Cell, MakeCellProject, report_records
 
@@ -54,9 +55,6 @@ def test_a_kept_database_opens_as_printed(cell: Cell, mode: str, make_project: M
 
 
 def _open_in_psql_then_drop(printed: str, server_url: str) -> None:
-    import psycopg
-
-    from dbscope.backends.pg_owner import OwnerRecord, drop_checked
 
     name = printed.rsplit("/", 1)[1]
     try:
@@ -68,11 +66,5 @@ def _open_in_psql_then_drop(printed: str, server_url: str) -> None:
             text=True,
         )
         assert (shown.returncode, shown.stdout, shown.stderr) == (0, "seeded\nevidence\n", "")
-    finally:  # only this database: other kept databases on a shared server are someone's evidence
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            comment = conn.execute(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
-            ).fetchone()
-            record = OwnerRecord.from_comment(comment[0]) if comment else None
-            if record is not None and record.is_kept:
-                drop_checked(conn, name)
+    finally:
+        drop_if_kept(server_url, name)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from reliability.sqlitefiles import database_files, run_entries
 from reliability.waiting import wait_until
 
 from dbscope import IsolationManager
@@ -243,26 +244,6 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     (directory / "migrations" / "0001_items.sql").write_text(SCHEMA)
     (directory / "seed.sql").write_text(SEED_SQL)
     return str(directory / "migrations"), str(directory / "seed.sql")
-
-
-#: a SQLite database's files: the database and the companions its journal modes write
-COMPANIONS = ("", "-journal", "-wal", "-shm")
-
-
-def database_files(path: Path) -> list[str]:
-    """Which of a ``sqlite://`` database's files exist (its file, -wal, -shm): [] once it was dropped."""
-    return [f"{path}{suffix}" for suffix in COMPANIONS if os.path.lexists(f"{path}{suffix}")]
-
-
-def run_entries(directory: Path) -> set[str]:
-    """The backend's private directory, as database names: companions folded into their database."""
-    names = set()
-    for entry in directory.iterdir():
-        name = entry.name
-        for suffix in COMPANIONS[1:]:
-            name = name.removesuffix(suffix)
-        names.add(name)
-    return names
 
 
 def assert_nothing_left(manager: IsolationManager) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
+from reliability.sqlitefiles import database_files, run_entries
 from reliability.waiting import wait_until
 
 from dbscope import ClientClosedError, IsolationManager, Scope
@@ -195,15 +196,6 @@ def assert_manager_clean(manager: IsolationManager, scopes: int) -> dict[str, An
 # -- looking behind dbscope's back --------------------------------------------------------------
 
 
-#: a SQLite database's files: the database and the companions its journal modes write
-COMPANIONS = ("", "-journal", "-wal", "-shm")
-
-
-def database_files(path: str | Path) -> list[str]:
-    """Which of a database's files exist (the file, -journal, -wal, -shm): [] once it was dropped."""
-    return [f"{path}{suffix}" for suffix in COMPANIONS if os.path.lexists(f"{path}{suffix}")]
-
-
 def file_tables(path: str | Path) -> list[str]:
     """The tables a fresh read-only connection sees in the database file at ``path``: [] once it is gone.
 
@@ -220,17 +212,6 @@ def file_tables(path: str | Path) -> list[str]:
         return [name for (name,) in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
     finally:
         probe.close()
-
-
-def run_entries(directory: Path) -> set[str]:
-    """The backend's directory, as database names: each -journal, -wal, -shm folded into its database."""
-    names = set()
-    for entry in directory.iterdir():
-        name = entry.name
-        for suffix in COMPANIONS[1:]:
-            name = name.removesuffix(suffix)
-        names.add(name)
-    return names
 
 
 def run_files_besides(directory: Path, run_id: str) -> set[str]:
