@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import dbscope
 from dbscope.backends.hostfs import MEMORY_FILESYSTEMS, filesystem_type
 from dbscope.backends.sqlite_tools import sqlite_garbage
 from dbscope.cli import CONFIG_FILES, load_settings, main
@@ -563,4 +564,4 @@ def test_the_console_script_is_installed() -> None:
     if script is None:
         pytest.skip("the dbscope console script is not on PATH (not installed with pip install -e .)")
     done = subprocess.run([script, "--version"], capture_output=True, text=True, check=False)
-    assert done.returncode == 0 and done.stdout.strip() == "dbscope 0.1.0"
+    assert done.returncode == 0 and done.stdout.strip() == f"dbscope {dbscope.__version__}"

@@ -8,6 +8,8 @@ with IsolationManager("sqlite://", migrations="migrations/") as manager:
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .client import Client, ResultSet, Row, Transaction
 from .config import Config, EnvVarSpec
 from .errors import (
@@ -43,4 +45,8 @@ __all__ = [
     "__version__",
 ]
 
-__version__ = "0.1.0"
+try:
+    # the version is written once, in pyproject.toml; the installed metadata carries it here
+    __version__ = version("dbscope")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
