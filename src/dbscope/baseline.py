@@ -1,8 +1,8 @@
 """Performance baselines: save a run's figures, compare a later run with them.
 
-The seed's PerformanceBaseline: a warning when the average test duration grows past
-1.2x the baseline's or the average memory growth past 1.3x, a failure when the
-slowest test takes more than 1.5x the baseline's slowest.
+A warning when the average test duration grows past 1.2x the baseline's or the average
+memory growth past 1.3x, a failure when the slowest test takes more than 1.5x the
+baseline's slowest.
 
 Small absolute values would make those ratios noise: 1.2x of a 0.2 ms average is
 40 µs, less than a scheduler hiccup on a shared CI machine, and memory grows in
@@ -13,8 +13,8 @@ the factor and an absolute slack over the baseline::
 
 with slacks of 0.5 ms (average duration), 20 ms (slowest test: one sample, the
 noisiest figure) and 256 kB (average memory growth). Above a few milliseconds the
-factor decides alone, as in the seed. The max memory growth and the average cleanup
-time are saved and shown for context, not judged.
+factor decides alone. The max memory growth and the average cleanup time are saved
+and shown for context, not judged.
 
 No pytest here: the plugin and the ``dbscope baseline`` command share this module.
 """

@@ -1,13 +1,15 @@
 """IsolationManager: scopes, connection registry, metrics, env and module resets, cleanup.
 
-This is the seed's Test Isolation Manager in Python. It never imports pytest: the
-plugin is a thin layer over it, and it works on its own as a library.
+It never imports pytest: the plugin is a thin layer over it, and it works on its own
+as a library.
 
-Lifecycle of one scope: purge ``reset_modules`` and run reset hooks -> clone the
-database from the template -> (set the environment) -> work -> close every tracked
-connection, each bounded by the close timeout -> count connections left open by others
-(leaks) -> drop the database -> restore the environment -> record metrics. A failure in
-any step falls back to emergency cleanup, which still leaves nothing behind.
+Lifecycle of one scope: purge ``reset_modules`` and run reset hooks -> the strategy
+opens the database (a clone from the template, or the worker's database) -> set the
+environment -> work -> close every tracked connection, each bounded by the close
+timeout -> run reset hooks and purge ``reset_modules`` again -> the strategy counts
+connections left open by others (leaks), then drops or restores the database ->
+restore the environment -> record metrics. A failure in any step of the end falls back
+to emergency cleanup, which still leaves nothing behind. docs/how-it-works.md draws it.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class IsolationManager:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """The seed's performance metrics as a plain dict."""
+        """The manager's counters as a plain dict (the report's ``metrics``)."""
         destroyed = self._counters["scopes_destroyed"]
         return {
             "scopes_created": self._counters["scopes_created"],
@@ -126,7 +128,7 @@ class IsolationManager:
             "scopes": [s.stats() for s in scopes],
         }
 
-    # -- seed API ---------------------------------------------------------------------
+    # -- the manager's API ------------------------------------------------------------
 
     def initialize_test_mode(self) -> None:
         """Enter test mode, cleaning up whatever an earlier run of this manager left."""

@@ -1,7 +1,7 @@
 """ClonePool: databases cloned ahead of need by a background thread.
 
 A test then takes a ready database instead of waiting for the clone. For SQLite the
-copy (``backup()``) and the connect release the GIL, so the thread works while pytest
+file copy and the connect release the GIL, so the thread works while pytest
 runs the test; for PostgreSQL it hides ``CREATE DATABASE ... TEMPLATE``. When the pool
 is empty, ``take()`` clones synchronously, so a slow pool never blocks a test for
 longer than cloning would.

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 SCHEMA = "dbscope-report/1"
-MB = 1024 * 1024  # dbscope_memory_growth_mb counts in these, as the seed's 50 * 1024 * 1024 does
+MB = 1024 * 1024  # dbscope_memory_growth_mb counts in these: the default 50 is 50 * 1024 * 1024 bytes
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 WARNING_KINDS = ("connection_leak", "scope_leak", "cleanup_failure", "slow_test", "memory_growth")
