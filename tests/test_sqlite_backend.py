@@ -222,16 +222,20 @@ def test_clones_are_independent_of_each_other_and_of_the_template(
     assert names_in(clones(migrations, seed)) == ["Ana"]
 
 
-def test_a_clone_is_named_with_the_prefix_the_run_and_the_label(migrations: MigrationSet) -> None:
+def test_a_clone_is_named_with_the_prefix_and_the_label_and_given_out_through_the_alias(
+    migrations: MigrationSet,
+) -> None:
     backend = SQLiteBackend(run_id="r1")
     try:
         database = backend.create(backend.template(migrations, NO_SEED), label="gw0_7")
         try:
             assert isinstance(database, SQLiteMemoryDatabase)
-            assert database.name == "dbscope_r1_gw0_7"
-            path = f"{backend.directory}/dbscope_r1_gw0_7.sqlite3"
-            assert database.path == Path(path)
+            assert database.name == "dbscope_gw0_7"  # the directory is the run's own: no run id
+            assert database.path == Path(f"{backend.directory}/dbscope_gw0_7.sqlite3")
+            assert backend.alias is not None
+            path = f"{backend.alias.path}/dbscope_gw0_7.sqlite3"  # the same string in every process
             assert database.url("dsn") == path
+            assert os.path.realpath(path) == str(database.path)
             assert database.url() == f"sqlite:///{path}"
             assert database.url("sqlalchemy") == database.url()
             assert database.url("async") == f"sqlite+aiosqlite:///{path}"
@@ -248,7 +252,7 @@ def test_two_backends_never_share_a_clone_with_the_same_label(migrations: Migrat
         b = two.create(two.template(migrations, NO_SEED), label="same")
         add_user(a, "Ana")
 
-        assert a.name != b.name
+        assert a.path != b.path and a.url() != b.url()  # one name, each in its backend's own directory
         assert names_in(b) == []
         a.drop()
         b.drop()
@@ -956,7 +960,8 @@ import os
 
 def test_records_where_its_database_is(db):
     with open("where.txt", "w") as out:
-        out.write(os.path.dirname(os.environ["DATABASE_URL"].removeprefix("sqlite:///")))
+        # the real directory behind the URL's /proc/self/fd alias, which dies with the process
+        out.write(os.path.dirname(os.path.realpath(os.environ["DATABASE_URL"].removeprefix("sqlite:///"))))
     if os.environ.get("KILL_THE_RUN"):
         os._exit(9)  # no teardown, no atexit: a killed worker
 """

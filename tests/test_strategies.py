@@ -53,11 +53,18 @@ def test_reset_works_under_xdist_with_one_database_per_worker(project: MakeProje
     pytester.makepyfile(
         test_app=APP_TESTS
         + """
-def test_each_worker_has_its_own_database():
-    assert os.environ["PYTEST_XDIST_WORKER"] in conftest.URL
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+def test_each_worker_has_its_own_database(n):
+    # the URL is one string on every worker; behind it, each worker's own file
+    with open(f"seen-{os.environ['PYTEST_XDIST_WORKER']}", "w") as out:
+        out.write(os.path.realpath(conftest.URL))
 """
     )
-    pytester.runpytest_subprocess("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=7)
+    pytester.runpytest_subprocess("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=10)
+    seen = {path.name: path.read_text() for path in pytester.path.glob("seen-gw*")}
+    assert len(seen) == 2 and len(set(seen.values())) == 2, seen
 
 
 def test_rollback_undoes_each_test_and_nests_transactions_as_savepoints(project: MakeProject) -> None:

@@ -223,7 +223,9 @@ class _Shared:
             worker = self._workers.get(key)
             if worker is None:
                 backend, template = resources.template_of(opts)
-                database = backend.create(template, label=f"{resources.worker_id}_{self.name}")
+                # named after the strategy alone ("reset"): backends make names unique per process,
+                # and sqlite:// can then give the same URL string on every worker (stable test ids)
+                database = backend.create(template, label=self.name)
                 worker = self._workers[key] = WorkerDatabase(database, template)
                 self._prepare(worker)
                 log.debug("worker %s keeps %s for the %s strategy", resources.worker_id, database.name, self.name)

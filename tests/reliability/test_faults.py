@@ -124,7 +124,7 @@ def test_leaves_a_resource_whose_close_hangs(dbscope_scope, db):
     dbscope_scope.track(HangingClose())
     SEEN["raw"] = dbscope_scope.connect()      # tracked after the hanging one
     SEEN["client"] = dbscope_scope.client()
-    SEEN["path"] = dbscope_scope.url("dsn")
+    SEEN["path"] = os.path.realpath(dbscope_scope.url("dsn"))  # the file behind sqlite://'s /proc/self/fd alias
 
 def test_next_test_gets_a_fresh_database_and_the_rest_was_closed(db):
     assert SEEN["client"].closed
@@ -181,7 +181,7 @@ def test_leaves_a_connection_whose_close_fails(dbscope_scope, db):
     raw = sqlite3.connect(dbscope_scope.url("dsn"), check_same_thread=False)  # dbscope closes it in a helper thread
     SEEN["failing"] = dbscope_scope.track(FailingClose(raw))
     SEEN["raw"] = dbscope_scope.connect()      # tracked after the failing one
-    SEEN["path"] = dbscope_scope.url("dsn")
+    SEEN["path"] = os.path.realpath(dbscope_scope.url("dsn"))  # the file behind sqlite://'s /proc/self/fd alias
 
 def test_next_test_gets_a_fresh_database_and_the_rest_was_closed(db):
     for conn in (SEEN["failing"].conn, SEEN["raw"]):
@@ -431,7 +431,7 @@ def test_returns_with_a_query_running(busy, dbscope_scope):
     conn.create_function("started", 0, lambda: started.set() or 1)
     query = {LONG_QUERY!r}.replace("SELECT 1 UNION", "SELECT started() UNION")
 
-    seen = SEEN[type(target).__name__] = {{"dsn": dbscope_scope.url("dsn")}}
+    seen = SEEN[type(target).__name__] = {{"dsn": os.path.realpath(dbscope_scope.url("dsn"))}}
     assert os.path.isfile(seen["dsn"])  # the probe after the drop can tell a database that is there
 
     def work():

@@ -277,7 +277,7 @@ def test_sqlite_scopes_see_the_template_and_their_own_writes_only(
     manager = IsolationManager("sqlite://", migrations=migrations, seed=seed, strategy=strategy, env_vars=[])
     paths: set[Path] = set()
     most = [0]
-    manager.scope_listeners.append(lambda scope: paths.add(Path(scope.database.url("dsn"))))
+    manager.scope_listeners.append(lambda scope: paths.add(Path(os.path.realpath(scope.database.url("dsn")))))
 
     @bounded(60)
     @given(schedules())
@@ -471,11 +471,11 @@ def test_generated_suites_under_xdist_see_only_the_seed_and_their_own_writes(
 ) -> None:
     (seed,) = suite_seeds(1, offset={"clone": 0, "reset": 1, "rollback": 2}[strategy])
     _, tests_report, seen = run_suite(project, seed, f"dbscope_strategy = {strategy}\n")
-    databases = {s["database"] for s in seen}
+    databases = {(s["run"], s["database"]) for s in seen}  # a name is unique within its run (its process)
     if strategy == "clone":
         assert len(databases) == len(seen), "two tests shared a database"
     else:
-        assert len(databases) == 2, "one database per worker"  # ids include the worker: gw0, gw1
+        assert len(databases) == 2, "one database per worker"
     assert len(tests_report) == len(seen)
     figures.record(**{f"xdist_{strategy}_suite_seed": seed, f"xdist_{strategy}_tests": len(seen)})
 

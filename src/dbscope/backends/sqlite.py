@@ -14,6 +14,8 @@ once per process in a private memdb database, and written to a WAL file in a pri
 per-run directory on tmpfs (/dev/shm; the temp directory where there is none); each
 scope gets a copy of that file, kept open by dbscope's anchor connection, and other
 connections of the process (threads, SQLAlchemy engines, aiosqlite) open it by path.
+That path goes through ``/proc/self/fd/<n>`` (see DirectoryAlias), so a worker's
+database has one URL string on every xdist worker and in every run.
 The directory is removed when the backend closes, and by the next run on the host
 if the process was killed (its owner file names a dead process).
 
@@ -24,6 +26,7 @@ processes reuse it; each scope gets a copy of it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -159,7 +162,8 @@ class ConnectionWatch:
             if text.startswith("//"):  # file://host/path: the authority is empty or localhost
                 text = "/" + text[2:].partition("/")[2]
             return text
-        return os.path.abspath(text) if text and text != ":memory:" else text
+        # the real path: sqlite:// hands its databases out through /proc/self/fd (see DirectoryAlias)
+        return os.path.realpath(text) if text and text != ":memory:" else text
 
     def watch(self, key: str) -> None:
         with self._lock:
@@ -445,13 +449,14 @@ class SQLiteMemoryDatabase(_SQLiteDatabase):
     connections (the last connection to close a WAL database checkpoints it).
     """
 
-    def __init__(self, path: Path, template: MemoryTemplate) -> None:
+    def __init__(self, path: Path, template: MemoryTemplate, alias: str | None = None) -> None:
         assert template.path is not None, "a template of sqlite:// has a file"
         self.name = path.stem
         self.path = path
         self._uri = str(path)
-        self._key = str(path.absolute())
+        self._key = os.path.realpath(path)
         WATCH.watch(self._key)
+        self._alias = alias
         self._baseline: sqlite3.Connection | None = None  # the latest capture()
         # after a restore: from which template, and PRAGMA data_version then on the watcher, a
         # connection of dbscope's that never writes, so that it sees every other connection's commits
@@ -467,12 +472,14 @@ class SQLiteMemoryDatabase(_SQLiteDatabase):
         _skip_checkpoint_on_close(self._anchor)
 
     def url(self, fmt: str = "sqlalchemy") -> str:
+        # what the app is given: through the alias, the same string in every process and run
+        path = f"{self._alias}/{self.path.name}" if self._alias else self._uri
         if fmt == "dsn":
-            return self._uri
+            return path
         if fmt in URL_PARTS:
             raise ConfigError(f"{self.name} is a database of SQLite in memory, which has {no_part(fmt, ())}")
         driver = "sqlite+aiosqlite" if fmt == "async" else "sqlite"
-        return f"{driver}:///{self._uri}"
+        return f"{driver}:///{path}"
 
     def connect(self, *, autocommit: bool = False) -> sqlite3.Connection:
         return _open(self._uri, uri=False, autocommit=autocommit)
@@ -558,7 +565,7 @@ class SQLiteFileDatabase(_SQLiteDatabase):
     def __init__(self, path: Path, template: FileTemplate) -> None:
         self.name = path.stem
         self.path = path
-        self._key = str(path.absolute())
+        self._key = os.path.realpath(path)
         WATCH.watch(self._key)
         _copy_new(template.path, path)
         if not template.wal:  # a template an older dbscope cached: readers would wait for writers
@@ -697,6 +704,51 @@ def sweep_dead_run_directories(base: Path) -> list[str]:
     return removed
 
 
+#: the lowest file descriptor a DirectoryAlias takes: high enough to be free in any process
+ALIAS_FD = 1000
+
+
+class DirectoryAlias:
+    """``/proc/self/fd/<n>``: the run's private directory under a name that is the same in every process.
+
+    The directory is opened and its descriptor moved to the lowest free number from
+    :data:`ALIAS_FD` up (1000 in any process that has fewer descriptors open), so a
+    worker's database URL reads the same on every xdist worker and in every run, while
+    each process reaches its own files: a suite parametrized by its URL collects the same
+    test ids everywhere. The descriptor is not inherited by programs the tests start (they
+    could not reach the process's databases anyway); it is closed with the backend.
+    Where /proc/self/fd does not exist, or no descriptor from :data:`ALIAS_FD` up is
+    allowed, there is no alias and URLs name the directory itself.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.path = f"/proc/self/fd/{fd}"
+
+    @classmethod
+    def open(cls, directory: Path) -> DirectoryAlias | None:
+        if not os.path.isdir("/proc/self/fd"):
+            return None
+        opened = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            fd = fcntl.fcntl(opened, fcntl.F_DUPFD_CLOEXEC, ALIAS_FD)
+        except OSError as exc:  # EINVAL: the descriptor limit is below ALIAS_FD
+            log.debug("no alias for %s (%s): its databases' URLs name it", directory, exc)
+            return None
+        finally:
+            os.close(opened)
+        alias = cls(fd)
+        if os.path.realpath(alias.path) != os.path.realpath(directory):  # a /proc that is not this process's
+            alias.close()
+            return None
+        return alias
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
 def private_directory() -> Path:
     """A new private directory for a run's databases: on tmpfs (/dev/shm) if writable, else in the temp dir.
 
@@ -721,6 +773,7 @@ class SQLiteBackend:
         self._own_directory = False
         self._owner_file: Path | None = None
         self.directory: Path | None = None
+        self.alias: DirectoryAlias | None = None
         if in_memory or directory is None:  # sqlite://, sqlite+file://: a private directory, removed by close()
             try:
                 self.directory = private_directory()
@@ -730,6 +783,8 @@ class SQLiteBackend:
                     "free some space in /dev/shm or the temp directory (TMPDIR)"
                 ) from exc
             self._own_directory = True
+            if in_memory:  # the URLs apps are given; sqlite+file:// is for other processes, which need real paths
+                self.alias = DirectoryAlias.open(self.directory)
         else:
             self.directory = Path(directory).resolve()
             try:
@@ -838,7 +893,10 @@ class SQLiteBackend:
     def create(self, template: Any, *, label: str) -> SQLiteMemoryDatabase | SQLiteFileDatabase:
         # the label (a worker id from the environment) becomes a file name and a URI path:
         # only [A-Za-z0-9_] survive, so no '/', '..', '?' or '#' can escape or change either
-        base = name = f"{PREFIX}{self.run_id}_{re.sub(r'[^A-Za-z0-9_]+', '_', label).strip('_') or 'db'}"
+        label = re.sub(r"[^A-Za-z0-9_]+", "_", label).strip("_") or "db"
+        # sqlite://'s directory is the process's own: its names need no run id, and a worker's
+        # database ("reset") is then named alike in every process and run (see DirectoryAlias)
+        base = name = f"{PREFIX}{label}" if self.in_memory else f"{PREFIX}{self.run_id}_{label}"
         with self._naming:
             # a label given again while its database lives (a worker's database of the reset
             # strategy for other migrations: "gw0_reset" twice) gets a number, not the same file
@@ -856,7 +914,8 @@ class SQLiteBackend:
         assert self.directory is not None
         try:
             if self.in_memory:
-                return SQLiteMemoryDatabase(self.directory / f"{name}.sqlite3", template)
+                alias = self.alias.path if self.alias is not None else None
+                return SQLiteMemoryDatabase(self.directory / f"{name}.sqlite3", template, alias)
             return SQLiteFileDatabase(self.directory / f"{name}.sqlite3", template)
         except OSError as exc:
             raise BackendUnavailableError(
@@ -872,5 +931,7 @@ class SQLiteBackend:
             self._templates.clear()
         if self._owner_file is not None:
             self._owner_file.unlink(missing_ok=True)
+        if self.alias is not None:
+            self.alias.close()
         if self._own_directory and self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
