@@ -19,6 +19,7 @@ import pytest
 
 import dbscope
 from dbscope.backends.hostfs import MEMORY_FILESYSTEMS, filesystem_type
+from dbscope.backends.sqlite import write_owner_file
 from dbscope.backends.sqlite_tools import sqlite_garbage
 from dbscope.cli import CONFIG_FILES, load_settings, main
 from dbscope.config import EnvVarSpec
@@ -361,12 +362,32 @@ def test_sqlite_garbage_of_a_missing_directory_is_nothing(tmp_path: Path) -> Non
     assert sqlite_garbage(tmp_path / "nope", stale_after_s=1, templates=False) == []
 
 
-def test_gc_of_memory_databases_has_nothing_to_do(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_gc_of_sqlite_memory_drops_the_directories_of_runs_whose_process_is_gone(
+    project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # sqlite:// keeps its databases in a directory of the run's on tmpfs (or in the temp directory)
+    base = tmp_path / "tmp"
+    base.mkdir()
+    monkeypatch.setenv("TMPDIR", str(base))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    dead, live = base / "dbscope_killed", base / "dbscope_running"
+    for directory in (dead, live):
+        directory.mkdir()
+        (directory / "dbscope_reset.sqlite3").write_bytes(b"")
+    owner = "import sys, os; from pathlib import Path; from dbscope.backends.sqlite import write_owner_file as w; "
+    owner += "w(Path(sys.argv[1]), 'killed1'); print(os.getpid())"
+    pid = subprocess.run([sys.executable, "-c", owner, str(dead)], check=True, capture_output=True, text=True).stdout
+    write_owner_file(live, "running1")  # this process's: alive
+
     code, out, _ = run(capsys, "gc", "--url", "sqlite://")
-    assert (
-        code == 0
-        and out == "sqlite://: nothing to collect: in-memory databases vanish with the process that made them\n"
-    )
+    assert code == 0
+    assert f"would drop {dead}: a run's databases; its process ({pid.strip()}) is gone\n" in out
+    assert f"keep {live}: a running suite's databases (process {os.getpid()})\n" in out
+    assert dead.exists()  # listed only
+
+    code, out, _ = run(capsys, "gc", "--url", "sqlite://", "--yes")
+    assert code == 0 and f"dropped {dead}: " in out
+    assert not dead.exists() and (live / "dbscope_reset.sqlite3").exists()
 
 
 def test_gc_yes_and_dry_run_together_is_a_usage_error(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

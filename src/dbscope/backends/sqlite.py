@@ -476,6 +476,7 @@ class SQLiteMemoryDatabase(_SQLiteDatabase):
         path = f"{self._alias}/{self.path.name}" if self._alias else self._uri
         if fmt == "dsn":
             return path
+        # no NAME:path: while migrations run, the template is a memdb database, which has none
         if fmt in URL_PARTS:
             raise ConfigError(f"{self.name} is a database of SQLite in memory, which has {no_part(fmt, ())}")
         driver = "sqlite+aiosqlite" if fmt == "async" else "sqlite"
@@ -668,16 +669,38 @@ def sweep_dead_runs(directory: Path) -> list[str]:
     return removed
 
 
+@dataclass(frozen=True)
+class RunOwner:
+    """What an owner file says: which run, on which host, in which process."""
+
+    run: str
+    host: str
+    pid: int
+
+    @classmethod
+    def read(cls, owner: Path) -> RunOwner | None:
+        """The owner file's record; None if it cannot be read or is not dbscope's."""
+        try:
+            info = json.loads(owner.read_text())
+            found = cls(str(info["run"]), str(info.get("host")), int(info["pid"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return found if found.run.isalnum() else None
+
+    @property
+    def here(self) -> bool:
+        return self.host == socket.gethostname()
+
+    @property
+    def gone(self) -> bool:
+        """It ran on this host and its process is gone (another host's processes cannot be checked)."""
+        return self.here and not pid_alive(self.pid)
+
+
 def _dead_run(owner: Path) -> str | None:
     """The run an owner file names, if it ran on this host and its process is gone; else None."""
-    try:
-        info = json.loads(owner.read_text())
-        run, pid = str(info["run"]), int(info["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if info.get("host") != socket.gethostname() or pid_alive(pid) or not run.isalnum():
-        return None
-    return run
+    found = RunOwner.read(owner)
+    return found.run if found is not None and found.gone else None
 
 
 def sweep_dead_run_directories(base: Path) -> list[str]:

@@ -7,7 +7,8 @@
   companions) and ``dbscope_tpl_*.building`` (a template build that never finished):
   garbage once unchanged for an hour (a running suite touches its files all the time);
 * ``dbscope_tpl_<fingerprint>.sqlite3``: a cached template, dropped only on request;
-* ``dbscope_*`` directories that ``sqlite+file://`` runs made in /dev/shm or the temp dir;
+* ``dbscope_*`` directories that ``sqlite://`` and ``sqlite+file://`` runs made in /dev/shm
+  or the temp dir: garbage once their process is gone (the next run sweeps them too);
 * ``.dbscope/failed/*.sqlite3``: databases of failed tests that ``--dbscope-keep-failed``
   saved, dropped only on request (``dbscope gc --kept``).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,13 +28,13 @@ from typing import TYPE_CHECKING, cast
 from ..errors import DbscopeError
 from .base import Backend, Checkup, GarbageList, GarbageRequest, SharedServer
 from .hostfs import MEMORY_FILESYSTEMS, filesystem_type
-from .sqlite import KEPT_DIRECTORY, PREFIX, SQLiteBackend
+from .sqlite import KEPT_DIRECTORY, PREFIX, RunOwner, SQLiteBackend
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..urls import BackendURL
 
-__all__ = ["FILES", "MEMORY", "FileGarbage", "kept_garbage", "sqlite_garbage", "temp_dir_garbage"]
+__all__ = ["FILES", "MEMORY", "FileGarbage", "kept_garbage", "run_directory_garbage", "sqlite_garbage"]
 
 #: A file unchanged for this long belongs to no running suite (``dbscope gc --older-than``).
 STALE_AFTER_S = 3600.0
@@ -115,34 +117,53 @@ def sqlite_garbage(
     return items
 
 
-def temp_dir_garbage(bases: Sequence[Path], *, stale_after_s: float, now: float | None = None) -> list[FileGarbage]:
-    """``dbscope_*`` directories that ``sqlite+file://`` runs made in /dev/shm or the temp dir and left behind."""
+def run_directory_garbage(
+    bases: Sequence[Path], *, stale_after_s: float, now: float | None = None
+) -> list[FileGarbage]:
+    """The private directories (``dbscope_*``) that ``sqlite://`` and ``sqlite+file://`` runs made in ``bases``.
+
+    A directory whose owner files all name processes of this host that are gone is garbage
+    (a killed run's; the next run on the host sweeps it too); one whose process lives is
+    kept. One without an owner file (being set up) or of another host is judged by age.
+    """
     now = time.time() if now is None else now
     items = []
     for base in bases:
         try:
-            entries = sorted(base.iterdir())
+            entries = sorted(p for p in base.glob(f"{PREFIX}*") if p.is_dir() and not p.is_symlink())
         except OSError:
             continue
         for path in entries:
-            if not path.name.startswith(PREFIX) or not path.is_dir():
-                continue
             try:
+                owners = [RunOwner.read(owner) for owner in path.glob(f"{PREFIX}*.owner")]
                 newest = max([path.stat().st_mtime, *(p.stat().st_mtime for p in path.iterdir())])
-            except OSError:
+            except OSError:  # another user's, or gone meanwhile
                 continue
-            age = now - newest
-            if age >= stale_after_s:
+            known = [owner for owner in owners if owner is not None]
+            living = [owner for owner in known if owner.here and not owner.gone]
+            if living:
+                pids = ", ".join(str(owner.pid) for owner in living)
+                items.append(FileGarbage(str(path), f"a running suite's databases (process {pids})", "keep", path))
+            elif known and all(owner.gone for owner in known):
+                pids = ", ".join(str(owner.pid) for owner in known)
+                items.append(FileGarbage(str(path), f"a run's databases; its process ({pids}) is gone", "drop", path))
+            elif now - newest >= stale_after_s:
                 items.append(
-                    FileGarbage(
-                        str(path), f"a run's private database directory, unchanged for {_age(age)}", "drop", path
-                    )
+                    FileGarbage(str(path), f"a run's databases, unchanged for {_age(now - newest)}", "drop", path)
                 )
             else:
                 items.append(
-                    FileGarbage(str(path), f"changed {_age(age)} ago: it may belong to a running suite", "keep", path)
+                    FileGarbage(
+                        str(path), f"changed {_age(now - newest)} ago: it may belong to a running suite", "keep", path
+                    )
                 )
     return items
+
+
+def run_directory_bases() -> list[Path]:
+    """Where runs make their private directories: /dev/shm and the temp directory."""
+    bases = [Path("/dev/shm"), Path(tempfile.gettempdir())]
+    return [base for base in dict.fromkeys(bases) if base.is_dir()]
 
 
 def kept_directories(config: Config) -> list[Path]:
@@ -249,9 +270,9 @@ class _MemoryType(_SQLiteType):
     in_memory = True
 
     def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
-        items = kept_garbage(kept_directories(config), kept=request.kept)
-        if not items:
-            return GarbageList(nothing_because="in-memory databases vanish with the process that made them")
+        stale = request.stale_after_s if request.stale_after_s is not None else STALE_AFTER_S
+        items = run_directory_garbage(run_directory_bases(), stale_after_s=stale)
+        items += kept_garbage(kept_directories(config), kept=request.kept)
         return GarbageList(_removed(items, request))
 
     def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:
@@ -266,8 +287,7 @@ class _FilesType(_SQLiteType):
     def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
         stale = request.stale_after_s if request.stale_after_s is not None else STALE_AFTER_S
         if url.path is None:
-            bases = [Path("/dev/shm"), Path(os.environ.get("TMPDIR", "/tmp"))]
-            items = temp_dir_garbage([b for b in bases if b.is_dir()], stale_after_s=stale)
+            items = run_directory_garbage(run_directory_bases(), stale_after_s=stale)
         else:
             directory = Path(str(url.resolved(config.base_dir).path))
             items = sqlite_garbage(directory, stale_after_s=stale, templates=request.templates)
