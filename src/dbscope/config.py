@@ -3,14 +3,23 @@
 Precedence is command line > environment (``DBSCOPE_<NAME>``) > config file > default,
 decided with ``is None`` so a falsy command-line value still wins. Every parse error
 names the setting, the value and where it came from.
+
+A ``dbscope_*`` name that is not a setting (in a config file, or given with ``-o``), a
+misspelled ``--dbscope-*`` option and pytest-xdist's ``-n`` without pytest-xdist are
+refused with what to write instead (:func:`check_setting_names`, :func:`check_arguments`).
 """
 
 from __future__ import annotations
 
+import configparser
+import difflib
+import importlib.util
 import math
 import re
-from collections.abc import Callable, Mapping
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from .backends import registry
@@ -18,7 +27,17 @@ from .errors import ConfigError
 from .strategies import STRATEGIES
 from .urls import URL_FORMATS, URL_PARTS, BackendURL, mask_password, no_part, parse_backend_url
 
-__all__ = ["SETTINGS", "Config", "EnvVarSpec", "Setting", "build_config"]
+__all__ = [
+    "SETTINGS",
+    "Config",
+    "EnvVarSpec",
+    "Setting",
+    "build_config",
+    "check_arguments",
+    "check_setting_names",
+    "config_file_names",
+    "looks_like_ours",
+]
 
 #: What an environment variable of ``dbscope_env_var`` can hold: the whole URL in one of three
 #: forms, or one part of it, for an app that builds its URL from parts (``POSTGRES_SERVER:host``)
@@ -381,3 +400,106 @@ def _pick(
     if value is not None and value != "" and value != [] and setting.ini:
         return value, ini_origins.get(setting.name) or f"{setting.ini_name} in {ini_source}"
     return None, "default"
+
+
+# --- names: a misspelled setting or option is a usage error, not a setting silently ignored ---
+
+#: the options of pytest-xdist a user gives; without xdist, pytest knows none of them
+_XDIST_OPTIONS = ("--numprocesses", "--maxprocesses", "--dist", "--tx")
+#: a name that is meant for dbscope: the prefix of every setting, in any case, with ``_`` or ``-``
+_OUR_PREFIX = re.compile(r"^dbscope[_-]", re.IGNORECASE)
+
+
+class _CaseKeepingParser(configparser.ConfigParser):
+    """configparser, keeping the case of names as written (``DBSCOPE_URL`` in pytest.ini is not a setting)."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
+def config_file_names(path: Path) -> list[str]:
+    """The names given in pytest's configuration file ``path``, from where pytest reads them.
+
+    A ``.toml`` file: ``[tool.pytest]`` and ``[tool.pytest.ini_options]``, and (except in
+    pyproject.toml) ``[pytest]``; a ``.cfg`` file (setup.cfg): ``[tool:pytest]``; any other
+    (pytest.ini, tox.ini): ``[pytest]``. A file that cannot be read gives no names: pytest
+    has refused it already.
+    """
+    try:
+        if path.suffix == ".toml":
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+            tool = document.get("tool", {})
+            pytest_tool = tool.get("pytest", {}) if isinstance(tool, dict) else {}
+            tables = [pytest_tool, pytest_tool.get("ini_options") if isinstance(pytest_tool, dict) else None]
+            if path.name != "pyproject.toml":
+                tables.append(document.get("pytest"))
+            return [name for table in tables if isinstance(table, dict) for name in table if name != "ini_options"]
+        parser = _CaseKeepingParser(interpolation=None, strict=False)
+        parser.read(path, encoding="utf-8")
+    except (OSError, ValueError, configparser.Error):
+        return []
+    section = "tool:pytest" if path.suffix == ".cfg" else "pytest"
+    return parser.options(section) if parser.has_section(section) else []
+
+
+def check_setting_names(given: Iterable[tuple[str, str]]) -> None:
+    """Refuse every ``dbscope_*`` name that is not a setting, with the setting it is closest to.
+
+    ``given`` holds (name, where) pairs: ``("dbscope_migration", "in config file pytest.ini")``,
+    ``("dbscope_url", "given with -o on the command line")``. Names without dbscope's prefix
+    are left to pytest. Raises ConfigError, one line per bad name.
+    """
+    valid = [s.ini_name for s in SETTINGS if s.ini]
+    problems = [_unknown_name(name, where) for name, where in given if _OUR_PREFIX.match(name) and name not in valid]
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _unknown_name(name: str, where: str) -> str:
+    wanted = name.lower().replace("-", "_").removeprefix("dbscope_")
+    for setting in SETTINGS:
+        if setting.name == wanted and not setting.ini:
+            return (
+                f"{name} {where} cannot be set in a config file: give {setting.option} on the command line, "
+                f"or set the {setting.env_name} environment variable"
+            )
+    close = difflib.get_close_matches(wanted, [s.name for s in SETTINGS if s.ini], n=1)
+    if close:
+        return f"unknown setting {name} {where}: did you mean dbscope_{close[0]}?"
+    listed = ", ".join(s.ini_name for s in SETTINGS if s.ini)
+    return f"unknown setting {name} {where}; the settings are {listed} (pytest --help describes each)"
+
+
+def looks_like_ours(arg: str) -> bool:
+    """Whether a command-line argument is a dbscope or pytest-xdist option (to check only those)."""
+    option = arg.partition("=")[0]
+    return option.startswith("--dbscope") or option in _XDIST_OPTIONS or (option[:2] == "-n")
+
+
+def check_arguments(unknown: Sequence[str], *, xdist_blocked: bool) -> None:
+    """Explain an argument pytest does not know that is a misspelled dbscope option or needs pytest-xdist.
+
+    ``unknown``: the arguments pytest's parser left over; ``xdist_blocked``: whether
+    ``-p no:xdist`` was given. Raises ConfigError; other unknown arguments are left to pytest.
+    """
+    for arg in unknown:
+        option = arg.partition("=")[0]
+        if option.startswith("--dbscope"):
+            valid = [s.option for s in SETTINGS if s.cli]
+            close = difflib.get_close_matches(option, valid, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the options are {', '.join(valid)}"
+            raise ConfigError(f"unknown option {option} on the command line: {hint}")
+        if option in _XDIST_OPTIONS or option[:2] == "-n":
+            option = option if option.startswith("--") else "-n"
+            raise ConfigError(_xdist_missing(option, blocked=xdist_blocked))
+
+
+def _xdist_missing(option: str, *, blocked: bool) -> str:
+    if importlib.util.find_spec("xdist") is None:
+        return (
+            f"{option} needs pytest-xdist, which is not installed: pip install pytest-xdist "
+            f"(or leave out {option} to run the tests in one process)"
+        )
+    if blocked:
+        return f"{option} needs pytest-xdist, which -p no:xdist disabled: leave out one of the two"
+    return f"{option} needs pytest-xdist, which is installed but not loaded (plugin autoloading is off): add -p xdist"

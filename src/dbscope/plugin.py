@@ -14,7 +14,15 @@ from typing import Any, Literal
 import pytest
 
 from .backends.base import SharedServer
-from .config import SETTINGS, Config, build_config
+from .config import (
+    SETTINGS,
+    Config,
+    build_config,
+    check_arguments,
+    check_setting_names,
+    config_file_names,
+    looks_like_ours,
+)
 from .environment import change_env, restore_env
 from .errors import BackendUnavailableError, ConfigError, DbscopeError, MigrationError
 from .logs import configure_debug_logging
@@ -108,13 +116,34 @@ def _runs_tests(config: pytest.Config) -> bool:
     return not (getattr(namespace, "help", False) or getattr(namespace, "version", False))
 
 
+def _check_names(config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """A misspelled ``dbscope_*`` setting or ``--dbscope-*`` option, or ``-n`` without pytest-xdist: a usage error.
+
+    pytest itself only warns about an unknown setting (and runs without it), and calls
+    ``-n`` an unrecognized argument without saying which plugin it belongs to.
+    """
+    inipath = config.inipath
+    given = [(name, f"in config file {inipath.name}") for name in config_file_names(inipath)] if inipath else []
+    overrides = getattr(config.known_args_namespace, "override_ini", None) or ()
+    given += [(entry.partition("=")[0].strip(), "given with -o on the command line") for entry in overrides]
+    try:
+        check_setting_names(given)
+        if any(looks_like_ours(str(arg)) for arg in args):
+            _, unknown = parser.parse_known_and_unknown_args(args)
+            check_arguments(unknown, xdist_blocked=config.pluginmanager.is_blocked("xdist"))
+    except ConfigError as exc:
+        raise pytest.UsageError(f"dbscope: {exc}") from None
+
+
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    """Before any conftest is imported: environment safety, and the worker's database URL.
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
+    """Before any conftest is imported: names checked, environment safety, and the worker's database URL.
 
     Under the reset and rollback strategies the URL never changes, so it goes into the
     environment now, where module-level engines of conftests and test modules find it.
     """
+    if _runs_tests(early_config):  # --help shows the settings whatever the config file says
+        _check_names(early_config, parser, args)
     settings = _resolve(early_config, early=True)
     if _DEBUG_STREAM is not None:
         configure_debug_logging(stream=_DEBUG_STREAM)
