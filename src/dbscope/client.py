@@ -5,6 +5,15 @@ transaction holds that lock from begin to commit/rollback; nested transactions (
 every transaction under the ``rollback`` strategy) become savepoints. After its scope
 ends, any use raises :class:`~dbscope.ClientClosedError` saying which scope, which test
 and where it was closed, never the driver's own "closed" error.
+
+Statements take SQLite's placeholders on every backend: ``?`` with a sequence of
+arguments, ``:name`` with a mapping (the PostgreSQL dialect translates them for psycopg).
+A statement that fails while using psycopg's ``%s`` or ``%(name)s`` instead, and none of
+those, raises a :class:`~dbscope.DbscopeError` that says so, from the driver's error.
+
+The frames of a statement's path (``execute``, ``batch``, a transaction's methods) set
+pytest's ``__tracebackhide__``, and the driver's own frames (psycopg's) are cut from its
+error: a failing statement shows the test's own call last, with the driver's message.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
+from . import sqlscan
 from .backends.sqlite import DIALECT as SQLITE_DIALECT
 from .errors import ClientClosedError, DbscopeError
 
@@ -174,6 +184,7 @@ class Client:
         return self._state
 
     def _check_open(self) -> None:
+        __tracebackhide__ = True
         if self._state is ClientState.CLOSED:
             raise ClientClosedError(self._closed_message())
 
@@ -190,20 +201,22 @@ class Client:
     # -- statements ----------------------------------------------------------------
 
     def execute(self, sql: str, args: Args = ()) -> ResultSet:
-        """Run one statement with positional (``?``) or named (``:name``) arguments."""
+        """Run one statement with positional (``?``) or named (``:name``) arguments, on every backend."""
+        __tracebackhide__ = True  # pytest shows the caller's line, not dbscope's frames
         self._check_open()  # before the lock: a transaction left open by a closed client still holds it
         with self._lock:
             self._check_open()
             return self._run(sql, args)
 
     def _run(self, sql: str, args: Args) -> ResultSet:
-        sql, args = self._dialect.translate(sql, args)
+        __tracebackhide__ = True
+        statement, driver_args = self._dialect.translate(sql, args)
         cursor = self._conn.cursor()
         guard = self._guard
         if guard is not None:
             guard.arm(self._conn)
         try:
-            cursor.execute(sql, args)
+            cursor.execute(statement, driver_args)
             self._counts["statements"] += 1
             description = cursor.description
             if description:
@@ -214,10 +227,14 @@ class Client:
                 columns, rows = (), []
             affected = cursor.rowcount if cursor.rowcount and cursor.rowcount > 0 else 0
             return ResultSet(rows, columns, affected, getattr(cursor, "lastrowid", None))
-        except Exception:
+        except Exception as exc:
             self._counts["errors"] += 1
             if guard is not None:
                 guard.reraise()  # a signal handler's exception (Ctrl-C, a timeout) beats "interrupted"
+            exc.with_traceback(_without_driver_frames(exc.__traceback__))
+            placeholder = sqlscan.psycopg_placeholder(sql) if args else None
+            if placeholder is not None:
+                raise DbscopeError(_placeholder_message(placeholder)) from exc
             raise
         finally:
             if guard is not None:
@@ -226,16 +243,21 @@ class Client:
 
     def batch(self, statements: Iterable[StatementLike]) -> list[ResultSet]:
         """Run statements in one transaction: all of them take effect, or none does."""
+        __tracebackhide__ = True
         items = [(s, ()) if isinstance(s, str) else (s[0], s[1]) for s in statements]
         self._check_open()
         with self._lock:
             self._check_open()
             self._counts["batches"] += 1
+            results = []
             with Transaction(self) as tx:
-                return [tx.execute(sql, args) for sql, args in items]
+                for sql, args in items:  # a loop, not a comprehension: no frame of its own to hide
+                    results.append(tx.execute(sql, args))
+            return results
 
     def transaction(self) -> Transaction:
         """Begin a transaction: use it as a context manager, or call commit()/rollback()."""
+        __tracebackhide__ = True
         self._check_open()
         return Transaction(self)
 
@@ -313,6 +335,29 @@ class Client:
         return f"<Client scope={self.scope_id} {self._state.value}>"
 
 
+def _without_driver_frames(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` cut before its first frame outside dbscope: the driver's (psycopg's ``raise``) say nothing to a user."""
+    head = tb
+    while tb is not None and tb.tb_next is not None:
+        if not os.path.abspath(tb.tb_next.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+            tb.tb_next = None
+            break
+        tb = tb.tb_next
+    return head
+
+
+def _placeholder_message(placeholder: str) -> str:
+    """Why a statement written with psycopg's placeholders failed, and what to write instead."""
+    if placeholder.startswith("%("):
+        ours = f":{placeholder[2:-2]} in place of {placeholder}, with a mapping of arguments, or ? with a sequence"
+    else:
+        ours = f"? in place of {placeholder}, with a sequence of arguments, or :name with a mapping"
+    return (
+        f"the statement uses {placeholder}, psycopg's placeholder style; dbscope's client takes SQLite's "
+        f"on every backend (it translates them for PostgreSQL): write {ours}"
+    )
+
+
 def _interrupt(conn: Any) -> None:
     for name in ("interrupt", "cancel"):
         method = getattr(conn, name, None)
@@ -348,6 +393,7 @@ class Transaction:
     """
 
     def __init__(self, client: Client) -> None:
+        __tracebackhide__ = True
         self._client = client
         client._lock.acquire()
         try:
@@ -366,6 +412,7 @@ class Transaction:
         return self._state is TransactionState.ACTIVE
 
     def _check_active(self) -> None:
+        __tracebackhide__ = True
         if self._client.closed and self._state is TransactionState.ACTIVE:
             # its connection is gone and the transaction with it: give the lock back, or
             # every other thread would wait for it forever instead of getting ClientClosedError
@@ -377,14 +424,17 @@ class Transaction:
             )
 
     def execute(self, sql: str, args: Args = ()) -> ResultSet:
+        __tracebackhide__ = True
         self._check_active()
         return self._client._run(sql, args)
 
     def commit(self) -> None:
+        __tracebackhide__ = True
         self._check_active()
         self._end(f"RELEASE SAVEPOINT {self._savepoint}" if self._savepoint else "COMMIT", TransactionState.COMMITTED)
 
     def rollback(self) -> None:
+        __tracebackhide__ = True
         if self._state is not TransactionState.ACTIVE:
             return
         if self._client.closed:
@@ -397,6 +447,7 @@ class Transaction:
             self._end("ROLLBACK", TransactionState.ROLLED_BACK)
 
     def _end(self, sql: str, state: TransactionState | None) -> None:
+        __tracebackhide__ = True
         try:
             self._client._run(sql, ())
         except BaseException:
@@ -431,6 +482,7 @@ class Transaction:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        __tracebackhide__ = True
         if self._state is not TransactionState.ACTIVE:
             return
         if exc_type is None:

@@ -17,7 +17,8 @@
 A span left open runs to the end of the text. The spans cover the text exactly, in
 order, so callers look for ``;`` or placeholders only inside ``CODE`` spans.
 :func:`dbscope.migrations.split_statements` and :func:`dbscope.backends.pg_dialect.translate`
-both read SQL through this module. It imports nothing but the standard library.
+both read SQL through this module, and :func:`psycopg_placeholder` tells the client why
+a statement written for psycopg failed. It imports nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-__all__ = ["CODE", "COMMENT", "DOLLAR", "IDENTIFIER", "STRING", "Span", "in_word", "scan"]
+__all__ = ["CODE", "COMMENT", "DOLLAR", "IDENTIFIER", "STRING", "Span", "in_word", "psycopg_placeholder", "scan"]
 
 CODE = "code"
 STRING = "string"
@@ -42,6 +43,13 @@ _OPENERS: dict[tuple[bool, bool], re.Pattern[str]] = {
     for backticks in (False, True)
     for brackets in (False, True)
 }
+
+
+# outside quotes and comments: a cast, the client's own placeholders (``?``, ``:name``), a
+# psycopg-escaped ``%%``, or a psycopg placeholder (``%s``, ``%(name)s``; ``b`` and ``t`` too)
+_PLACEHOLDERS = re.compile(
+    r"::|(?P<ours>\?|:[A-Za-z_][A-Za-z0-9_]*)|%%|(?P<psycopg>%(?:\([A-Za-z_][A-Za-z0-9_]*\))?[sbt])"
+)
 
 
 class Span(NamedTuple):
@@ -90,6 +98,23 @@ def scan(sql: str, *, nested_comments: bool = True, backticks: bool = False, bra
         code = i = end
     if code < n:
         yield Span(CODE, code, n)
+
+
+def psycopg_placeholder(sql: str) -> str | None:
+    """The first psycopg placeholder (``%s``, ``%(name)s``) of ``sql`` when it has none of the client's own.
+
+    Placeholders are looked for outside quotes, comments and dollar-quoted bodies; a
+    statement with a ``?`` or ``:name`` (not a ``::`` cast) gives None, whatever else it holds.
+    """
+    found = None
+    for kind, lo, hi in scan(sql):
+        if kind != CODE:
+            continue
+        for match in _PLACEHOLDERS.finditer(sql, lo, hi):
+            if match.group("ours"):
+                return None
+            found = found or match.group("psycopg")
+    return found
 
 
 def _quoted_end(sql: str, i: int, quote: str) -> int:
