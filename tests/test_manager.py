@@ -236,7 +236,7 @@ def test_a_reset_hook_that_cannot_be_loaded_is_a_config_error(migrations: str) -
 def test_a_broken_migration_raises_once_and_then_the_same_error_quickly(tmp_path: Path) -> None:
     (tmp_path / "0001.sql").write_text("CREATE TABLE a (x INTEGER);\nINSERT INTO nope VALUES (1);")
     with IsolationManager("sqlite://", migrations=str(tmp_path)) as manager:
-        with pytest.raises(MigrationError, match=r"0001.sql, statement 2 \(line 2\): no such table: nope"):
+        with pytest.raises(MigrationError, match=r"0001.sql, line 2 \(statement 2\): no such table: nope"):
             manager.create_scope("first")
         with pytest.raises(MigrationError, match="failed earlier in this session"):
             manager.create_scope("second")

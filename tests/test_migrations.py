@@ -287,8 +287,10 @@ def test_a_broken_statement_names_the_file_statement_line_and_database_message(
         migrations.apply(conn)
 
     assert str(info.value) == (
-        "migration failed in migrations/0002_orders.sql, statement 3 (line 5): no such table: userz\n"
-        "    INSERT INTO userz VALUES (2)\n"
+        "migration failed in migrations/0002_orders.sql, line 5 (statement 3): no such table: userz\n"
+        "    5 | INSERT INTO userz\n"
+        "      |             ^\n"
+        "    6 |   VALUES (2)\n"
         "Fix this statement (or the ones before it) and run again; the template was not saved."
     )
     error = info.value
@@ -300,7 +302,7 @@ def test_a_broken_statement_names_the_file_statement_line_and_database_message(
 def test_a_long_failing_statement_is_shortened_in_the_message(tmp_path: Path, conn: sqlite3.Connection) -> None:
     long_values = ", ".join(f"'{n:04}'" for n in range(200))
     write(tmp_path / "long.sql", f"INSERT INTO missing VALUES ({long_values});")
-    shortened = r"\n    INSERT INTO missing VALUES \('0000', .{150,200}\.\.\.\nFix"
+    shortened = r"\n    1 \| INSERT INTO missing VALUES \('0000', .{120,160}\.\.\.\n      \|             \^\nFix"
     with pytest.raises(MigrationError, match=shortened) as info:
         load_migrations("long.sql", base_dir=tmp_path).apply(conn)
     assert info.value.statement is not None and len(info.value.statement) > 1000

@@ -67,7 +67,7 @@ def test_a_broken_migration_fails_the_session_once_naming_file_and_statement(pro
     assert "test_needs_db" not in result.stdout.str()  # the session stops before collecting: once, not per test
     result.stderr.fnmatch_lines(
         [
-            "ERROR: dbscope: MigrationError: migration failed in *0002_broken.sql, statement 2 (line 2): "
+            "ERROR: dbscope: MigrationError: migration failed in *0002_broken.sql, line 2 (statement 2): "
             "no such table: userz",
             "*INSERT INTO userz VALUES (1)*",
         ]

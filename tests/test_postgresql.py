@@ -467,7 +467,7 @@ def test_a_failing_migration_leaves_no_template_and_no_temporary_database(
 ) -> None:
     migrations = unique_migrations(tmp_path, "CREATE TABLE ok (id int);\nSELECT no_such_function();\n")
     backend = backends()
-    with pytest.raises(MigrationError, match=r"0002_more.sql, statement 2") as caught:
+    with pytest.raises(MigrationError, match=r"0002_more.sql, line 2 \(statement 2\)") as caught:
         backend.template(migrations, NO_SEED)
     assert caught.value.source is not None and caught.value.source.endswith("0002_more.sql")
     fingerprint = combined_fingerprint(migrations, NO_SEED)

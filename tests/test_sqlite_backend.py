@@ -180,7 +180,7 @@ def test_a_failing_migration_raises_migration_error_and_is_not_cached(backend: S
     broken = write_migrations(tmp_path / "broken", {"0001_users.sql": USERS_SQL, "0002_bad.sql": "CREATE TABLE;\n"})
 
     for _ in range(2):
-        with pytest.raises(MigrationError, match=r"migration failed in .*0002_bad\.sql, statement 1 \(line 1\)"):
+        with pytest.raises(MigrationError, match=r"migration failed in .*0002_bad\.sql, line 1 \(statement 1\)"):
             backend.template(broken, NO_SEED)
 
 
@@ -497,7 +497,7 @@ def test_a_failing_migration_leaves_no_template_and_no_building_file(
     )
 
     with pytest.raises(
-        MigrationError, match=r"migration failed in .*0002_bad\.sql, statement 1 \(line 1\): no such table: nowhere"
+        MigrationError, match=r"migration failed in .*0002_bad\.sql, line 1 \(statement 1\): no such table: nowhere"
     ):
         file_backend.template(broken, NO_SEED)
 

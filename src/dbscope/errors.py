@@ -46,7 +46,13 @@ class ConfigError(DbscopeError, ValueError):
 
 
 class MigrationError(DbscopeError):
-    """A migration or seed step failed while building the template database."""
+    """A migration or seed step failed while building the template database.
+
+    ``source`` names the file or callable; for a statement of a ``.sql`` file,
+    ``statement`` is its text, ``statement_index`` its number in the file (from 1) and
+    ``line`` the file's line of the error (the statement's first line when the driver
+    does not say where in the statement it is).
+    """
 
     __module__ = "dbscope"
 

@@ -43,6 +43,7 @@ import importlib.machinery
 import os
 import re
 import site
+import sqlite3
 import sys
 import sysconfig
 from collections.abc import Callable, Mapping
@@ -121,17 +122,7 @@ class SqlFileStep:
                 try:
                     cursor.execute(statement.sql)
                 except Exception as exc:
-                    shown = _shorten(statement.sql)
-                    raise MigrationError(
-                        f"migration failed in {self.name}, statement {index} "
-                        f"(line {statement.line}): {exc}\n    {shown}\n"
-                        "Fix this statement (or the ones before it) and run again; "
-                        "the template was not saved.",
-                        source=self.name,
-                        statement=statement.sql,
-                        statement_index=index,
-                        line=statement.line,
-                    ) from exc
+                    raise _statement_error(self.name, index, statement, exc) from exc
         finally:
             cursor.close()
 
@@ -325,6 +316,174 @@ def _went_elsewhere(name: str, lacking: str, environment: Mapping[str, str]) -> 
         f"builds its own from the app's settings?). While the template is built, {shown} hold the template's "
         "address: read the URL from there, or from the sqlalchemy.url dbscope sets; the template was not saved"
     )
+
+
+# --- where in a statement it failed --------------------------------------------------------
+
+#: SQLite's messages that name the token or the name at fault: ``near "X": syntax error``,
+#: ``no such table: X``, ``table X already exists``, ``duplicate column name: X``...
+_SQLITE_NEAR = re.compile(r'^near "(?P<token>.+)": syntax error$', re.DOTALL)
+_SQLITE_NAMED = re.compile(
+    r"^(?:no such [a-z ]+: (?P<missing>\S+)|(?:table|index|view|trigger) (?P<exists>\S+) already exists"
+    r"|duplicate column name: (?P<duplicate>\S+)|unrecognized token: \"(?P<unrecognized>.+)\")$",
+    re.DOTALL,
+)
+#: how many lines of a long statement are shown around the line of the error, and how long a line may be
+_CONTEXT_LINES = 4
+_LINE_LIMIT = 160
+
+
+def _statement_error(name: str, index: int, statement: Statement, exc: BaseException) -> MigrationError:
+    """The MigrationError for ``statement`` of file ``name`` failing with the driver's ``exc``.
+
+    Its message names the file, the line of the error (from PostgreSQL's error position;
+    for SQLite, which gives none, from the token or name its message quotes, when the
+    statement shows where that is; a one-line statement's own line otherwise), the
+    driver's message, and the statement with its own line breaks, line numbers and a
+    ``^`` under the error.
+    """
+    offset = _error_offset(statement.sql, exc)
+    lines = statement.sql.split("\n")
+    row: int | None
+    if offset is not None:
+        row = statement.sql.count("\n", 0, offset)
+        column: int | None = offset - (statement.sql.rfind("\n", 0, offset) + 1)
+    else:
+        row, column = (0, None) if len(lines) == 1 else (None, None)
+    last = statement.line + len(lines) - 1
+    if row is not None:
+        where = f"line {statement.line + row} (statement {index})"
+    else:
+        where = f"statement {index} (lines {statement.line}-{last})"
+    message, *detail = _driver_message(exc, positioned=offset is not None)
+    text = "\n".join(
+        [
+            f"migration failed in {name}, {where}: {message}",
+            *(f"    {line}" for line in detail),
+            *_listing(lines, statement.line, row, column),
+            "Fix this statement (or the ones before it) and run again; the template was not saved.",
+        ]
+    )
+    return MigrationError(
+        text,
+        source=name,
+        statement=statement.sql,
+        statement_index=index,
+        line=statement.line + (row or 0),
+    )
+
+
+def _error_offset(sql: str, exc: BaseException) -> int | None:
+    """Where in ``sql`` the driver's error is, as an offset, or None when it cannot tell."""
+    position = getattr(getattr(exc, "diag", None), "statement_position", None)  # psycopg: 1-based, in characters
+    if position:
+        return min(max(int(position) - 1, 0), max(len(sql) - 1, 0))
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    message = str(exc).strip()
+    if message == "incomplete input":
+        return len(sql) - 1
+    near = _SQLITE_NEAR.match(message)
+    if near is not None:
+        return _syntax_error_offset(sql, near.group("token"), message)
+    named = _SQLITE_NAMED.match(message)
+    if named is None:
+        return None
+    kind = named.lastgroup
+    value = named.group(kind or 0)
+    spots = _occurrences(sql, value) or _occurrences(sql, value.rpartition(".")[2])  # main.users: users
+    if not spots:
+        return None
+    return spots[-1] if kind == "duplicate" else spots[0]  # a duplicate column: its second mention
+
+
+def _occurrences(sql: str, text: str) -> list[int]:
+    """Offsets of ``text`` (a whole word, if it is one) outside SQLite's strings and comments."""
+    if not text:
+        return []
+    pattern = re.escape(text)
+    if re.match(r"[\w$]", text):
+        pattern = r"(?<![\w$])" + pattern
+    if re.search(r"[\w$]$", text):
+        pattern += r"(?![\w$])"
+    found = re.compile(pattern, re.IGNORECASE)
+    return [
+        match.start()
+        for kind, lo, hi in sqlscan.scan(sql, nested_comments=False, backticks=True, brackets=True)
+        if kind in (sqlscan.CODE, sqlscan.IDENTIFIER)
+        for match in found.finditer(sql, lo, hi)
+    ]
+
+
+def _syntax_error_offset(sql: str, token: str, message: str) -> int | None:
+    """Which occurrence of ``token`` SQLite's parser stopped at: the first whose prefix fails the same way.
+
+    A prefix of the statement that ends just after an occurrence the parser accepted is
+    "incomplete input" (or a statement of its own); the one it stopped at gives
+    ``message`` again. The prefixes go to a private in-memory database opened read-only,
+    that can attach no file (so no ``ATTACH`` or ``VACUUM INTO`` opens one) and stops a
+    statement that runs long: only their parse matters.
+    """
+    spots = _occurrences(sql, token)
+    if len(spots) <= 1:
+        return spots[0] if spots else None
+    probe = sqlite3.connect("file::memory:?mode=ro", uri=True)
+    try:
+        probe.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+        probe.set_progress_handler(lambda: 1, 100_000)  # after so many steps (not at once: parsing counts too)
+        for at in spots:
+            try:
+                probe.execute(sql[: at + len(token)])
+            except sqlite3.Error as exc:
+                if str(exc) == message:
+                    return at
+    finally:
+        probe.close()
+    return None
+
+
+def _driver_message(exc: BaseException, *, positioned: bool) -> list[str]:
+    """The driver's message, in lines; without PostgreSQL's ``LINE n:`` excerpt when the listing shows the place."""
+    lines = [line.rstrip() for line in str(exc).strip().splitlines()] or [type(exc).__name__]
+    if positioned:
+        for i, line in enumerate(lines):
+            if re.match(r"LINE \d+: ", line):
+                caret = i + 1 < len(lines) and lines[i + 1].strip() == "^"
+                del lines[i : i + (2 if caret else 1)]
+                break
+    return lines
+
+
+def _listing(lines: list[str], first: int, row: int | None, column: int | None) -> list[str]:
+    """The statement's lines, numbered from ``first``, a ``^`` under the error; a long statement around it."""
+    if len(lines) <= 2 * _CONTEXT_LINES + 3:
+        shown = range(len(lines))
+    elif row is not None:
+        shown = range(max(row - _CONTEXT_LINES, 0), min(row + _CONTEXT_LINES + 1, len(lines)))
+    else:
+        shown = range(2 * _CONTEXT_LINES + 1)
+    elided = shown[0] > 0 or shown[-1] < len(lines) - 1
+    width = max(len(str(first + shown[-1])), 3 if elided else 0)  # room for "..." in the margin
+    out = [f"    {'...':>{width}} |"] if shown[0] > 0 else []
+    for i in shown:
+        text, at = _clip(lines[i], column if i == row else None)
+        out.append(f"    {first + i:>{width}} | {text}".rstrip())
+        if at is not None:
+            under = "".join("\t" if char == "\t" else " " for char in text[:at])
+            out.append(f"    {'':>{width}} | {under}^")
+    if shown[-1] < len(lines) - 1:
+        out.append(f"    {'...':>{width}} | ({len(lines) - 1 - shown[-1]} more lines)")
+    return out
+
+
+def _clip(text: str, column: int | None) -> tuple[str, int | None]:
+    """A line cut to about :data:`_LINE_LIMIT` characters, keeping ``column`` in view; the column in the cut line."""
+    if len(text) <= _LINE_LIMIT:
+        return text, column
+    start = 0 if column is None or column < _LINE_LIMIT - 20 else column - _LINE_LIMIT // 2
+    prefix = "..." if start else ""
+    suffix = "..." if start + _LINE_LIMIT < len(text) else ""
+    return prefix + text[start : start + _LINE_LIMIT] + suffix, None if column is None else column - start + len(prefix)
 
 
 def combined_fingerprint(*sets: MigrationSet) -> str:
@@ -820,12 +979,6 @@ def _is_trigger(words: list[str]) -> bool:
     if words[:2] == ["CREATE", "TRIGGER"]:
         return True
     return words[0] == "CREATE" and words[1:] in (["TEMP", "TRIGGER"], ["TEMPORARY", "TRIGGER"])
-
-
-def _shorten(sql: str, limit: int = 200) -> str:
-    """The statement on one line, cut to about ``limit`` characters for error messages."""
-    flat = " ".join(sql.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def _feed(digest: Any, data: bytes) -> None:

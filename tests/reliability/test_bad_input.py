@@ -237,7 +237,7 @@ MIGRATION_CASES = [
         },
         ("ini", "dbscope_seed", "seed.sql"),
         [
-            "*MigrationError: migration failed in seed.sql, statement 2 (line 2): UNIQUE constraint failed: users.name",
+            "*MigrationError: migration failed in seed.sql, line 2 (statement 2): UNIQUE constraint failed: users.name",
             "*INSERT INTO users (name) VALUES ('ana')",
             "*(dbscope_seed = 'seed.sql', from dbscope_seed in config file pytest.ini)",
         ],
@@ -346,7 +346,7 @@ def test_a_migration_valid_on_sqlite_but_not_postgresql_leaves_nothing_on_the_se
     finally:
         manager.close()
     message = str(caught.value)
-    assert message.startswith("migration failed in migrations/0002_notes.sql, statement 1 (line 2): syntax error")
+    assert message.startswith("migration failed in migrations/0002_notes.sql, line 2 (statement 1): syntax error")
     assert "AUTOINCREMENT" in message and caught.value.statement_index == 1 and caught.value.line == 2
     assert message.endswith(
         "(dbscope_migrations = 'migrations', from dbscope_migrations in IsolationManager arguments)"
