@@ -18,6 +18,7 @@ import getpass
 import ipaddress
 import logging
 import os
+import re
 import select
 import socket
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ __all__ = [
     "connect",
     "connection_budget",
     "is_local_host",
+    "sentences",
     "server_address",
     "usable",
 ]
@@ -327,9 +329,13 @@ def usable(conn: psycopg.Connection[Any]) -> bool:
 def connect_error(
     exc: BaseException, address: ServerAddress, dbname: str, *, budget_from: psycopg.Connection[Any] | None = None
 ) -> BackendUnavailableError:
-    """The BackendUnavailableError for a failed connection attempt (to raise ``from exc``)."""
+    """The BackendUnavailableError for a failed connection attempt (to raise ``from exc``).
+
+    Each message says what failed, gives libpq's account as sentences (:func:`sentences`),
+    and ends with what to do.
+    """
     text = mask_password(str(exc).strip())
-    first = " ".join(line.strip() for line in text.splitlines()[:2])
+    told = sentences(text)
     lowered = text.lower()
     sqlstate = getattr(exc, "sqlstate", None)
     user = address.user
@@ -337,12 +343,12 @@ def connect_error(
     if sqlstate == "28P01" or "password authentication failed" in lowered or "no password supplied" in lowered:
         return BackendUnavailableError(
             f"the PostgreSQL server at {where} rejected the password of role {user!r} "
-            f"({address.masked_url}): {first}. Fix the password in dbscope_url (or DBSCOPE_URL), "
+            f"({address.masked_url}): {told} Fix the password in dbscope_url (or DBSCOPE_URL), "
             "or give it through ~/.pgpass or the PGPASSWORD environment variable."
         )
     if "role" in lowered and "does not exist" in lowered:
         return BackendUnavailableError(
-            f"the PostgreSQL server at {where} has no role {user!r} ({address.masked_url}): {first}. "
+            f"the PostgreSQL server at {where} has no role {user!r} ({address.masked_url}): {told} "
             f'Create it (as a superuser: CREATE ROLE "{user}" LOGIN CREATEDB;) or put an existing role in dbscope_url.'
         )
     if "database" in lowered and "does not exist" in lowered:
@@ -355,22 +361,50 @@ def connect_error(
         detail = ""
         if budget_from is not None and not budget_from.closed:
             try:
-                detail = " " + budget_message(connection_budget(budget_from), needed=1)
+                detail = budget_message(connection_budget(budget_from), needed=1) + " "
             except psycopg.Error:
                 pass
         return BackendUnavailableError(
-            f"the PostgreSQL server at {where} has no connection left for dbscope ({first}).{detail or ' '}"
+            f"the PostgreSQL server at {where} has no connection left for dbscope: {told} {detail}"
             "Close idle sessions (see SELECT datname, usename, application_name, count(*) FROM pg_stat_activity "
             "GROUP BY 1, 2, 3), run fewer xdist workers, or raise max_connections."
         )
     if "permission denied" in lowered or "not permitted to log in" in lowered or "pg_hba.conf" in lowered:
         return BackendUnavailableError(
             f"the PostgreSQL server at {where} does not let role {user!r} connect to {dbname!r} "
-            f"({address.masked_url}): {first}. Grant CONNECT or fix pg_hba.conf, or use another role in dbscope_url."
+            f"({address.masked_url}): {told} Grant CONNECT or fix pg_hba.conf, or use another role in dbscope_url."
         )
     return BackendUnavailableError(
-        f"cannot reach the PostgreSQL server at {where} ({address.masked_url}): {first}. {START_ADVICE}."
+        f"cannot reach the PostgreSQL server at {where} ({address.masked_url}): {told} {START_ADVICE}."
     )
+
+
+#: psycopg's words before libpq's message, and the severity libpq puts before the server's
+_PREFIX = re.compile(r"^(?:connection failed|connection is bad):\s*", re.IGNORECASE)
+_SEVERITY = re.compile(r"\b(?:FATAL|ERROR|PANIC):\s+")
+
+
+def sentences(text: str) -> str:
+    """libpq's account of a failed connection, one well-formed sentence per line of it.
+
+    libpq writes a cause per address tried (``connection to server at "127.0.0.1", port
+    5432 failed: Connection refused``), each followed by a hint on its own line ("Is the
+    server running on that host and accepting TCP/IP connections?"), without closing
+    punctuation. Each becomes a sentence: capitalised, ended with a full stop unless it
+    ends with one already (or a question mark), psycopg's "connection failed:" and the
+    server's "FATAL:" dropped, and a line repeated for another address given once.
+    """
+    out: list[str] = []
+    for line in text.splitlines():
+        line = " ".join(_SEVERITY.sub("", _PREFIX.sub("", line.strip())).split())
+        if not line:
+            continue
+        line = line[0].upper() + line[1:]
+        if line[-1] not in ".?!":
+            line += "."
+        if line not in out:
+            out.append(line)
+    return " ".join(out) or "No reason given."
 
 
 # -- the connection budget ---------------------------------------------------------------------
