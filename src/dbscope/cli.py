@@ -1,10 +1,11 @@
-"""The ``dbscope`` command: report, baseline, gc, doctor.
+"""The ``dbscope`` command: report, baseline, gc, doctor, init.
 
     dbscope report FILE.json [--html OUT]          show a saved report (exit 1 if it has failures or leaks)
     dbscope baseline save RUN.json BASE.json        keep a run's figures as the baseline
     dbscope baseline check RUN.json BASE.json       compare a run with a baseline (exit 1 on failure)
     dbscope gc [--url URL] [--kept] [--yes]         list (or with --yes, drop) what runs left behind
     dbscope doctor [--url URL] [--migrations SPEC]  check settings, backend, template and clone speed
+    dbscope init [--yes] [--metadata MODULE:ATTR]   write the settings into the project's pytest config (init.py)
 
 Settings not given on the command line come from the environment (``DBSCOPE_*``) and
 from the pytest configuration file found from the current directory upwards, as pytest
@@ -503,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--seed", metavar="SPEC", help="seed (default: dbscope_seed)")
     doctor.add_argument("--clones", type=_count, default=20, metavar="N", help="clones to time (default 20)")
     doctor.set_defaults(func=cmd_doctor)
+
+    from .init import add_parser as add_init_parser  # here, not at the top: init imports this module
+
+    add_init_parser(commands)
     return parser
 
 
