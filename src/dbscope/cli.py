@@ -85,7 +85,7 @@ def _read_config(path: Path) -> dict[str, Any] | None:
         if path.suffix == ".toml":
             return _read_toml(path, tomllib.loads(path.read_text(encoding="utf-8")))
         parser = configparser.ConfigParser(interpolation=None)
-        parser.read(path, encoding="utf-8")
+        parser.read(str(path), encoding="utf-8")
     except (OSError, ValueError, configparser.Error) as exc:
         raise UsageError(f"cannot read {path}: {exc}") from None
     section = "tool:pytest" if path.name == "setup.cfg" else "pytest"
@@ -121,9 +121,19 @@ def _read_toml(path: Path, document: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def load_settings(overrides: dict[str, Any], *, cwd: Path | None = None) -> tuple[Config, str]:
-    """Config from the command line > DBSCOPE_* environment > the project's pytest config file."""
+    """Config from the command line > DBSCOPE_* environment > the project's pytest config file.
+
+    The config file's ``pythonpath`` entries go on ``sys.path`` first, as pytest puts them,
+    so that ``module:attr`` migrations import here as they do under pytest.
+    """
     where = (cwd or Path.cwd()).absolute()
     path, raw = find_ini(where)
+    if path is not None:
+        entries = raw.get("pythonpath") or []
+        for entry in reversed(entries.split() if isinstance(entries, str) else list(entries)):
+            directory = str((path.parent / str(entry)).absolute())
+            if directory not in sys.path:
+                sys.path.insert(0, directory)
     ini = {s.name: raw.get(s.ini_name) for s in SETTINGS if s.ini and raw.get(s.ini_name) is not None}
     source = f"config file {path.name}" if path else "config file"
     try:

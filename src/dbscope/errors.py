@@ -23,6 +23,7 @@ __all__ = [
     "BackendUnavailableError",
     "CleanupError",
     "ClientClosedError",
+    "ConfigEditError",
     "ConfigError",
     "DbscopeError",
     "IsolationError",
@@ -108,3 +109,7 @@ class UsageError(DbscopeError):
 
 class ReportError(DbscopeError):
     """A report or baseline file cannot be read, or is not what dbscope wrote."""
+
+
+class ConfigEditError(DbscopeError):
+    """``dbscope init`` cannot edit a config file line by line (its layout, or what an edit would change)."""

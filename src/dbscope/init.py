@@ -52,7 +52,7 @@ from typing import Any
 
 from .cli import EXIT_OK, EXIT_PROBLEMS, Out, find_ini
 from .config import SETTINGS, build_config
-from .errors import ConfigError, DbscopeError, MigrationError, UsageError
+from .errors import ConfigEditError, ConfigError, DbscopeError, MigrationError, UsageError
 from .migrations import MetadataStep, load_migrations
 from .strategies import STRATEGIES
 from .urls import mask_password
@@ -443,10 +443,6 @@ def _toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
-class _CannotEdit(Exception):
-    """The file's text is not laid out in a way init can edit line by line."""
-
-
 def edit_text(config: ConfigFile, text: str, changes: Mapping[str, tuple[str, ...]]) -> str:
     """``text`` with each of ``changes`` added to (or replaced in) the config's section or table."""
     newline = "\r\n" if "\r\n" in text else "\n"
@@ -530,7 +526,7 @@ def _toml_statements(lines: list[str]) -> list[_Statement]:
             continue
         equals = _outside_quotes(lines[i], "=")
         if equals < 0:
-            raise _CannotEdit(f"line {i + 1} is neither a table header nor a key = value")
+            raise ConfigEditError(f"line {i + 1} is neither a table header nor a key = value")
         last, comment = _value_end(lines, i, equals + 1)
         statements.append(_Statement(i, last, key=_key_path(lines[i][:equals]), comment=comment))
         i = last + 1
@@ -584,7 +580,7 @@ def _value_end(lines: list[str], i: int, pos: int) -> tuple[int, str]:
         if quote not in ('"""', "'''") and depth <= 0:
             return i, comment
         if i + 1 >= len(lines):
-            raise _CannotEdit(f"the value that starts on line {i + 1} does not end")
+            raise ConfigEditError(f"the value that starts on line {i + 1} does not end")
         i, pos = i + 1, 0
 
 
@@ -595,7 +591,7 @@ def _edit_toml(
     start = next((n for n, s in enumerate(statements) if s.header == table and not s.array), None)
     if start is None:
         if _has_table(lines, table):
-            raise _CannotEdit(f"its [{'.'.join(table)}] table is not written as a [{'.'.join(table)}] header")
+            raise ConfigEditError(f"its [{'.'.join(table)}] table is not written as a [{'.'.join(table)}] header")
         gap = [newline] if lines and lines[-1].strip() else []
         return lines + gap + [f"[{'.'.join(table)}]{newline}"] + [_toml_line(k, v, newline) for k, v in changes.items()]
     body = []
@@ -636,9 +632,9 @@ def _check_edit(config: ConfigFile, old: str, new: str, changes: Mapping[str, tu
         try:
             got = tomllib.loads(new)
         except tomllib.TOMLDecodeError as exc:
-            raise _CannotEdit(f"the edited file would not parse ({exc})") from None
+            raise ConfigEditError(f"the edited file would not parse ({exc})") from None
         if got != expected:
-            raise _CannotEdit("the edited file would differ in more than these settings")
+            raise ConfigEditError("the edited file would differ in more than these settings")
         return
     before, after = _ini_sections(old), _ini_sections(new)
     section = config.table[0]
@@ -646,7 +642,7 @@ def _check_edit(config: ConfigFile, old: str, new: str, changes: Mapping[str, tu
     if section in after:
         after[section] = {k: _items_of(k, v) if k in changes else v for k, v in after[section].items()}
     if after != before:
-        raise _CannotEdit("the edited file would differ in more than these settings")
+        raise ConfigEditError("the edited file would differ in more than these settings")
 
 
 def _ini_sections(text: str) -> dict[str, dict[str, Any]]:
@@ -654,7 +650,7 @@ def _ini_sections(text: str) -> dict[str, dict[str, Any]]:
     try:
         parser.read_string(text)
     except configparser.Error as exc:
-        raise _CannotEdit(f"the edited file would not parse ({exc})") from None
+        raise ConfigEditError(f"the edited file would not parse ({exc})") from None
     return {
         section: {key: parser.get(section, key) for key in parser.options(section)} for section in parser.sections()
     }
@@ -1064,7 +1060,7 @@ def cmd_init(args: argparse.Namespace, out: Out) -> int:
     try:
         new = edit_text(config, old, changes) if changes else old
         _check_edit(config, old, new, changes)
-    except _CannotEdit as exc:
+    except ConfigEditError as exc:
         block = "".join(_toml_line(k, v, "\n") if config.toml else _ini_line(k, v, "\n") for k, v in changes.items())
         raise UsageError(
             f"cannot add the settings to {config.path} line by line: {exc}; {_NOTHING_WRITTEN}. Add these lines to "
@@ -1161,10 +1157,5 @@ def _write(path: Path, text: str) -> None:
 
 
 def _next_steps(out: Out, plan: _Plan) -> None:
-    what = "checks the settings and builds the template once"
-    if plan.import_path:  # pytest reads its pythonpath setting; the doctor command does not
-        entries = shlex.quote(os.pathsep.join(plan.shown(plan.root / entry) for entry in plan.import_path))
-        out.line(f"next: PYTHONPATH={entries} dbscope doctor    ({what}; doctor does not read pytest's pythonpath)")
-    else:
-        out.line(f"next: dbscope doctor    ({what})")
+    out.line("next: dbscope doctor    (checks the settings and builds the template once)")
     out.line("then: pytest")
