@@ -104,7 +104,11 @@ class BackendEntry:
         return implementation
 
 
-_PSYCOPG = {"driver": "psycopg", "driver_title": "psycopg 3", "install": "pip install 'dbscope[postgres]'"}
+_PSYCOPG = {
+    "driver": "psycopg",
+    "driver_title": "psycopg 3",
+    "install": "pip install 'dbscope[postgres]' (or 'dbscope[postgres-binary]' on a machine without libpq)",
+}
 
 # fmt: off
 BACKENDS: tuple[BackendEntry, ...] = (
@@ -116,6 +120,9 @@ BACKENDS: tuple[BackendEntry, ...] = (
                  "dbscope.backends.pg_tools:SERVER", "server", "server", **_PSYCOPG),
     BackendEntry(("postgresql+proc",), "a throwaway PostgreSQL cluster", "postgresql+proc://",
                  "dbscope.backends.pg_cluster:PROC", "server", "proc", **_PSYCOPG),
+    BackendEntry(("mysql", "mariadb", "mysql+pymysql"), "a MariaDB/MySQL server", "mysql://user@host:port/",
+                 "dbscope.backends.mariadb_tools:SERVER", "server", "server",
+                 driver="pymysql", driver_title="PyMySQL", install="pip install 'dbscope[mysql]'"),
 )
 # fmt: on
 
