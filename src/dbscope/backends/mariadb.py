@@ -1,0 +1,842 @@
+"""MariaDB/MySQL backend: a database per scope, cloned on the server from a migrated template.
+
+``mysql://user[:password]@host:port/`` or ``mariadb://...``: the database in the URL (if
+any) is only used to connect; dbscope creates and drops its own databases, all named
+``dbscope_*`` with an owner record in the ``dbscope_registry`` database (see
+:mod:`.mariadb_owner`), and never drops any other.
+
+* **Templates** ``dbscope_tpl_<fingerprint>`` are built once per server from the
+  migrations and seed, under the named lock ``GET_LOCK('dbscope_tpl_<fingerprint>')``
+  (processes building the same one build it once; the others wait and reuse it). The
+  owner record says ``building`` until the build is complete, then ``template``: a
+  build that died half-way is dropped and built again by the next run. Later runs
+  reuse templates; ``rebuild=True`` builds again (once per session).
+* **Clones** ``dbscope_<run>_<label>``: MySQL has no template databases, so a clone is
+  the template's cached DDL and an ``INSERT ... SELECT`` of its seeded tables, sent in
+  one script (see :mod:`.mariadb_schema`), from a pool the manager keeps warm; dropped
+  by a background janitor thread after the test, which first ends the sessions still
+  on it.
+* **Liveness**: the janitor's connection holds the named lock ``dbscope_run_<run>`` and
+  beats a heartbeat in ``dbscope_registry.runs``, so garbage collection
+  (:func:`collect_garbage`, and a sweep when a backend starts) never touches a live
+  run's databases but cleans up after crashed ones.
+
+PyMySQL is imported only when this backend is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import logging
+import os
+import queue
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Self
+
+import pymysql
+
+from ..errors import BackendUnavailableError, CleanupError, ConfigError, DbscopeError, MigrationError
+from ..migrations import MigrationSet, combined_fingerprint
+from ..urls import BackendURL, mask_password, parse_backend_url, without_password
+from .base import BuildEnvironment, Dialect
+from .mariadb_connect import (
+    START_ADVICE,
+    Lent,
+    MariaDBConnection,
+    ServerAddress,
+    check_local,
+    connect,
+    in_transaction,
+    server_address,
+    usable,
+)
+from .mariadb_connect import quote_name as q
+from .mariadb_dialect import DIALECT
+from .mariadb_owner import (
+    PREFIX,
+    REGISTRY_DB,
+    STALE_AFTER_S,
+    TEMPLATE_PREFIX,
+    GarbageItem,
+    OwnerRecord,
+    drop_checked,
+    ensure_registry,
+    forget_dead_runs,
+    heartbeat,
+    note_owner,
+    note_template,
+    plan_garbage,
+    read_owner,
+    refusal,
+    register_run,
+    template_lock,
+    unregister_run,
+)
+from .mariadb_schema import (
+    Blueprint,
+    after_rollback_script,
+    clone_script,
+    mark_statements,
+    present,
+    read_blueprint,
+    read_mark,
+    restore_script,
+    results,
+    rows,
+    run_script,
+    schema_signature,
+    sessions_statement,
+    signature_of,
+    signature_statements,
+    track_database,
+    tracking_script,
+)
+from .registry import by_scheme
+
+if TYPE_CHECKING:
+    from .base import Look
+
+__all__ = ["MariaDBBackend", "MariaDBDatabase", "MariaDBTemplate", "clone_name", "collect_garbage"]
+
+log = logging.getLogger("dbscope.database")
+
+DEFAULT_POOL_SIZE = 2
+HEARTBEAT_S = 5.0
+#: How long a build waits for another process building the same template.
+BUILD_WAIT_S = 600
+_MAX_NAME = 62  # 64, less the "_w" of a worker database's write notes
+_QUIET = "SET @dbscope_quiet = 1"
+_LOUD = "SET @dbscope_quiet = NULL"
+
+
+def clone_name(run: str, label: str) -> str:
+    """``dbscope_<run>_<label>``, lower case, at most 62 characters (a hash keeps cut names unique)."""
+
+    def clean(text: str) -> str:
+        return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
+
+    name = f"{PREFIX}{clean(run) or 'run'}_{clean(label) or 'db'}"
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha256(f"{run}\0{label}".encode()).hexdigest()[:8]
+        name = f"{name[: _MAX_NAME - 9]}_{digest}"
+    return name
+
+
+@dataclass
+class MariaDBTemplate:
+    """A migrated database on the server that clones copy (a template, or a suite's baseline)."""
+
+    fingerprint: str
+    name: str
+    built: bool = False  # built by this backend (False: reused)
+    blueprint: Blueprint | None = field(default=None, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class DatabaseState(enum.Enum):
+    OPEN = "open"
+    RELEASED = "released"
+    KEPT = "kept"
+    DROPPED = "dropped"
+
+
+class MariaDBDatabase:
+    """One scope's database on the server."""
+
+    dialect: Dialect = DIALECT
+
+    def __init__(self, backend: MariaDBBackend, name: str, template: MariaDBTemplate) -> None:
+        self.name = name
+        self.template = template
+        self.state = DatabaseState.OPEN
+        self._backend = backend
+        self._own: set[int] = set()  # server thread ids of every connection dbscope opened here
+        self._primary: MariaDBConnection | None = None
+        self._restorer: MariaDBConnection | None = None
+        self._tracking = False
+        self._lock = threading.Lock()
+
+    def url(self, fmt: str = "sqlalchemy") -> str:
+        """``mysql+pymysql://`` (sqlalchemy), ``mysql+aiomysql://`` (async), ``mysql://`` (dsn), or one part."""
+        return self._backend.address.url(self.name, fmt)
+
+    def connect(self, *, autocommit: bool = False) -> MariaDBConnection:
+        if self.state is DatabaseState.DROPPED:
+            raise BackendUnavailableError(f"database {self.name} was dropped when its scope ended; use a new scope")
+        conn = connect(self._backend.address, self.name, autocommit=autocommit, scoped=True)
+        self._own.add(conn.thread_id())
+        return conn
+
+    def open_primary(self) -> None:
+        with self._lock:
+            if self._primary is None or not self._primary.open:
+                self._primary = self.connect(autocommit=True)
+
+    def primary_connection(self) -> MariaDBConnection | None:
+        """The connection opened with the database (None once released); replaced if the server cut it."""
+        with self._lock:
+            primary = self._primary
+            if primary is None or usable(primary):
+                return primary
+            log.warning("dbscope's connection to %s was cut (server restarted?); reconnecting", self.name)
+            self._primary = self.connect(autocommit=True)
+            return self._primary
+
+    def _restore_connection(self) -> MariaDBConnection:
+        with self._lock:
+            if self._restorer is None or not usable(self._restorer):
+                conn = connect(self._backend.address, self.name, autocommit=True, multi=True, scoped=True)
+                self._own.add(conn.thread_id())
+                wait = max(1, int(self._backend.close_timeout))
+                conn.execute(f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
+                self._restorer = conn
+            return self._restorer
+
+    def release(self) -> None:
+        with self._lock:
+            for conn in (self._primary, self._restorer):
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+            self._primary = self._restorer = None
+            if self.state is DatabaseState.OPEN:
+                self.state = DatabaseState.RELEASED
+
+    def foreign_connections(self, known: Collection[Hashable] | None = ()) -> Mapping[Hashable, bool]:
+        """Sessions on this database dbscope did not open: thread id -> holds a transaction (or runs a statement)."""
+        return self._backend._foreign_connections(self.name, frozenset(self._own), known)
+
+    def end_transactions(self, keys: Iterable[Hashable]) -> str:
+        """End the sessions holding those transactions (``KILL CONNECTION``): nothing else ends another's."""
+        ids = [int(str(k)) for k in keys]
+        self._backend._kill(ids)
+        return f"ended the connection(s) with id {', '.join(map(str, ids))} (KILL CONNECTION)"
+
+    def capture(self, template: Any) -> MariaDBTemplate:
+        """This database's contents now, copied into a snapshot database that ``restore()`` takes."""
+        return self._backend._capture(self, template)
+
+    def recreate(self, template: Any) -> None:
+        """Drop (ending every session on it) and clone it again under the same name."""
+        self.release()
+        self._backend._recreate(self, template)
+        self._tracking = False
+        self.open_primary()
+
+    def schema_signature(self) -> str | None:
+        return schema_signature(self._restore_connection(), self.name)
+
+    def watch_writes(self) -> None:
+        """Row triggers on every table note what other connections write (in the companion ``<name>_w``)."""
+        if self._tracking:
+            return
+        conn = self._restore_connection()
+        tables = [
+            str(r[0])
+            for r in rows(
+                conn,
+                "SELECT TABLE_NAME FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
+                [self.name],
+            )
+        ]
+        companion = track_database(self.name)
+        record = self._backend.owner.but(kind="snapshot", template=self.name)
+        try:
+            run_script(conn, [note_owner(companion, record), *tracking_script(self.name, tables)])
+        except pymysql.Error as exc:
+            raise self._backend._error(exc, f"cannot watch the writes on {self.name}") from exc
+        self._tracking = True
+
+    def write_mark(self, conn: Any) -> Any:
+        """(the last write note, the tables' InnoDB ids), read on dbscope's own connection."""
+        if not self._tracking:
+            return None
+        return read_mark(results(self._restore_connection(), mark_statements(self.name, 0)), None)[0]
+
+    def written_since(self, conn: Any, mark: Any) -> str | None:
+        if mark is None:
+            return None
+        return read_mark(results(self._restore_connection(), mark_statements(self.name, mark[0])), mark)[1]
+
+    def look(self, conn: Any, mark: Any, *, known: Collection[Hashable] | None = ()) -> Look:
+        """The schema, the writes since ``mark`` and the foreign sessions, in one round trip."""
+        from .base import Look  # (imported here: older strategies ask written_since() instead)
+
+        own = frozenset(self._own)
+        statements = [*signature_statements(self.name), sessions_statement(self.name)]
+        if self._tracking:
+            statements += mark_statements(self.name, mark[0] if mark is not None else 0)
+        try:
+            found = results(self._restore_connection(), statements)
+        except pymysql.Error as exc:
+            raise self._backend._error(exc, f"cannot look at {self.name}") from exc
+        sessions: Mapping[Hashable, bool] = {int(i): bool(b) for i, b in found[2] if int(i) not in own}
+        if known is not None and set(sessions) - set(known):
+            sessions = self.foreign_connections(known)
+        new_mark, written = read_mark(found[3:], mark) if self._tracking else (None, None)
+        return Look(signature_of(found[:2]), written, new_mark, sessions)
+
+    def after_rollback(self, template: Any) -> None:
+        """InnoDB does not roll back AUTO_INCREMENT: set it back on the tables where it moved."""
+        blueprint = self._backend.blueprint(template)
+        conn = self._restore_connection()
+        try:
+            run_script(conn, after_rollback_script(blueprint, self.name, present(conn, self.name)))
+        except pymysql.Error as exc:
+            raise self._backend._restore_error(exc, self) from exc
+
+    def in_transaction(self, conn: Any) -> bool:
+        return in_transaction(conn)
+
+    def is_closed(self, conn: Any) -> bool:
+        return not conn.open
+
+    def execute(self, conn: Any, statement: str) -> None:
+        with conn.cursor() as cursor:
+            cursor.execute(statement)
+
+    def restore(self, template: Any) -> None:
+        """Bring the contents back to ``template``'s in place; open connections stay open."""
+        self._backend._restore(self, template)
+
+    def keep(self) -> str:
+        """Keep this database after its scope (gc leaves it alone); its URL, without the password."""
+        self._backend._keep(self)
+        self.state = DatabaseState.KEPT
+        return without_password(self.url("dsn"))
+
+    def drop(self) -> None:
+        """Release, then drop in the background; bounded wait in ``backend.close()``."""
+        self.release()
+        with self._lock:
+            if self.state is DatabaseState.DROPPED:
+                return
+            self.state = DatabaseState.DROPPED
+        self._backend._schedule_drop(self.name)
+        if self._tracking:
+            self._backend._schedule_drop(track_database(self.name))
+
+    def __repr__(self) -> str:
+        return f"<MariaDBDatabase {self.name} on {self._backend.address.where} {self.state.value}>"
+
+
+class _Janitor:
+    """The run's background thread: drops databases, beats the heartbeat, holds the run's lock."""
+
+    def __init__(self, backend: MariaDBBackend, *, interval: float) -> None:
+        self._backend = backend
+        self._interval = interval
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._pending: set[str] = set()
+        self._cond = threading.Condition()
+        self.counters: Counter[str] = Counter()
+        self._conn = self._open()
+        self._thread = threading.Thread(target=self._run, name=f"dbscope-janitor-{backend.run_id}", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> MariaDBConnection:
+        conn = connect(self._backend.address, REGISTRY_DB)
+        register_run(conn, self._backend.owner)
+        return conn
+
+    def drop(self, name: str) -> None:
+        with self._cond:
+            self._pending.add(name)
+        self._queue.put(name)
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
+    def _connection(self) -> MariaDBConnection:
+        if not usable(self._conn):
+            self._conn = self._open()  # the run's lock went with the old connection
+        return self._conn
+
+    def _run(self) -> None:
+        next_beat = time.monotonic() + self._interval
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, next_beat - time.monotonic()))
+            except queue.Empty:
+                item = ""
+            if time.monotonic() >= next_beat:
+                try:
+                    heartbeat(self._connection(), self._backend.run_id)
+                except (pymysql.Error, DbscopeError) as exc:
+                    log.warning("dbscope heartbeat of run %s failed: %s", self._backend.run_id, exc)
+                next_beat = time.monotonic() + self._interval
+            if item is None:
+                break
+            if item:
+                self._drop(item)
+        try:
+            unregister_run(self._connection(), self._backend.run_id)
+        except (pymysql.Error, DbscopeError) as exc:
+            log.debug("could not unregister run %s: %s", self._backend.run_id, exc)
+        with contextlib.suppress(Exception):
+            self._conn.close()
+
+    def _drop(self, name: str) -> None:
+        try:
+            if drop_checked(self._connection(), name):
+                self.counters["dropped"] += 1
+        except (pymysql.Error, DbscopeError) as exc:
+            self.counters["drop_failures"] += 1
+            log.warning("dbscope could not drop %s: %s", name, mask_password(str(exc)))
+        finally:
+            with self._cond:
+                self._pending.discard(name)
+                self._cond.notify_all()
+
+    def close(self, timeout: float) -> bool:
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("dbscope: drops still pending at close: %s; dbscope gc drops them", sorted(self._pending))
+            return False
+        return True
+
+
+class MariaDBBackend:
+    """Templates and per-scope databases on a MariaDB/MySQL server (``mysql://...``, ``mariadb://...``)."""
+
+    dialect = DIALECT
+
+    def __init__(
+        self,
+        url: BackendURL | str,
+        *,
+        run_id: str | None = None,
+        config: Any = None,
+        allow_remote: bool | None = None,
+        close_timeout: float | None = None,
+        session: str | None = None,
+        sweep: bool = True,
+        heartbeat_s: float = HEARTBEAT_S,
+    ) -> None:
+        parsed = parse_backend_url(url) if isinstance(url, str) else url
+        self.url = parsed
+        self.address: ServerAddress = server_address(parsed)
+        if allow_remote is None:
+            allow_remote = bool(getattr(config, "allow_remote", False))
+        check_local(self.address, allow_remote=allow_remote)
+        self.close_timeout = float(
+            close_timeout if close_timeout is not None else getattr(config, "close_timeout", 5.0)
+        )
+        self.run_id = run_id or secrets.token_hex(4)
+        self.session = session or os.environ.get("PYTEST_XDIST_TESTRUNUID") or self.run_id
+        self.owner = OwnerRecord.for_run(self.run_id, session=self.session)
+        self.pool_size = DEFAULT_POOL_SIZE
+        self._lock = threading.Lock()
+        self._templates: dict[str, MariaDBTemplate] = {}
+        self._snapshots: list[str] = []
+        self._closed = False
+        self.counters: Counter[str] = Counter()
+        self.create_ms: list[float] = []
+        with contextlib.ExitStack() as undo:
+            first = connect(self.address, self.address.database)
+            undo.callback(first.close)
+            try:
+                ensure_registry(first)
+            except pymysql.Error as exc:
+                raise self._error(exc, f"cannot create dbscope's registry database {REGISTRY_DB}") from exc
+            self.server_version = str(rows(first, "SELECT VERSION()")[0][0])
+            first.close()
+            self._admin = Lent(lambda: connect(self.address, REGISTRY_DB))
+            undo.callback(self._admin.close)
+            self._creators: queue.LifoQueue[MariaDBConnection] = queue.LifoQueue()
+            undo.callback(self._close_creators)
+            self._janitor = _Janitor(self, interval=heartbeat_s)
+            undo.callback(lambda: self._janitor.close(self.close_timeout))
+            if sweep:
+                self._sweep()
+            undo.pop_all()
+        log.debug("MariaDB backend for run %s on %s (%s)", self.run_id, self.address.where, self.server_version)
+
+    # -- errors ----------------------------------------------------------------------------------
+
+    def _error(self, exc: BaseException, what: str) -> BackendUnavailableError:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        text = mask_password(str(exc.args[1]) if len(exc.args) > 1 else str(exc)).strip()
+        if code == 1044 or code == 1142 or (code is not None and "denied" in text.lower()):
+            return BackendUnavailableError(
+                f"{what} on {self.address.where}: {text}. User {self.address.user!r} needs to create and drop "
+                f"databases named dbscope_*: as an administrator run GRANT ALL ON `dbscope\\_%`.* TO "
+                f"'{self.address.user}'@'<host>';"
+            )
+        if code in (2006, 2013) or isinstance(exc, pymysql.err.InterfaceError):
+            return BackendUnavailableError(
+                f"{what} on {self.address.where}: the server closed the connection ({text}): it restarted, or "
+                f"stopped. {START_ADVICE}."
+            )
+        return BackendUnavailableError(f"{what} on {self.address.where}: {text}")
+
+    def _restore_error(self, exc: BaseException, database: MariaDBDatabase) -> DbscopeError:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code in (1205, 1213):  # lock wait timeout, deadlock: another connection holds the tables
+            return CleanupError(
+                f"cannot restore {database.name}: another connection holds a lock on its tables for longer than "
+                f"{self.close_timeout:g} s ({exc.args[1] if len(exc.args) > 1 else exc}). End the transactions the "
+                "test left open (commit or roll back) before the test ends."
+            )
+        return self._error(exc, f"cannot restore {database.name}")
+
+    # -- templates -------------------------------------------------------------------------------
+
+    def template(
+        self,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        *,
+        rebuild: bool = False,
+        environment: BuildEnvironment | None = None,
+    ) -> MariaDBTemplate:
+        """The template for these migrations + seed: reused from the server, or built once."""
+        self._check_open()
+        fingerprint = combined_fingerprint(migrations, seed)
+        with self._lock:
+            cached = self._templates.get(fingerprint)
+            if cached is not None:
+                return cached
+            template = self._ensure_template(fingerprint, migrations, seed, rebuild=rebuild, environment=environment)
+            self._templates[fingerprint] = template
+        with contextlib.suppress(pymysql.Error), self._admin.lock:
+            note_template(self._admin.get(), self.run_id, template.name)
+        return template
+
+    def _ensure_template(
+        self,
+        fingerprint: str,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        *,
+        rebuild: bool,
+        environment: BuildEnvironment | None,
+    ) -> MariaDBTemplate:
+        name = f"{TEMPLATE_PREFIX}{fingerprint}"
+        conn = connect(self.address, REGISTRY_DB)
+        try:
+            got = rows(conn, "SELECT GET_LOCK(%s, 0)", [template_lock(fingerprint)])[0][0]
+            if not got:
+                log.info("dbscope: waiting for another process building the template %s", name)
+                got = rows(conn, "SELECT GET_LOCK(%s, %s)", [template_lock(fingerprint), BUILD_WAIT_S])[0][0]
+                if not got:
+                    raise BackendUnavailableError(
+                        f"waited {BUILD_WAIT_S} s for another process building the template {name} on "
+                        f"{self.address.where}; is it stuck? See SHOW PROCESSLIST"
+                    )
+            exists, record = read_owner(conn, name)
+            if exists and record is None:
+                raise BackendUnavailableError(
+                    f"a database named {name} exists on {self.address.where} but is not a dbscope template "
+                    f"(no owner record in {REGISTRY_DB}.owners); dbscope will not use or drop it. Drop it yourself "
+                    "if it is left over."
+                )
+            if exists and record is not None and record.kind == "template":
+                if not (rebuild and record.session != self.session):
+                    log.debug("reusing template %s (built by run %s)", name, record.run)
+                    return MariaDBTemplate(fingerprint, name)
+            if exists:
+                log.debug("rebuilding template %s", name)
+                drop_checked(conn, name, allow_kinds=("building", "template"))
+            self._build(conn, name, fingerprint, migrations, seed, environment)
+            self.counters["templates_built"] += 1
+            return MariaDBTemplate(fingerprint, name, built=True)
+        except pymysql.Error as exc:
+            raise self._error(exc, f"cannot build the template {name}") from exc
+        finally:
+            conn.close()  # also releases the lock
+
+    def _build(
+        self,
+        conn: MariaDBConnection,
+        name: str,
+        fingerprint: str,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        environment: BuildEnvironment | None,
+    ) -> None:
+        started = time.perf_counter()
+        record = self.owner.but(kind="building", fingerprint=fingerprint)
+        rows(conn, note_owner(name, record))
+        rows(conn, f"CREATE DATABASE {q(name)}")
+        try:
+            target = connect(self.address, name, autocommit=False)
+            url = self.address.url(name, "sqlalchemy")
+            env = environment(lambda fmt: self.address.url(name, fmt)) if environment is not None else None
+            try:
+                migrations.apply(target, url, environment=env)
+                seed.apply(target, url, environment=env)
+            except pymysql.Error as exc:
+                raise MigrationError(
+                    f"the migrations and seed ran, but committing them failed: {mask_password(str(exc))}; "
+                    "the template was not saved",
+                    source=seed.spec or migrations.spec,
+                ) from exc
+            finally:
+                target.close()
+            rows(conn, note_owner(name, record.but(kind="template")))
+        except BaseException:
+            try:
+                drop_checked(conn, name, allow_kinds=("building",))
+            except (pymysql.Error, DbscopeError) as cleanup:
+                log.error("could not drop the half-built template %s: %s", name, cleanup)
+            raise
+        log.debug("built template %s in %.0f ms", name, (time.perf_counter() - started) * 1000)
+
+    def blueprint(self, template: MariaDBTemplate) -> Blueprint:
+        """The template's blueprint, read once (connected to the template itself, for its views)."""
+        with template.lock:
+            if template.blueprint is None:
+                conn = connect(self.address, template.name)
+                try:
+                    template.blueprint = read_blueprint(conn, template.name)
+                except pymysql.Error as exc:
+                    raise self._error(exc, f"cannot read the template {template.name}") from exc
+                finally:
+                    conn.close()
+            return template.blueprint
+
+    # -- clones ----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _creator(self) -> Iterator[MariaDBConnection]:
+        try:
+            conn = self._creators.get_nowait()
+            if not usable(conn):
+                conn = connect(self.address, REGISTRY_DB, multi=True)
+        except queue.Empty:
+            conn = connect(self.address, REGISTRY_DB, multi=True)
+        try:
+            yield conn
+        finally:
+            if self._closed or not conn.open or self._creators.qsize() >= DEFAULT_POOL_SIZE:
+                conn.close()
+            else:
+                self._creators.put(conn)
+
+    def _close_creators(self) -> None:
+        while True:
+            try:
+                self._creators.get_nowait().close()
+            except queue.Empty:
+                return
+            except pymysql.Error as exc:
+                log.debug("closing a connection: %s", exc)
+
+    def _clone(self, name: str, blueprint: Blueprint, record: OwnerRecord) -> None:
+        """Run the clone script for ``name``; a failure drops what it left (in the background)."""
+        with self._creator() as creator:
+            try:
+                run_script(
+                    creator,
+                    [*clone_script(blueprint, name, before=[note_owner(name, record)]), f"USE {q(REGISTRY_DB)}"],
+                )
+            except pymysql.Error as exc:
+                code = exc.args[0] if exc.args else None
+                if code == 1007:  # ER_DB_CREATE_EXISTS
+                    raise BackendUnavailableError(
+                        f"cannot create {name}: it already exists (a label used twice?)"
+                    ) from exc
+                self._janitor.drop(name)
+                with contextlib.suppress(pymysql.Error):
+                    creator.close()
+                if code == 1146 or code == 1049:  # the template's table or database is gone
+                    raise BackendUnavailableError(
+                        f"the template {blueprint.database} changed or disappeared on {self.address.where} while this "
+                        f"run used it (dropped by `dbscope gc --templates` or a --dbscope-rebuild elsewhere?): {exc}; "
+                        "run again"
+                    ) from exc
+                raise self._error(exc, f"cannot create database {name}") from exc
+
+    def create(self, template: Any, *, label: str, owner: OwnerRecord | None = None) -> MariaDBDatabase:
+        """A new database cloned from ``template``, its primary connection open."""
+        self._check_open()
+        name = clone_name(self.run_id, label)
+        blueprint = self.blueprint(template)
+        started = time.perf_counter()
+        self._clone(name, blueprint, (owner or self.owner).but(kind="clone", template=template.name))
+        database = MariaDBDatabase(self, name, template)
+        try:
+            database.open_primary()
+        except BaseException:
+            self._janitor.drop(name)
+            raise
+        self.create_ms.append((time.perf_counter() - started) * 1000)
+        self.counters["created"] += 1
+        return database
+
+    def _recreate(self, database: MariaDBDatabase, template: Any) -> None:
+        with self._admin.lock:
+            try:
+                drop_checked(self._admin.get(), database.name)
+            except pymysql.Error as exc:
+                raise self._error(exc, f"cannot re-create {database.name}") from exc
+        self._clone(database.name, self.blueprint(template), self.owner.but(kind="clone", template=template.name))
+
+    def _capture(self, database: MariaDBDatabase, template: Any) -> MariaDBTemplate:
+        conn = database._restore_connection()
+        name = clone_name(self.run_id, f"snap_{secrets.token_hex(3)}")
+        try:
+            current = read_blueprint(conn, database.name)
+        except pymysql.Error as exc:
+            raise self._error(exc, f"cannot read {database.name}") from exc
+        self._clone(name, current, self.owner.but(kind="snapshot", template=database.name))
+        with self._lock:
+            self._snapshots.append(name)
+        return MariaDBTemplate(template.fingerprint, name, blueprint=replace(current, database=name))
+
+    def _keep(self, database: MariaDBDatabase) -> None:
+        with self._admin.lock:
+            rows(
+                self._admin.get(),
+                note_owner(database.name, self.owner.but(kind="kept", template=database.template.name)),
+            )
+
+    def _schedule_drop(self, name: str) -> None:
+        if not name.startswith(PREFIX):
+            raise refusal(name, f"its name does not start with {PREFIX!r}")
+        if self._closed:
+            log.warning("dbscope backend already closed; %s is left for the next run's sweep", name)
+            return
+        self._janitor.drop(name)
+
+    def wait_for_drops(self, timeout: float | None = None) -> bool:
+        return self._janitor.wait(self.close_timeout if timeout is None else timeout)
+
+    def _foreign_connections(
+        self, name: str, own: frozenset[int], known: Collection[Hashable] | None = ()
+    ) -> dict[Hashable, bool]:
+        """Sessions on ``name`` that dbscope did not open; re-read briefly while one not ``known`` is closing."""
+        found: dict[Hashable, bool] = {}
+        for delay in (0.0, 0.01, 0.02, 0.05, 0.1) if known is not None else (0.0,):
+            if delay:
+                time.sleep(delay)
+            with self._admin.lock:
+                listed = rows(self._admin.get(), sessions_statement(name))
+            found = {int(i): bool(b) for i, b in listed if int(i) not in own}
+            if not set(found) - set(known or ()):
+                break
+        return found
+
+    def _kill(self, ids: list[int]) -> None:
+        with self._admin.lock:
+            conn = self._admin.get()
+            for session in ids:
+                with contextlib.suppress(pymysql.Error):
+                    rows(conn, f"KILL CONNECTION {int(session)}")
+
+    # -- restore ---------------------------------------------------------------------------------
+
+    def _restore(self, database: MariaDBDatabase, template: Any) -> None:
+        if database.state is DatabaseState.DROPPED:
+            raise BackendUnavailableError(f"cannot restore {database.name}: it was dropped")
+        blueprint = self.blueprint(template)
+        started = time.perf_counter()
+        conn = database._restore_connection()
+        try:
+            state = present(conn, database.name)
+            run_script(conn, [*restore_script(blueprint, database.name, state, quiet=_QUIET), _LOUD])
+        except pymysql.Error as exc:
+            with contextlib.suppress(pymysql.Error):
+                conn.execute(_LOUD)
+            raise self._restore_error(exc, database) from exc
+        self.counters["restores"] += 1
+        log.debug(
+            "restored %s from %s in %.1f ms", database.name, blueprint.database, (time.perf_counter() - started) * 1000
+        )
+
+    # -- garbage ---------------------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        """Drop (in the background) what dead runs left; never a live run's databases or templates."""
+        try:
+            with self._admin.lock:
+                items = plan_garbage(self._admin.get())
+                forget_dead_runs(self._admin.get())
+        except pymysql.Error as exc:
+            log.warning("dbscope: the start-up sweep failed: %s", mask_password(str(exc)))
+            return
+        for item in items:
+            if item.action == "drop":
+                log.info("dbscope: dropping %s (%s)", item.name, item.reason)
+                self.counters["swept"] += 1
+                self._janitor.drop(item.name)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DbscopeError(f"the MariaDB backend of run {self.run_id} was closed; open a new one")
+
+    def close(self) -> None:
+        """Drop the baselines this run captured, wait (bounded) for pending drops, close every connection."""
+        if self._closed:
+            return
+        for name in self._snapshots:
+            self._janitor.drop(name)
+        self._closed = True
+        self._janitor.close(max(10.0, 2 * self.close_timeout))
+        self._close_creators()
+        self._admin.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<MariaDBBackend {self.address.masked_url} run={self.run_id} {'closed' if self._closed else 'open'}>"
+
+
+def collect_garbage(
+    url: str,
+    *,
+    dry_run: bool = True,
+    allow_remote: bool = False,
+    stale_after_s: float = STALE_AFTER_S,
+    templates: bool = False,
+    kept: bool = False,
+) -> list[GarbageItem]:
+    """List every ``dbscope_*`` database on the server with 'drop' or 'keep' and why; drop unless ``dry_run``."""
+    parsed = parse_backend_url(url)
+    if parsed.entry is not by_scheme("mysql"):
+        raise ConfigError(f"collect_garbage needs a mysql:// or mariadb:// URL, not {parsed.masked!r}")
+    address = server_address(parsed)
+    check_local(address, allow_remote=allow_remote)
+    conn = connect(address, address.database)
+    try:
+        if not rows(conn, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", [REGISTRY_DB]):
+            return []
+        items = plan_garbage(conn, stale_after_s=stale_after_s, templates=templates, kept=kept)
+        if dry_run:
+            return items
+        result: list[GarbageItem] = []
+        for item in items:
+            if item.action == "drop":
+                try:
+                    drop_checked(conn, item.name, allow_kinds=("clone", "building", "snapshot", "kept", "template"))
+                except (pymysql.Error, DbscopeError) as exc:
+                    item = GarbageItem(item.name, f"{item.reason}; the drop failed: {mask_password(str(exc))}", "keep")
+            result.append(item)
+        forget_dead_runs(conn, stale_after_s=stale_after_s)
+        return result
+    finally:
+        conn.close()

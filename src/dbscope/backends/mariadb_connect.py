@@ -1,0 +1,368 @@
+"""Reaching a MariaDB/MySQL server: where it is, whether it is on this machine, how to connect.
+
+:class:`ServerAddress` holds what a ``mysql://`` / ``mariadb://`` URL says (host, port,
+user, password, the database used only to connect, ``?unix_socket=`` and ``?charset=``)
+and builds the URLs of the databases dbscope creates. :func:`check_local` refuses a
+server that is not on this machine. :func:`connect` opens a PyMySQL connection and turns
+a failure into a :class:`BackendUnavailableError` that says what to do.
+
+A server on this machine is reached without TLS (``ssl_disabled``): PyMySQL otherwise
+loads the system's certificate store on every connect, measured at ~37 ms against
+~2 ms here, paid by every clone and every connection a test opens.
+
+Passwords never appear in a message or log line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import ipaddress
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import pymysql
+from pymysql.constants import CLIENT, SERVER_STATUS
+
+from ..errors import BackendUnavailableError, ConfigError
+from ..urls import SERVER_PARTS, URL_PARTS, BackendURL, mask_password, no_part
+
+__all__ = [
+    "MariaDBConnection",
+    "ServerAddress",
+    "check_local",
+    "connect",
+    "connect_error",
+    "in_transaction",
+    "is_local_host",
+    "quote_name",
+    "server_address",
+    "usable",
+]
+
+log = logging.getLogger("dbscope.database")
+
+#: Seconds PyMySQL waits for a server that does not answer.
+CONNECT_TIMEOUT = 10
+DEFAULT_PORT = 3306
+_URL_FORMATS = {"sqlalchemy": "mysql+pymysql", "async": "mysql+aiomysql", "dsn": "mysql"}
+#: what the URL's query may carry through to the driver (and to the URLs dbscope hands out)
+_QUERY_KEYS = ("unix_socket", "charset")
+START_ADVICE = (
+    "Start it (e.g. `systemctl start mariadb` or `service mariadb start`), "
+    "or point dbscope_url (or DBSCOPE_URL) at a running server"
+)
+
+
+def quote_name(name: str) -> str:
+    """``name`` as a MySQL identifier: in backticks, a backtick doubled."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """Where a MariaDB/MySQL server is and who connects, as the URL says (defaults filled in)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str | None  # only used to connect; dbscope creates its own
+    options: tuple[tuple[str, str], ...]
+    masked_url: str
+
+    @property
+    def unix_socket(self) -> str | None:
+        return dict(self.options).get("unix_socket")
+
+    @property
+    def where(self) -> str:
+        """``host:port`` for messages (a socket is shown as its path)."""
+        if self.unix_socket:
+            return f"the socket {self.unix_socket}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def local(self) -> bool:
+        return bool(self.unix_socket) or is_local_host(self.host)
+
+    def connect_args(self, database: str | None) -> dict[str, Any]:
+        """Keyword arguments of ``pymysql.connect`` for ``database`` (holds the password)."""
+        options = dict(self.options)
+        args: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "database": database,
+            "connect_timeout": CONNECT_TIMEOUT,
+            "charset": options.get("charset", "utf8mb4"),
+        }
+        if options.get("unix_socket"):
+            args["unix_socket"] = options["unix_socket"]
+        if self.local:
+            args["ssl_disabled"] = True
+        return args
+
+    def part(self, database: str, name: str) -> str:
+        if name == "host":
+            return self.host
+        if name == "port":
+            return str(self.port)
+        if name == "user":
+            return self.user
+        if name == "password":
+            return self.password
+        if name == "database":
+            return database
+        raise ConfigError(
+            f"{database} is a database of a MariaDB/MySQL server, which has {no_part(name, SERVER_PARTS)}"
+        )
+
+    def url(self, database: str, fmt: str = "sqlalchemy") -> str:
+        """``mysql+pymysql://`` (sqlalchemy), ``mysql+aiomysql://`` (async), ``mysql://`` (dsn), or one part."""
+        if fmt in URL_PARTS:
+            return self.part(database, fmt)
+        try:
+            scheme = _URL_FORMATS[fmt]
+        except KeyError:
+            known = ", ".join([*_URL_FORMATS, *SERVER_PARTS])
+            raise ConfigError(f"unknown URL format {fmt!r}; use one of {known}") from None
+        netloc = quote(self.user, safe="")
+        if self.password:
+            netloc += ":" + quote(self.password, safe="")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        netloc += f"@{host}:{self.port}"
+        query = dict(self.options)
+        if fmt == "sqlalchemy" and self.local:
+            query.setdefault("ssl_disabled", "true")  # SQLAlchemy passes it on to PyMySQL
+        tail = f"?{urlencode(query, safe='/')}" if query else ""
+        return f"{scheme}://{netloc}/{quote(database, safe='')}{tail}"
+
+    def __repr__(self) -> str:
+        return f"ServerAddress({self.masked_url!r})"
+
+
+def server_address(url: BackendURL) -> ServerAddress:
+    """The address of a ``mysql://`` / ``mariadb://`` URL; an unknown query option is a ConfigError."""
+    options = parse_qsl(url.query, keep_blank_values=True)
+    unknown = sorted({key for key, _ in options} - set(_QUERY_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"dbscope_url {url.masked!r}: unknown option(s) {', '.join(unknown)}; "
+            f"a MariaDB/MySQL URL takes {' and '.join(_QUERY_KEYS)}"
+        )
+    return ServerAddress(
+        host=url.host or "localhost",
+        port=url.port or DEFAULT_PORT,
+        user=url.user or getpass.getuser(),
+        password=url.password or "",
+        database=url.database,
+        options=tuple(options),
+        masked_url=url.masked,
+    )
+
+
+# -- is the server on this machine? -------------------------------------------------------------
+
+
+def _is_local_address(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.is_loopback or ip.is_unspecified:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return _is_local_address(str(ip.ipv4_mapped))
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:  # an address of one of this machine's interfaces is one we can bind to
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((address, 0))
+        return True
+    except OSError:
+        return False
+
+
+def is_local_host(host: str) -> bool:
+    """``localhost``, a loopback or unspecified address, one of this machine's, or its own name.
+
+    Any other name is not local and is never looked up: a DNS answer can point anywhere.
+    (The same rule as for PostgreSQL servers.)
+    """
+    name = host.strip().strip("[]").lower()
+    if not name or name == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        return _is_local_address(name)
+    if name != socket.gethostname().lower():
+        return False
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {str(info[4][0]) for info in infos}
+    return bool(addresses) and all(_is_local_address(a) for a in addresses)
+
+
+def check_local(address: ServerAddress, *, allow_remote: bool) -> None:
+    """Refuse a server that is not on this machine unless ``allow_remote``."""
+    if allow_remote or address.local:
+        return
+    raise BackendUnavailableError(
+        f"refusing to use the MariaDB/MySQL server at {address.host} ({address.masked_url}): it is not on this "
+        "machine, and dbscope creates and drops databases on the server it is given, so a stray "
+        "DATABASE_URL or dbscope_url pointing at production must never be used for tests. "
+        "If this server is meant for tests, allow it with dbscope_allow_remote = true "
+        "(or --dbscope-allow-remote, or DBSCOPE_ALLOW_REMOTE=1)."
+    )
+
+
+# -- connecting -----------------------------------------------------------------------------------
+
+
+if TYPE_CHECKING:
+    _Connection = pymysql.connections.Connection[Any]
+else:  # generic in the stubs only
+    _Connection = pymysql.connections.Connection
+
+
+class MariaDBConnection(_Connection):
+    """The PyMySQL connection dbscope hands out for a scope's database.
+
+    ``execute(sql, args)`` returns a cursor, as sqlite3's and psycopg's connections do.
+    ``cancel()`` interrupts the statement running on it (``KILL QUERY`` from a connection of
+    its own: the one running it is busy), which the client sends when a statement outlives
+    the close timeout.
+    """
+
+    address: ServerAddress | None = None
+
+    def thread_id(self) -> int:
+        """The server's id of this connection (``KILL`` takes it; ``PROCESSLIST.ID`` shows it)."""
+        return int(self.server_thread_id[0])  # type: ignore[attr-defined]  # set at connect, not in the stubs
+
+    def execute(self, sql: str, args: Any = None) -> Any:
+        cursor = self.cursor()
+        cursor.execute(sql, args)
+        return cursor
+
+    def cancel(self) -> None:
+        if self.address is None or not self.open:
+            return
+        try:
+            killer = pymysql.connect(**self.address.connect_args(None))
+        except pymysql.Error as exc:
+            log.debug("could not connect to interrupt a statement: %s", exc)
+            return
+        try:
+            with killer.cursor() as cursor:
+                cursor.execute(f"KILL QUERY {int(self.thread_id())}")
+        except pymysql.Error as exc:  # the statement ended meanwhile
+            log.debug("KILL QUERY failed: %s", exc)
+        finally:
+            killer.close()
+
+
+def connect(
+    address: ServerAddress,
+    database: str | None,
+    *,
+    autocommit: bool = True,
+    multi: bool = False,
+    scoped: bool = False,
+) -> MariaDBConnection:
+    """Connect to ``database`` (None: to no database); a failure is a BackendUnavailableError that says what to do.
+
+    ``multi``: the connection may send several statements at once (dbscope's own clones and restores).
+    """
+    args = address.connect_args(database)
+    args["autocommit"] = autocommit
+    if multi:
+        args["client_flag"] = CLIENT.MULTI_STATEMENTS
+    try:
+        conn = MariaDBConnection(**args)
+    except pymysql.Error as exc:
+        raise connect_error(exc, address, database) from exc
+    if scoped:
+        conn.address = address
+    return conn
+
+
+def in_transaction(conn: Any) -> bool:
+    """Whether ``conn`` has a transaction open (the server says so with every reply)."""
+    return bool(conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+
+
+def usable(conn: Any) -> bool:
+    """Whether ``conn`` still reaches its server (a ping, reconnecting never)."""
+    if conn is None or not conn.open:
+        return False
+    try:
+        conn.ping(reconnect=False)
+    except pymysql.Error:
+        with contextlib.suppress(Exception):
+            conn.close()
+        return False
+    return True
+
+
+def connect_error(exc: BaseException, address: ServerAddress, database: str | None) -> BackendUnavailableError:
+    """The BackendUnavailableError for a failed connection attempt (raise it ``from exc``)."""
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    text = mask_password(str(exc.args[1]) if len(exc.args) > 1 else str(exc)).strip()
+    where, user = address.where, address.user
+    if code == 1045:  # ER_ACCESS_DENIED_ERROR
+        return BackendUnavailableError(
+            f"the MariaDB/MySQL server at {where} refused user {user!r} ({address.masked_url}): {text}. "
+            "Fix the user or password in dbscope_url (or DBSCOPE_URL)."
+        )
+    if code == 1049:  # ER_BAD_DB_ERROR
+        return BackendUnavailableError(
+            f"the database {database!r} does not exist on the MariaDB/MySQL server at {where} "
+            f"({address.masked_url}). dbscope only uses the database in dbscope_url to connect (it creates its "
+            "own); leave it out (mysql://user@host:port/) or name one that exists."
+        )
+    if code in (1040, 1203):  # too many connections
+        return BackendUnavailableError(
+            f"the MariaDB/MySQL server at {where} has no connection left for dbscope: {text}. Close idle "
+            "connections (SHOW PROCESSLIST), run fewer xdist workers, or raise max_connections."
+        )
+    if code in (1044, 1130):  # no access to the database, host not allowed
+        return BackendUnavailableError(
+            f"the MariaDB/MySQL server at {where} does not let user {user!r} in ({address.masked_url}): {text}. "
+            "Grant the user access, or use another user in dbscope_url."
+        )
+    return BackendUnavailableError(
+        f"cannot reach the MariaDB/MySQL server at {where} ({address.masked_url}): {text}. {START_ADVICE}."
+    )
+
+
+class Lent:
+    """A connection shared by threads, one statement at a time (dbscope's admin connection)."""
+
+    def __init__(self, open_conn: Any) -> None:
+        self._open = open_conn
+        self._conn: Any = None
+        self.lock = threading.RLock()
+
+    def get(self) -> Any:
+        """The connection, reopened when the server dropped it (hold ``lock`` while using it)."""
+        if self._conn is None or not usable(self._conn):
+            self._conn = self._open()
+        return self._conn
+
+    def close(self) -> None:
+        with self.lock:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.close()
+                self._conn = None

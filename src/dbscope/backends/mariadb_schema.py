@@ -1,0 +1,375 @@
+"""What a MariaDB/MySQL clone, restore and rollback are made of: a database's blueprint and the scripts built from it.
+
+MySQL has no template databases. A template's :class:`Blueprint` is read once per
+process: ``SHOW CREATE TABLE`` of every table (``AUTO_INCREMENT=`` included), ``SHOW
+CREATE VIEW`` (read while connected to the template: from another database the server
+prefixes the template's name to every table), ``SHOW CREATE TRIGGER``, which tables hold
+rows and their insertable columns. Then:
+
+* a **clone** is one script sent in one round trip: ``CREATE DATABASE``, every ``CREATE
+  TABLE`` with foreign-key checks off, ``INSERT ... SELECT`` of the seeded tables from the
+  template, then views and triggers (after the rows, so no trigger fires for the copy);
+* a **restore** (reset) is one script too: tables the test created are dropped, tables it
+  dropped created again, user triggers dropped for the time of the restore, every table
+  emptied with ``DELETE`` (``TRUNCATE`` recreates a file per table: slower) and the seeded
+  ones filled from the template, ``AUTO_INCREMENT`` set back where it moved;
+* after a **rollback**, ``AUTO_INCREMENT`` (which InnoDB does not roll back) is set back
+  for the tables where it moved, read from ``information_schema.TABLES`` in one query.
+
+Writes by other connections are noticed by row triggers (``dbscope_w*``) that append the
+table's name to a table in a companion database of the worker's (``<name>_w``), never in
+the database the app sees; the restore's own writes set ``@dbscope_quiet`` and are not
+noted. Triggers miss ``TRUNCATE``, which creates the table anew: the write mark also
+holds the tables' InnoDB ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymysql.converters import escape_string
+
+from .mariadb_connect import quote_name as q
+
+__all__ = [
+    "Blueprint",
+    "after_rollback_script",
+    "clone_script",
+    "read_blueprint",
+    "restore_script",
+    "run_script",
+]
+
+#: dbscope's own triggers and tables start with this; a blueprint leaves them out
+OWN = "dbscope_"
+_DEFINER = re.compile(r"\bDEFINER\s*=\s*(?:`(?:[^`]|``)*`|'[^']*'|\w+)@(?:`(?:[^`]|``)*`|'[^']*'|[\w.%-]+)\s*", re.I)
+_AUTO_INCREMENT_OPTION = re.compile(r"\s+AUTO_INCREMENT=\d+")
+
+
+def literal(value: str) -> str:
+    return "'" + escape_string(value) + "'"
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """Everything a clone or restore of one database needs, read once."""
+
+    database: str
+    charset: str
+    collation: str
+    tables: tuple[str, ...]  # base tables
+    creates: dict[str, str] = field(repr=False)  # table -> CREATE TABLE (AUTO_INCREMENT= kept)
+    columns: dict[str, tuple[str, ...]] = field(repr=False)  # table -> insertable columns
+    seeded: tuple[str, ...] = ()  # tables that hold rows
+    auto_increment: dict[str, int] = field(default_factory=dict)  # table -> its next value
+    views: tuple[tuple[str, str], ...] = ()  # (name, CREATE VIEW), each after the views it reads
+    triggers: tuple[tuple[str, str], ...] = ()  # (name, CREATE TRIGGER)
+
+
+def rows(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cursor:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall())
+
+
+def run_script(conn: Any, statements: Iterable[str]) -> None:
+    """Send ``statements`` in one round trip (``conn`` was opened with multi-statements) and read every result."""
+    script = ";\n".join(s for s in statements if s)
+    if not script:
+        return
+    with conn.cursor() as cursor:
+        cursor.execute(script)
+        while cursor.nextset():
+            pass
+
+
+def results(conn: Any, statements: Sequence[str]) -> list[list[tuple[Any, ...]]]:
+    """The rows of each of ``statements``, sent in one round trip (``conn`` has multi-statements)."""
+    out: list[list[tuple[Any, ...]]] = []
+    with conn.cursor() as cursor:
+        cursor.execute(";\n".join(statements))
+        out.append(list(cursor.fetchall()))
+        while cursor.nextset():
+            out.append(list(cursor.fetchall()))
+    return out
+
+
+def read_blueprint(conn: Any, database: str) -> Blueprint:
+    """The blueprint of ``database``; ``conn`` is switched to it (``USE``) for ``SHOW CREATE VIEW``."""
+    conn.select_db(database)
+    (charset, collation) = rows(
+        conn,
+        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+        "WHERE SCHEMA_NAME = %s",
+        [database],
+    )[0]
+    tables: list[str] = []
+    views: list[str] = []
+    for name, kind in rows(
+        conn,
+        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s ORDER BY TABLE_NAME",
+        [database],
+    ):
+        (views if kind == "VIEW" else tables).append(str(name))
+    creates: dict[str, str] = {}
+    auto_increment: dict[str, int] = {}
+    for table in tables:
+        create = str(rows(conn, f"SHOW CREATE TABLE {q(table)}")[0][1])
+        creates[table] = create
+        found = re.search(r"\)[^)]*\bAUTO_INCREMENT=(\d+)", create)
+        if found:
+            auto_increment[table] = int(found.group(1))
+        elif re.search(r"\bAUTO_INCREMENT\b", create):
+            auto_increment[table] = 1
+    columns: dict[str, list[str]] = {t: [] for t in tables}
+    for table, column in rows(
+        conn,
+        "SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s "
+        "AND IS_GENERATED = 'NEVER' ORDER BY TABLE_NAME, ORDINAL_POSITION",
+        [database],
+    ):
+        if str(table) in columns:
+            columns[str(table)].append(str(column))
+    seeded: list[str] = []
+    if tables:
+        probe = " UNION ALL ".join(f"SELECT {literal(t)} FROM DUAL WHERE EXISTS (SELECT 1 FROM {q(t)})" for t in tables)
+        seeded = sorted(str(r[0]) for r in rows(conn, probe))
+    view_sql = {v: _no_definer(str(rows(conn, f"SHOW CREATE VIEW {q(v)}")[0][1])) for v in views}
+    triggers = [
+        (str(name), _no_definer(str(rows(conn, f"SHOW CREATE TRIGGER {q(str(name))}")[0][2])))
+        for (name,) in rows(
+            conn,
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+            "AND TRIGGER_NAME NOT LIKE 'dbscope\\_%%' ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+            [database],
+        )
+    ]
+    return Blueprint(
+        database,
+        str(charset),
+        str(collation),
+        tuple(tables),
+        creates,
+        {t: tuple(c) for t, c in columns.items()},
+        tuple(seeded),
+        auto_increment,
+        tuple((v, view_sql[v]) for v in _view_order(view_sql)),
+        tuple(triggers),
+    )
+
+
+def _no_definer(create: str) -> str:
+    """Without ``DEFINER=...``: the clone's objects belong to dbscope's user, who may not name another."""
+    return _DEFINER.sub("", create, count=1)
+
+
+def _view_order(views: dict[str, str]) -> list[str]:
+    """Views after the views they read (a view naming another in backticks reads it)."""
+    ordered: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name):
+            return
+        state[name] = 1
+        body = views[name].split(" AS ", 1)[-1]
+        for other in sorted(views):
+            if other != name and q(other) in body:
+                visit(other)
+        state[name] = 2
+        ordered.append(name)
+
+    for name in sorted(views):
+        visit(name)
+    return ordered
+
+
+def _copy(blueprint: Blueprint, table: str, target: str | None = None) -> str:
+    cols = ", ".join(q(c) for c in blueprint.columns[table])
+    into = f"{q(target)}.{q(table)}" if target else q(table)
+    return f"INSERT INTO {into} ({cols}) SELECT {cols} FROM {q(blueprint.database)}.{q(table)}"
+
+
+def clone_script(blueprint: Blueprint, name: str, *, before: Sequence[str] = ()) -> list[str]:
+    """The statements that make ``name`` a copy of the blueprint's database (``before`` run first)."""
+    return [
+        *before,
+        f"CREATE DATABASE {q(name)} CHARACTER SET {blueprint.charset} COLLATE {blueprint.collation}",
+        f"USE {q(name)}",
+        "SET @dbscope_fk = @@foreign_key_checks, foreign_key_checks = 0",
+        *(blueprint.creates[t] for t in blueprint.tables),
+        *(_copy(blueprint, t) for t in blueprint.seeded),
+        *(sql for _, sql in blueprint.views),
+        *(sql for _, sql in blueprint.triggers),
+        "SET foreign_key_checks = @dbscope_fk",
+    ]
+
+
+@dataclass(frozen=True)
+class Present:
+    """What a database holds now: its tables and views, each table's next AUTO_INCREMENT value."""
+
+    tables: dict[str, int | None]
+    views: frozenset[str]
+    triggers: frozenset[str]
+
+
+def present(conn: Any, database: str) -> Present:
+    tables: dict[str, int | None] = {}
+    views: set[str] = set()
+    for name, kind, auto in rows(
+        conn,
+        "SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+        [database],
+    ):
+        if kind == "VIEW":
+            views.add(str(name))
+        else:
+            tables[str(name)] = None if auto is None else int(auto)
+    triggers = {
+        str(r[0])
+        for r in rows(
+            conn,
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+            "AND TRIGGER_NAME NOT LIKE 'dbscope\\_%%'",
+            [database],
+        )
+    }
+    return Present(tables, frozenset(views), frozenset(triggers))
+
+
+def _auto_increment_fixes(blueprint: Blueprint, now: dict[str, int | None]) -> list[str]:
+    return [
+        f"ALTER TABLE {q(t)} AUTO_INCREMENT = {value}"
+        for t, value in sorted(blueprint.auto_increment.items())
+        if t in now and now[t] is not None and now[t] != value
+    ]
+
+
+def restore_script(blueprint: Blueprint, database: str, state: Present, *, quiet: str = "") -> list[str]:
+    """The statements that bring ``database`` (now in ``state``) back to the blueprint's contents.
+
+    Dropped tables and views come back from the blueprint, created ones are dropped (views
+    hold no rows: the others stay as they are); user
+    triggers are dropped while rows are copied (so none fires for the restore) and made
+    again after. A column added to a table of the blueprint is not undone (the schema
+    signature sees it). ``quiet``: a statement run first (write tracking's off switch).
+    """
+    wanted = set(blueprint.tables)
+    wanted_views = {name for name, _ in blueprint.views}
+    extra = sorted(set(state.tables) - wanted)
+    missing = [t for t in blueprint.tables if t not in state.tables]
+    statements = [
+        quiet,
+        f"USE {q(database)}",
+        "SET @dbscope_fk = @@foreign_key_checks, foreign_key_checks = 0",
+    ]
+    if state.views - wanted_views:
+        statements.append("DROP VIEW IF EXISTS " + ", ".join(q(v) for v in sorted(state.views - wanted_views)))
+    statements += [f"DROP TRIGGER IF EXISTS {q(t)}" for t in sorted(state.triggers)]
+    if extra:
+        statements.append("DROP TABLE IF EXISTS " + ", ".join(q(t) for t in extra))
+    statements += [blueprint.creates[t] for t in missing]
+    statements += [f"DELETE FROM {q(t)}" for t in blueprint.tables if t not in missing]
+    statements += [_copy(blueprint, t) for t in blueprint.seeded]
+    statements += _auto_increment_fixes(blueprint, {t: v for t, v in state.tables.items() if t not in missing})
+    statements += [sql for name, sql in blueprint.views if name not in state.views]
+    statements += [sql for _, sql in blueprint.triggers]
+    statements.append("SET foreign_key_checks = @dbscope_fk")
+    return statements
+
+
+def after_rollback_script(blueprint: Blueprint, database: str, state: Present) -> list[str]:
+    """``ALTER TABLE ... AUTO_INCREMENT`` for the tables whose counter a rolled-back insert moved."""
+    fixes = _auto_increment_fixes(blueprint, state.tables)
+    return [f"USE {q(database)}", *fixes] if fixes else []
+
+
+def _string(value: str) -> str:
+    return literal(value)
+
+
+def signature_statements(database: str) -> list[str]:
+    """Two queries whose rows change when a table, view or column is created, dropped or altered."""
+    db = _string(database)
+    return [
+        "SELECT MD5(GROUP_CONCAT(CONCAT_WS(':', TABLE_NAME, ORDINAL_POSITION, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, "
+        "IFNULL(COLUMN_DEFAULT, '-'), EXTRA) ORDER BY TABLE_NAME, ORDINAL_POSITION SEPARATOR ',')) "
+        f"FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {db}",
+        "SELECT MD5(GROUP_CONCAT(CONCAT(TABLE_NAME, ':', TABLE_TYPE) ORDER BY TABLE_NAME)) "
+        f"FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db}",
+    ]
+
+
+def signature_of(found: list[list[tuple[Any, ...]]]) -> str:
+    return hashlib.sha256("|".join(str(r[0][0]) for r in found).encode()).hexdigest()[:16]
+
+
+def schema_signature(conn: Any, database: str) -> str:
+    return signature_of(results(conn, signature_statements(database)))
+
+
+def sessions_statement(database: str) -> str:
+    """Sessions on ``database`` but this one: id, holds a transaction or runs a statement."""
+    return (
+        "SELECT p.ID, t.trx_id IS NOT NULL OR p.COMMAND = 'Query' FROM information_schema.PROCESSLIST p "
+        "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
+        f"WHERE p.DB = {_string(database)} AND p.ID <> CONNECTION_ID() AND p.COMMAND <> 'Killed'"
+    )
+
+
+# -- write tracking ---------------------------------------------------------------------------------
+
+
+def track_database(database: str) -> str:
+    """The companion database where ``database``'s write notes go (never the app's own)."""
+    return f"{database}_w"
+
+
+def tracking_script(database: str, tables: Iterable[str]) -> list[str]:
+    """Row triggers on every table noting, in the companion database, which table another connection wrote."""
+    track = q(track_database(database))
+    statements = [
+        f"CREATE DATABASE IF NOT EXISTS {track}",
+        f"CREATE TABLE IF NOT EXISTS {track}.`dirty` (id bigint AUTO_INCREMENT PRIMARY KEY, tbl varchar(64) NOT NULL)"
+        " ENGINE=InnoDB",
+        f"USE {q(database)}",
+    ]
+    for table in tables:
+        digest = hashlib.sha256(table.encode()).hexdigest()[:12]
+        for event, letter in (("INSERT", "i"), ("UPDATE", "u"), ("DELETE", "d")):
+            trigger = q(f"{OWN}w{letter}_{digest}")
+            statements.append(f"DROP TRIGGER IF EXISTS {trigger}")
+            statements.append(
+                f"CREATE TRIGGER {trigger} AFTER {event} ON {q(table)} FOR EACH ROW "
+                f"IF @dbscope_quiet IS NULL THEN INSERT INTO {track}.`dirty` (tbl) VALUES ({literal(table)}); END IF"
+            )
+    return statements
+
+
+#: (the last write note's id, the tables' InnoDB ids): a ``TRUNCATE`` fires no trigger but gives the table a new id
+Mark = tuple[int, str]
+
+
+def mark_statements(database: str, since: int) -> list[str]:
+    """The write notes after ``since`` (and the last one's id), then the tables' InnoDB ids."""
+    pattern = database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "/%"
+    return [
+        f"SELECT IFNULL(MAX(id), 0), GROUP_CONCAT(DISTINCT IF(id > {int(since)}, tbl, NULL) ORDER BY tbl) "
+        f"FROM {q(track_database(database))}.`dirty`",
+        "SELECT GROUP_CONCAT(CONCAT(NAME, '=', TABLE_ID) ORDER BY NAME) FROM information_schema.INNODB_SYS_TABLES "
+        f"WHERE NAME LIKE {_string(pattern)}",
+    ]
+
+
+def read_mark(found: list[list[tuple[Any, ...]]], mark: Mark | None) -> tuple[Mark, str | None]:
+    """The new mark, and what was written since ``mark`` (None: nothing), from :func:`mark_statements`' rows."""
+    (last, tables), ids = found[0][0], str(found[1][0][0] or "")
+    written = set(str(tables).split(",")) if tables and mark is not None else set()
+    if mark is not None and ids != mark[1]:
+        written.add("a table truncated or rebuilt")
+    return (int(last), ids), ", ".join(sorted(written)) or None

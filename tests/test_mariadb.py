@@ -1,0 +1,440 @@
+"""The MariaDB/MySQL server backend (``mysql://``, ``mariadb://``), against a real server.
+
+Runs against the server of the ``mariadb_url`` fixture (tests/mariadbsupport.py): skipped
+with the reason when none answers, a failure under CI. Every database a test creates is
+dropped by dbscope itself; the templates this session built are dropped at its end.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pymysql = pytest.importorskip("pymysql")
+
+import mariadbsupport  # noqa: E402
+from mariadbsupport import connect_args  # noqa: E402
+
+from dbscope import IsolationManager  # noqa: E402
+from dbscope.backends import mariadb as mdb  # noqa: E402
+from dbscope.backends.mariadb_connect import server_address  # noqa: E402
+from dbscope.backends.mariadb_dialect import translate  # noqa: E402
+from dbscope.backends.mariadb_owner import OwnerRecord, drop_checked, note_owner  # noqa: E402
+from dbscope.cli import main as cli_main  # noqa: E402
+from dbscope.errors import BackendUnavailableError, ConfigError, MigrationError  # noqa: E402
+from dbscope.urls import parse_backend_url  # noqa: E402
+
+SCHEMA = """
+CREATE TABLE users (id int AUTO_INCREMENT PRIMARY KEY, name varchar(100) NOT NULL UNIQUE, email varchar(100));
+CREATE TABLE orders (id int AUTO_INCREMENT PRIMARY KEY, user_id int NOT NULL, total decimal(10, 2) NOT NULL DEFAULT 0,
+    FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE);
+CREATE TABLE audit (id int AUTO_INCREMENT PRIMARY KEY, what varchar(100) NOT NULL);
+CREATE TABLE notes (id int AUTO_INCREMENT PRIMARY KEY, body text,
+    size int GENERATED ALWAYS AS (CHAR_LENGTH(body)) VIRTUAL);
+CREATE VIEW user_totals AS SELECT u.name, SUM(o.total) AS total FROM users u LEFT JOIN orders o ON o.user_id = u.id
+    GROUP BY u.name;
+CREATE VIEW big_spenders AS SELECT name FROM user_totals WHERE total > 100;
+CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW
+BEGIN
+    INSERT INTO audit (what) VALUES (CONCAT('order ', NEW.id));
+END;
+"""
+SEED = """
+INSERT INTO users (name, email) VALUES ('ana', 'ana@example.com'), ('bo', 'bo@example.com');
+INSERT INTO orders (user_id, total) VALUES (1, 150), (2, 20);
+INSERT INTO notes (body) VALUES ('hello');
+"""
+
+
+@pytest.fixture(scope="module")
+def mariadb_url() -> Iterator[str]:
+    yield from mariadbsupport.server_url()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001_schema.sql").write_text(SCHEMA)
+    (tmp_path / "seed.sql").write_text(SEED)
+    return {"migrations": str(tmp_path / "migrations"), "seed": str(tmp_path / "seed.sql")}
+
+
+@pytest.fixture
+def manager_of(mariadb_url: str, project: dict[str, str]) -> Iterator[Any]:
+    made: list[IsolationManager] = []
+
+    def make(strategy: str = "clone", **kwargs: Any) -> IsolationManager:
+        manager = IsolationManager(mariadb_url, strategy=strategy, **{**project, **kwargs})
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        manager.close()
+
+
+def raw(url: str | None = None, database: str | None = None) -> Any:
+    args = connect_args()
+    if database is not None:
+        args["database"] = database
+    return pymysql.connect(**args)
+
+
+def scalar(conn: Any, sql: str) -> Any:
+    with conn.cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+
+def databases() -> set[str]:
+    conn = raw()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SHOW DATABASES LIKE 'dbscope\\_%'")
+            return {row[0] for row in cursor.fetchall()}
+    finally:
+        conn.close()
+
+
+# -- no server needed --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "args", "expected"),
+    [
+        ("SELECT ? , '?', `a?`, ? -- ?\n", [1, 2], "SELECT %s , '?', `a?`, %s -- ?\n"),
+        ("SELECT :a, ':a', \"it\\'s :a\", :b # :c", {"a": 1, "b": 2}, "SELECT %(a)s, ':a', \"it\\'s :a\", %(b)s # :c"),
+        ("SELECT 1 WHERE x LIKE 'a%' AND y = ?", [1], "SELECT 1 WHERE x LIKE 'a%' AND y = %s"),
+        ("SELECT 100 % ?", [7], "SELECT 100 %% %s"),
+        ("SET @x := ?", [1], "SET @x := %s"),
+    ],
+)
+def test_placeholders_become_pymysql_style_outside_strings_identifiers_and_comments(
+    sql: str, args: Any, expected: str
+) -> None:
+    assert translate(sql, args)[0] == expected
+
+
+def test_without_arguments_the_sql_goes_out_untouched() -> None:
+    assert translate("SELECT '100%' LIKE ?", ()) == ("SELECT '100%' LIKE ?", None)
+
+
+def test_every_url_format_and_part() -> None:
+    address = server_address(parse_backend_url("mariadb://ana:p%40ss@127.0.0.1:3307/app"))
+    assert address.url("dbscope_x") == "mysql+pymysql://ana:p%40ss@127.0.0.1:3307/dbscope_x?ssl_disabled=true"
+    assert address.url("dbscope_x", "async") == "mysql+aiomysql://ana:p%40ss@127.0.0.1:3307/dbscope_x"
+    assert address.url("dbscope_x", "dsn") == "mysql://ana:p%40ss@127.0.0.1:3307/dbscope_x"
+    parts = {part: address.url("dbscope_x", part) for part in ("host", "port", "user", "password", "database")}
+    assert parts == {"host": "127.0.0.1", "port": "3307", "user": "ana", "password": "p@ss", "database": "dbscope_x"}
+    with pytest.raises(ConfigError, match="has no file path; use NAME:host"):
+        address.url("dbscope_x", "path")
+    assert "p@ss" not in repr(address)
+
+
+def test_an_unknown_url_option_is_named() -> None:
+    with pytest.raises(ConfigError, match="unknown option.*sslmode.*takes unix_socket and charset"):
+        server_address(parse_backend_url("mysql://root@127.0.0.1/?sslmode=disable"))
+
+
+def test_a_remote_server_is_refused_with_the_way_to_allow_it() -> None:
+    with pytest.raises(
+        BackendUnavailableError,
+        match="refusing to use the MariaDB/MySQL server at db.example.com.*dbscope_allow_remote = true",
+    ):
+        mdb.MariaDBBackend("mysql://root:hunter2@db.example.com:3306/")
+
+
+def test_clone_names_fit_with_the_write_notes_suffix() -> None:
+    name = mdb.clone_name("run" * 10, "a-very-long-test-label" * 4)
+    assert len(name) <= 62 and name.startswith("dbscope_run")
+    assert mdb.clone_name("R1", "gw0 7") == "dbscope_r1_gw0_7"
+
+
+def test_the_registry_names_the_extra_for_a_missing_driver() -> None:
+    entry = parse_backend_url("mariadb://root@127.0.0.1/").entry
+    assert (entry.name, entry.driver, entry.install) == ("mysql", "pymysql", "pip install 'dbscope[mysql]'")
+
+
+# -- errors from a real server ----------------------------------------------------------------------
+
+
+def test_a_wrong_password_says_so_without_showing_it(mariadb_url: str) -> None:
+    url = mariadb_url.replace("://root@", "://root:hunter2@")
+    with pytest.raises(BackendUnavailableError, match=r"refused user 'root' \(mysql://root:\*\*\*@") as caught:
+        mdb.MariaDBBackend(url)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_an_unreachable_server_names_host_and_port_and_how_to_start_one() -> None:
+    with pytest.raises(
+        BackendUnavailableError, match=r"cannot reach the MariaDB/MySQL server at 127.0.0.1:1 .*Start it"
+    ):
+        mdb.MariaDBBackend("mysql://root@127.0.0.1:1/")
+
+
+def test_a_failing_migration_names_the_statement_and_leaves_no_template(mariadb_url: str, tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "0001.sql").write_text("CREATE TABLE a (id int);\nCREATE TABLE b (id nonsense_type);\n")
+    before = databases()
+    with pytest.raises(MigrationError, match="0001.sql.*statement 2"):
+        with IsolationManager(mariadb_url, migrations=str(tmp_path / "m")) as manager, manager.scope("never"):
+            pass
+    assert databases() == before
+
+
+# -- clone ----------------------------------------------------------------------------------------------
+
+
+def test_clones_are_isolated_and_keep_views_triggers_generated_columns_and_ids(manager_of: Any) -> None:
+    manager = manager_of("clone")
+    names = []
+    for i in range(3):
+        with manager.scope(f"test {i}") as scope:
+            db = scope.client()
+            names.append(scope.database.name)
+            assert db.execute("SELECT count(*) FROM users").scalar() == 2
+            assert db.execute("SELECT name FROM big_spenders").rows[0]["name"] == "ana"
+            assert db.execute("SELECT size FROM notes").scalar() == 5
+            db.execute("INSERT INTO users (name) VALUES (?)", [f"u{i}"])
+            assert db.execute("SELECT max(id) FROM users").scalar() == 3
+            db.execute("INSERT INTO orders (user_id, total) VALUES (3, 1)")
+            assert db.execute("SELECT max(id) FROM orders").scalar() == 3
+            assert db.execute("SELECT what FROM audit").rows[-1]["what"] == "order 3"  # the trigger came along
+            db.execute("DELETE FROM users WHERE id = 1")  # a cascade, in this clone only
+    assert len(set(names)) == 3
+    manager.close()
+    assert not set(names) & databases()
+
+
+def test_a_connection_left_open_is_a_leak_and_the_database_is_still_dropped(manager_of: Any) -> None:
+    manager = manager_of("clone")
+    kept = []
+    with manager.scope("leaky") as scope:
+        name = scope.database.name
+        kept.append(raw(database=name))
+        closed = raw(database=name)
+        closed.close()
+    try:
+        assert manager.metrics["connections_leaked"] == 1
+        assert manager._backends[manager.config.url].wait_for_drops(10)
+        assert name not in databases()
+    finally:
+        kept[0].close()
+
+
+def test_a_template_is_reused_by_later_runs_and_rebuilt_when_the_migrations_change(
+    mariadb_url: str, project: dict[str, str], tmp_path: Path
+) -> None:
+    from dbscope.migrations import load_migrations
+
+    migrations, seed = load_migrations(project["migrations"]), load_migrations(project["seed"])
+    with mdb.MariaDBBackend(mariadb_url, sweep=False) as first:
+        template = first.template(migrations, seed)
+    with mdb.MariaDBBackend(mariadb_url, sweep=False) as second:
+        again = second.template(migrations, seed)
+        assert (again.name, again.built) == (template.name, False)
+    (Path(project["migrations"]) / "0002_more.sql").write_text("CREATE TABLE more_things (id int);\n")
+    with mdb.MariaDBBackend(mariadb_url, sweep=False) as third:
+        changed = third.template(load_migrations(project["migrations"]), seed)
+        assert changed.name != template.name and changed.built
+
+
+def test_sqlalchemy_metadata_migrations_build_through_mysql_pymysql(mariadb_url: str, tmp_path: Path) -> None:
+    (tmp_path / "models_for_mariadb.py").write_text(
+        "import sqlalchemy as sa\nmetadata = sa.MetaData()\n"
+        "items = sa.Table('items', metadata, sa.Column('id', sa.Integer, primary_key=True),"
+        " sa.Column('name', sa.String(50), nullable=False))\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with IsolationManager(mariadb_url, migrations="models_for_mariadb:metadata") as manager:
+            with manager.scope("metadata") as scope:
+                db = scope.client()
+                db.execute("INSERT INTO items (name) VALUES (?)", ["x"])
+                assert db.execute("SELECT id, name FROM items").rows[0].as_dict() == {"id": 1, "name": "x"}
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("models_for_mariadb", None)
+
+
+def test_urls_work_with_sqlalchemy_sync_and_async_and_pymysql(manager_of: Any) -> None:
+    import asyncio
+
+    import sqlalchemy
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    manager = manager_of("clone")
+    with manager.scope("urls") as scope:
+        engine = sqlalchemy.create_engine(scope.url())
+        with engine.begin() as conn:
+            assert conn.execute(sqlalchemy.text("SELECT count(*) FROM users")).scalar_one() == 2
+        engine.dispose()
+
+        async def count() -> int:
+            engine = create_async_engine(scope.url("async"))
+            try:
+                async with engine.connect() as conn:
+                    return int((await conn.execute(sqlalchemy.text("SELECT count(*) FROM orders"))).scalar_one())
+            finally:
+                await engine.dispose()
+
+        assert asyncio.run(count()) == 2
+        conn = scope.connect()
+        assert conn.execute("SELECT count(*) FROM audit").fetchone()[0] == 2
+
+
+# -- reset -----------------------------------------------------------------------------------------------
+
+
+def test_reset_restores_rows_ids_and_the_tables_a_test_created_or_dropped(manager_of: Any) -> None:
+    manager = manager_of("reset")
+    for i in range(3):
+        with manager.scope(f"reset {i}") as scope:
+            db = scope.client()
+            assert db.execute("SELECT count(*) FROM users").scalar() == 2
+            assert db.execute("SELECT count(*) FROM audit").scalar() == 2  # the trigger did not fire on restore
+            other = raw(database=scope.database.name)
+            with other.cursor() as cursor:
+                cursor.execute("INSERT INTO users (name) VALUES ('from another connection')")
+                assert cursor.lastrowid == 3
+                cursor.execute("INSERT INTO orders (user_id, total) VALUES (3, 10)")
+                cursor.execute("DELETE FROM users WHERE id = 1")  # cascades to orders
+                cursor.execute("TRUNCATE TABLE notes")
+                cursor.execute(f"CREATE TABLE made_in_test_{i} (x int)")
+                if i == 1:
+                    cursor.execute("SET foreign_key_checks = 0")
+                    cursor.execute("DROP TABLE audit")
+            other.close()
+    with manager.scope("after") as scope:
+        db = scope.client()
+        tables = {row[0] for row in db.execute("SHOW TABLES").rows}
+        assert tables == {"users", "orders", "audit", "notes", "user_totals", "big_spenders"}
+        assert db.execute("SELECT count(*) FROM notes").scalar() == 1
+        db.execute("INSERT INTO orders (user_id, total) VALUES (1, 1)")
+        assert db.execute("SELECT max(id) FROM orders").scalar() == 3
+        assert db.execute("SELECT max(id) FROM audit").scalar() == 3
+
+
+def test_reset_names_a_test_that_altered_a_table_and_recreates_the_database(manager_of: Any) -> None:
+    manager = manager_of("reset")
+    with manager.scope("alters") as scope:
+        conn = raw(database=scope.database.name)
+        with conn.cursor() as cursor:
+            cursor.execute("ALTER TABLE users ADD COLUMN nickname varchar(20)")
+        conn.close()
+    assert "test 'alters' changed the schema of" in scope.isolation_errors[0]
+    with manager.scope("next") as scope:
+        columns = [row[0] for row in scope.client().execute("SHOW COLUMNS FROM users").rows]
+        assert columns == ["id", "name", "email"]
+
+
+# -- rollback -----------------------------------------------------------------------------------------
+
+
+def test_rollback_undoes_the_test_and_sets_auto_increment_back(manager_of: Any) -> None:
+    manager = manager_of("rollback")
+    for i in range(3):
+        with manager.scope(f"rollback {i}") as scope:
+            db = scope.client()
+            assert db.execute("SELECT count(*) FROM users").scalar() == 2
+            db.execute("INSERT INTO users (name) VALUES (?)", [f"u{i}"])
+            assert db.execute("SELECT max(id) FROM users").scalar() == 3
+            with db.transaction() as tx:  # a savepoint inside the scope's transaction
+                tx.execute("INSERT INTO orders (user_id, total) VALUES (3, 5)")
+            assert db.execute("SELECT max(id) FROM audit").scalar() == 3
+
+
+def test_rollback_notices_another_connections_commit_and_restores(manager_of: Any) -> None:
+    manager = manager_of("rollback")
+    with manager.scope("commits elsewhere") as scope:
+        conn = raw(database=scope.database.name)
+        with conn.cursor() as cursor:
+            cursor.execute("INSERT INTO users (name) VALUES ('committed elsewhere')")
+            cursor.execute("TRUNCATE TABLE notes")
+        conn.close()
+    with manager.scope("next") as scope:
+        db = scope.client()
+        assert db.execute("SELECT count(*) FROM users").scalar() == 2
+        assert db.execute("SELECT count(*) FROM notes").scalar() == 1
+        db.execute("INSERT INTO users (name) VALUES ('x')")
+        assert db.execute("SELECT max(id) FROM users").scalar() == 3
+
+
+def test_rollback_ends_a_transaction_another_connection_left_open_and_names_the_test(manager_of: Any) -> None:
+    manager = manager_of("rollback")
+    with manager.scope("leaves a transaction") as scope:
+        held = raw(database=scope.database.name)
+        with held.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("INSERT INTO users (name) VALUES ('never committed')")
+    assert "left 1 transaction(s) open" in scope.isolation_errors[0]
+    assert "KILL CONNECTION" in scope.isolation_errors[0]
+    with manager.scope("next") as scope:
+        assert scope.client().execute("SELECT count(*) FROM users").scalar() == 2
+
+
+# -- gc and doctor ------------------------------------------------------------------------------------
+
+
+def test_gc_drops_what_dead_runs_left_and_never_a_live_runs_or_a_stranger(mariadb_url: str, manager_of: Any) -> None:
+    live = manager_of("clone")
+    with live.scope("alive") as scope:
+        conn = raw()
+        dead = OwnerRecord("clone", "deadrun1", "deadrun1", "another-host", "", 1, created=time.time() - 3600)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(note_owner("dbscope_deadrun1_x", dead))
+                cursor.execute("CREATE DATABASE dbscope_deadrun1_x")
+                cursor.execute("CREATE DATABASE dbscope_not_ours")
+            listed = {item.name: item for item in mdb.collect_garbage(mariadb_url, stale_after_s=60)}
+            assert listed["dbscope_deadrun1_x"].action == "drop"
+            assert listed[scope.database.name].action == "keep"
+            assert listed["dbscope_not_ours"].action == "keep"
+            assert "no dbscope owner record" in listed["dbscope_not_ours"].reason
+            with pytest.raises(BackendUnavailableError, match="refusing to drop database 'dbscope_not_ours'"):
+                drop_checked(conn, "dbscope_not_ours")
+            mdb.collect_garbage(mariadb_url, dry_run=False)
+            left = databases()
+            assert "dbscope_deadrun1_x" not in left and scope.database.name in left
+        finally:
+            with conn.cursor() as cursor:
+                cursor.execute("DROP DATABASE IF EXISTS dbscope_not_ours")
+                cursor.execute("DROP DATABASE IF EXISTS dbscope_deadrun1_x")
+            conn.close()
+
+
+def test_doctor_and_gc_work_on_a_mariadb_url(
+    mariadb_url: str, project: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli_main(["doctor", "--url", mariadb_url, "--migrations", project["migrations"], "--seed", project["seed"]])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "a MariaDB/MySQL server" in out and "clones" in out
+    assert cli_main(["gc", "--url", mariadb_url]) == 0
+    assert "dbscope_registry" in capsys.readouterr().out
+
+
+# -- cost ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strategy", ["clone", "reset", "rollback"])
+def test_per_scope_cost(manager_of: Any, strategy: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Prints the median cost of one scope that writes a row (not a limit: a figure for the docs)."""
+    manager = manager_of(strategy)
+    with manager.scope("warm-up"):
+        pass
+    times = []
+    for i in range(20):
+        started = time.perf_counter()
+        with manager.scope(f"cost {i}") as scope:
+            scope.client().execute("INSERT INTO users (name) VALUES ('x')")
+        times.append((time.perf_counter() - started) * 1000)
+    with capsys.disabled():
+        print(f"\nMariaDB {strategy}: median scope {statistics.median(times):.1f} ms over {len(times)}")
