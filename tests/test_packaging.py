@@ -99,6 +99,7 @@ def test_the_wheel_is_the_plugin_with_its_types_and_only_user_extras(built: Buil
     assert "[console_scripts]\ndbscope = dbscope.cli:main" in built.entry_points
     assert sorted(built.metadata.get_all("Provides-Extra") or []) == [
         "alembic",
+        "mysql",
         "postgres",
         "postgres-binary",
         "sqlalchemy",

@@ -48,7 +48,7 @@ def test_a_string_that_is_no_url_lists_every_backend() -> None:
 
 def test_an_unknown_scheme_lists_every_scheme() -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_backend_url("mysql://app@localhost/app")
+        parse_backend_url("oracle://app@localhost/app")
     known = str(caught.value).partition("; known schemes: ")[2]
     assert known.split(", ") == registry.schemes()
 

@@ -92,16 +92,18 @@ BAD_URLS = [
         "",
         (
             r"^'' is not a URL; use sqlite:// \(SQLite in memory\), sqlite:///some/dir \(SQLite files\), "
-            r"postgresql://user@host:port/db \(a PostgreSQL server\) "
-            r"or postgresql\+proc:// \(a throwaway PostgreSQL cluster\)$"
+            r"postgresql://user@host:port/db \(a PostgreSQL server\), "
+            r"postgresql\+proc:// \(a throwaway PostgreSQL cluster\) "
+            r"or mysql://user@host:port/ \(a MariaDB/MySQL server\)$"
         ),
     ),
     ("localhost:5432/app", r"^'localhost:5432/app' is not a URL; use sqlite://"),
     (
-        "mysql://app@localhost/app",
+        "oracle://app@localhost/app",
         (
-            r"^unknown URL scheme 'mysql' in 'mysql://app@localhost/app'; known schemes: "
-            r"postgres, postgresql, postgresql\+proc, postgresql\+psycopg, sqlite, sqlite\+file, sqlite\+memory$"
+            r"^unknown URL scheme 'oracle' in 'oracle://app@localhost/app'; known schemes: mariadb, mysql, "
+            r"mysql\+pymysql, postgres, postgresql, postgresql\+proc, postgresql\+psycopg, sqlite, sqlite\+file, "
+            r"sqlite\+memory$"
         ),
     ),
     ("sqlite+aiosqlite://", r"^unknown URL scheme 'sqlite\+aiosqlite'"),
@@ -129,7 +131,7 @@ def test_a_bad_url_raises_config_error_saying_what_to_give(url: str, message: st
 @pytest.mark.parametrize(
     "url",
     [
-        "mysql://app:s3cr3t@localhost/app",
+        "oracle://app:s3cr3t@localhost/app",
         "postgresql://app:s3cr3t@h:notaport/db",
         "sqlite://app:s3cr3t@host/dir",
         "postgresql://app:s3cr3t@h:70000/db",

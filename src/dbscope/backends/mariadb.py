@@ -548,7 +548,7 @@ class MariaDBBackend:
                     f"(no owner record in {REGISTRY_DB}.owners); dbscope will not use or drop it. Drop it yourself "
                     "if it is left over."
                 )
-            if exists and record is not None and record.kind == "template":
+            if exists and record is not None and record.is_template:
                 if not (rebuild and record.session != self.session):
                     log.debug("reusing template %s (built by run %s)", name, record.run)
                     return MariaDBTemplate(fingerprint, name)

@@ -103,6 +103,16 @@ class OwnerRecord:
     def for_run(cls, run: str, *, session: str | None = None) -> OwnerRecord:
         return cls("clone", run, session or run, socket.gethostname(), _boot_id(), os.getpid())
 
+    @property
+    def is_template(self) -> bool:
+        """A finished template, reused by later runs with the same migrations and seed."""
+        return self.kind in ("template",)
+
+    @property
+    def is_kept(self) -> bool:
+        """A failed test's database, kept until ``dbscope gc --kept``."""
+        return self.kind in ("kept",)
+
     def but(self, **changes: Any) -> OwnerRecord:
         changes.setdefault("created", time.time())
         return replace(self, **changes)
@@ -343,7 +353,7 @@ def plan_garbage(
                     "keep",
                 )
             )
-        elif record.kind == "template":
+        elif record.is_template:
             user = judge.template_in_use(name)
             built = f"fingerprint {record.fingerprint}, built {_ago(max(judge.now - record.created, 0))}"
             if user is not None:
@@ -359,7 +369,7 @@ def plan_garbage(
                         "keep",
                     )
                 )
-        elif record.kind == "kept":
+        elif record.is_kept:
             reason = f"kept for a failed test by run {record.run}"
             if kept:
                 items.append(GarbageItem(name, reason, "drop"))
