@@ -1,4 +1,5 @@
-"""IsolationManager: the seed's API, metrics, resets and cleanup that cannot be skipped."""
+"""IsolationManager: its public API (scopes, current test, scoped clients, stats), metrics, resets
+and cleanup that cannot be skipped."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
 (a) The old setup (legacy/conftest.py): ONE shared SQLite file,
     ``data/test-integration.db``, for every test of both xdist workers; the schema is
     created by the first test file that finds it missing, and each test starts by
-    emptying the tables and re-inserting the seed.
+    emptying the tables and re-inserting the seed data.
 (b) The same test files under dbscope: every test gets its own in-memory database,
     cloned from a template migrated once; the app finds it through DATABASE_URL.
 

@@ -1,4 +1,4 @@
-"""The manager without pytest fixtures: the seed's API in Python spelling."""
+"""The manager without pytest fixtures: the library API, one current test at a time."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The festival's database service: one lazily created singleton (the seed's ``lib/database.js``).
+"""The festival's database service: a lazily created module-level singleton, as many apps have.
 
 The URL comes from ``DATABASE_URL`` at first use, never at import, so a test suite can
 point the app at another database by changing the environment and calling
@@ -158,7 +158,7 @@ class Database:
             return False
 
     def get_connection_stats(self) -> dict[str, Any]:
-        """What the seed's getConnectionStats() reports."""
+        """The service's id, URL, open/closed state, pooled connections and query count, for a debug endpoint."""
         pool = self.engine.pool
         return {
             "connection_id": self.connection_id,

@@ -1,17 +1,17 @@
 """The festival's old test setup, before dbscope: ONE shared SQLite file for every test
-and every pytest-xdist worker (the seeds' ``file:./data/test-integration.db``).
+and every pytest-xdist worker (``data/test-integration.db``).
 
 Kept only so that ``demo.py`` can run the very same tests under it and under dbscope.
 ``-c legacy/pytest.ini`` selects it: that file disables dbscope (``-p no:dbscope``) and
-loads this module as a plugin in its place. It is the seed's ``tests/setup-integration.js``
-in pytest form:
+loads this module as a plugin in its place. It is a shared-database conftest of the kind
+dbscope replaces:
 
 - ``DATABASE_URL`` is forced to the shared file and remote credentials are deleted;
-- before each test file, the migrations run if the schema is not there yet (the seed's
-  ``beforeAll`` in its setup file);
-- before every test the tables are emptied and the seed data inserted again (the old
-  ``cleanDatabase()`` in ``beforeEach``): from a hand-kept list of tables that has
-  fallen behind the schema, and with a failure only warned about, as in the seed;
+- before each test file, the migrations run if the schema is not there yet (a
+  module-scoped autouse fixture);
+- before every test the tables are emptied and the seed data inserted again (an autouse
+  cleanup fixture): from a hand-kept list of tables that has fallen behind the schema,
+  and with a failure only logged as a warning, so the test runs on whatever was left;
 - ``db`` is a client (the same ``dbscope.Client`` API: ``execute``, ``transaction``,
   ``batch``) on a new connection to that file, closed after the test.
 
@@ -62,7 +62,7 @@ TABLES = [
 
 log = logging.getLogger("legacy")
 
-# -- environment (setup-integration.js, line 116) ------------------------------------------
+# -- environment: every test and worker on the shared file, no remote credentials ------------
 
 DB_FILE.parent.mkdir(exist_ok=True)
 os.environ["DATABASE_URL"] = f"sqlite:///{DB_FILE}"
@@ -106,10 +106,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def legacy_schema() -> None:
-    """beforeAll of every test file: run the migrations not applied yet (scripts/migrate.js)."""
+    """Before each test file: run the migrations not applied yet (festival.migrate)."""
     conn = connect()
     try:
-        conn.execute("PRAGMA journal_mode = WAL")  # "WAL mode for concurrency"
+        conn.execute("PRAGMA journal_mode = WAL")  # the usual "WAL for concurrency": still one writer at a time
         migrate.apply(conn)
     finally:
         conn.close()
@@ -117,7 +117,7 @@ def legacy_schema() -> None:
 
 @pytest.fixture(autouse=True)
 def clean_database(legacy_schema: None) -> None:
-    """beforeEach: empty the tables and put the seed data back -- or warn and go on."""
+    """Before each test: empty the tables and put the seed data back -- or warn and go on."""
     conn = connect()
     try:
         conn.execute("BEGIN IMMEDIATE")
@@ -127,7 +127,7 @@ def clean_database(legacy_schema: None) -> None:
             conn.execute(statement)
         conn.execute("COMMIT")
     except sqlite3.Error as exc:
-        # the seed's beforeEach: `catch (error) { console.warn('Cleanup failed:', ...) }`
+        # a common shortcut in shared-database setups: log the failed cleanup, run the test anyway
         log.warning("cleanup failed: %s", exc)
     finally:
         conn.close()
@@ -135,7 +135,7 @@ def clean_database(legacy_schema: None) -> None:
 
 @pytest.fixture
 def db(clean_database: None) -> Iterator[Client]:
-    """getDbClient(): a client on the shared file."""
+    """A client on the shared file, on a connection of its own."""
     client = Client(connect, _SQLite(), test_name="legacy")
     try:
         yield client

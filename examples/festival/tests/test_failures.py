@@ -13,7 +13,7 @@ SLOW_SQL = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE
 
 
 def test_the_client_is_usable_after_a_rolled_back_transaction(db):
-    # the seed's "should handle transaction rollbacks without connection issues"
+    # a rolled-back transaction leaves the connection usable, and nothing of it behind
     tx = db.transaction()
     tx.execute("CREATE TABLE rollback_test (id INTEGER)")
     tx.execute("INSERT INTO rollback_test (id) VALUES (1)")
@@ -71,8 +71,8 @@ def test_a_statement_past_the_apps_timeout_is_interrupted(db, monkeypatch):
 
 
 def test_closing_a_busy_client_is_bounded_by_its_timeout(db):
-    # the seed's "timeout protection": a statement still running in another thread does not
-    # hold up the close; it is interrupted after the timeout
+    # timeout protection: a statement still running in another thread does not hold up
+    # the close; it is interrupted after the timeout
     outcome = []
 
     def slow():
@@ -121,7 +121,7 @@ def test_a_closed_client_raises_client_closed_error(db):
 
 
 def test_a_client_kept_past_its_scope_names_the_scope_and_test(dbscope, db):
-    # the seed's CLIENT_CLOSED, made readable: which scope, which test, closed where
+    # a client used after its scope ended: the error says which scope, which test, closed where
     with dbscope.scope("checkout works") as scope:
         kept = scope.client()
         kept.execute("SELECT 1")

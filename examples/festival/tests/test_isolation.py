@@ -1,4 +1,4 @@
-"""Isolation verification: each test alone sees the seed, in any order, under `-n 2`.
+"""Isolation verification: each test alone sees the seed data, in any order, under `-n 2`.
 
 On one shared database file these are exactly the tests that break: the same unique
 email from several tests, counts that include another test's rows, a table created by a
@@ -30,8 +30,8 @@ def test_each_test_buys_from_full_stock(api, attempt):
 
 @pytest.mark.parametrize("attempt", range(3))
 def test_a_table_created_by_a_test_is_gone_in_the_next(db, attempt):
-    # the seed's "should maintain complete data isolation between tests": on a shared
-    # database the second of these fails with "table isolation_test already exists"
+    # complete isolation, schema included: on a shared database the second of these
+    # fails with "table isolation_test already exists"
     db.execute("CREATE TABLE isolation_test (test_id TEXT, data TEXT)")
     db.execute("INSERT INTO isolation_test VALUES (?, ?)", [f"run-{attempt}", "test_data"])
 

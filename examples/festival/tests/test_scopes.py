@@ -1,4 +1,4 @@
-"""The isolation manager's own API inside a test (the seed's edge cases): more scopes than
+"""The isolation manager's own API inside a test, at its edges: more scopes than
 the test's own, created fast and from threads, a lock that stays in its scope, and
 emergency cleanup. Each extra scope is a database of its own, cloned from the same template."""
 

@@ -6,7 +6,7 @@ import dbscope
 
 
 def test_an_order_across_tables_commits_as_one(db):
-    # the seed's "complex transaction": user, order and its items in one transaction
+    # a complex transaction: user, order and its items, all or nothing
     with db.transaction() as tx:
         tx.execute("INSERT INTO users (name, email) VALUES (?, ?)", ["Alice Smith", "alice@example.com"])
         user_id = tx.execute("SELECT id FROM users WHERE email = ?", ["alice@example.com"]).rows[0]["id"]
