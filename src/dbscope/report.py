@@ -10,7 +10,7 @@ Every field is described in docs/report.md.
 Recording has to stay cheap, a few microseconds a test: a record is a slotted
 object filled from figures pytest and the manager already have; the only extra
 reading is the process's resident set size, one ``pread`` of ``/proc/self/statm``
-(about 3 µs) on a descriptor kept open for the session.
+on a descriptor kept open for the session.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class MemoryProbe:
     """Reads this process's memory, as cheaply as the platform allows.
 
     Linux: the resident set size, second field of ``/proc/self/statm`` (pages), read
-    with ``pread`` on a descriptor opened once: about 3 µs. Elsewhere with the
+    with ``pread`` on a descriptor opened once, no file opened per read. Elsewhere with the
     ``resource`` module (macOS, BSD): the *peak* resident set size from
     ``getrusage()``, which only grows, so growth means "a new peak". tracemalloc is
     not used: it has to trace every allocation from the start and slows the whole

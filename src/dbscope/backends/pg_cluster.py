@@ -7,9 +7,10 @@ A cluster is an object with an explicit lifecycle (``ClusterState``: new -> runn
 stopped; it cannot be started again once stopped). ``start()`` finds the server
 binaries (``bindir=``, else ``pg_config --bindir``, else the highest version under
 ``/usr/lib/postgresql/*/bin`` or ``/usr/pgsql-*/bin``, else ``PATH``), runs ``initdb``
-into a new directory on tmpfs (``/dev/shm`` when writable: on a disk, clones degrade
-badly under sustained create/drop, measured 54 ms at first and 400+ ms after a few
-hundred clones on ext4) and starts the
+into a new directory on tmpfs (``/dev/shm`` when writable: each clone copies a file or
+more for every table and index and each drop removes them, so on a disk such as ext4
+clones get slower under sustained create/drop; benchmarks/bench_pg_clone.py compares
+tmpfs with a disk-backed server) and starts the
 server with ``pg_ctl -w`` on a free loopback port, durability off (fsync,
 full_page_writes, synchronous_commit) and autovacuum off (an autovacuum worker on a
 template database delays ``CREATE DATABASE ... TEMPLATE``). If the port was taken

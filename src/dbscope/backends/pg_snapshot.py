@@ -8,10 +8,11 @@ restore is, in one transaction on the database:
 
 1. drop tables the test created (they are not in the template);
 2. empty every table of the template: ``DELETE`` (children first) for tables under
-   :data:`TRUNCATE_ABOVE_BYTES`, ``TRUNCATE ... CASCADE`` for bigger ones. Measured on the
-   benchmark schema (30 tables): DELETE-based restores take ~30-90 ms where TRUNCATE takes
-   ~1 s on an ext4 data directory, because TRUNCATE creates a new file for every table and
-   index; the dead rows DELETE leaves are few and autovacuum reclaims them;
+   :data:`TRUNCATE_ABOVE_BYTES`, ``TRUNCATE ... CASCADE`` for bigger ones. TRUNCATE creates
+   a new file for every table and index, which on a disk (ext4) makes it far slower than
+   deleting a small table's rows; the dead rows DELETE leaves are few and autovacuum
+   reclaims them (``tests/test_postgresql.py`` prints a restore's time on the 30-table
+   benchmark schema);
 3. ``COPY ... FROM STDIN (FORMAT binary)`` the template's rows back, with triggers off:
    ``session_replication_role = replica`` for a superuser (user triggers and foreign-key
    checks do not fire), else ``ALTER TABLE ... DISABLE TRIGGER USER`` and tables in

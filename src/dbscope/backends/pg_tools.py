@@ -24,8 +24,8 @@ __all__ = ["SERVER", "data_directory"]
 
 #: A clone slower than this on a server is worth advice.
 SLOW_CLONE_MS = 50.0
-#: What a disk does to clones, as measured on ext4 (fsync on) against tmpfs.
-EXT4_FIGURES = "54 ms at first, 400+ ms after a few hundred clones"
+#: Why a disk slows clones down (benchmarks/bench_pg_clone.py compares tmpfs with a disk-backed server).
+DISK_CLONE_COST = "each clone copies a file or more for every table and index, and each drop removes them"
 
 
 def data_directory(url: BackendURL) -> str | None:
@@ -83,14 +83,14 @@ class _ServerType:
         fs = filesystem_type(directory) if directory else None
         if fs and fs not in MEMORY_FILESYSTEMS:
             checkup.advise(
-                f"the server's data directory ({directory}) is on {fs}: on ext4, PostgreSQL clones degrade "
-                f"under sustained create/drop (measured: {EXT4_FIGURES}); "
+                f"the server's data directory ({directory}) is on {fs}, not in memory: PostgreSQL clones there "
+                f"get slower under sustained create/drop ({DISK_CLONE_COST}); "
                 "use postgresql+proc:// (a throwaway cluster on tmpfs) or move the test server's data to tmpfs"
             )
         elif clone_ms > SLOW_CLONE_MS:
             checkup.advise(
-                f"a PostgreSQL clone takes {clone_ms:.0f} ms: if the server's data is on ext4, clones degrade "
-                f"under sustained use (measured: {EXT4_FIGURES}); "
+                f"a PostgreSQL clone takes {clone_ms:.0f} ms: if the server's data is on a disk such as ext4, "
+                f"clones get slower under sustained use ({DISK_CLONE_COST}); "
                 "use postgresql+proc:// (a cluster on tmpfs, fsync off)"
             )
 

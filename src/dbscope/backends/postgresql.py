@@ -113,12 +113,12 @@ __all__ = [
 log = logging.getLogger("dbscope.database")
 
 CLONE_STRATEGY_ENV = "DBSCOPE_PG_CLONE_STRATEGY"
-#: Measured side by side on the benchmark schema (2 vCPU VM, PostgreSQL 15), a pool thread
-#: cloning and the janitor dropping, 40 tests with no body: on an ext4 server with fsync on,
-#: FILE_COPY 4-7 tests/s overall, WAL_LOG 2.5-3.6 (WAL_LOG clones faster, 12-19/s, but its
-#: drops fall behind: 9-13 s of backlog per 40 databases against 1-2 s); on tmpfs with fsync
-#: off FILE_COPY creates in 22 ms against 44 ms. FILE_COPY forces two checkpoints per clone:
-#: on a server others use, WAL_LOG may be kinder to them.
+#: Why FILE_COPY: on tmpfs with fsync off it creates a clone of the benchmark schema in about
+#: half WAL_LOG's time (benchmarks/bench_pg_clone.py times both strategies: 20 ms against
+#: 41 ms on a 2 vCPU VM, PostgreSQL 15). On an ext4 server with fsync on, with a pool thread
+#: cloning and the janitor dropping, FILE_COPY also got more tests through: WAL_LOG clones
+#: faster there, but its drops fall behind. FILE_COPY forces two checkpoints per clone: on a
+#: server others use, WAL_LOG may be kinder to them.
 DEFAULT_CLONE_STRATEGY = "FILE_COPY"
 _STRATEGIES = ("FILE_COPY", "WAL_LOG")
 DEFAULT_POOL_SIZE = 2

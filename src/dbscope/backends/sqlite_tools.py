@@ -38,7 +38,8 @@ __all__ = ["FILES", "MEMORY", "FileGarbage", "kept_garbage", "run_directory_garb
 
 #: A file unchanged for this long belongs to no running suite (``dbscope gc --older-than``).
 STALE_AFTER_S = 3600.0
-#: A clone slower than this is worth advice (about 0.3 ms is usual for a 30-table schema).
+#: A clone slower than this is worth advice (benchmarks/bench_sqlite.py times a clone of a 30-table
+#: schema on tmpfs: well under a millisecond).
 SLOW_CLONE_MS = 5.0
 
 
