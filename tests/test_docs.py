@@ -3,12 +3,16 @@ user does not have, every module is in the architecture table, and every page is
 
 The docs are README.md, docs/*.md and the READMEs under examples/. Fenced code blocks are
 left out of the prose checks: their paths are the user's project (``tests/seed.sql``), not
-this repository.
+this repository. The comments and strings (docstrings, messages) of the examples and of
+src/dbscope, and the examples' .ini files, are read by users too: they cite no outside
+document either.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -35,6 +39,17 @@ FOREIGN = [
         re.compile(r"\bthe seed\b(?! (?:data|rows|file|files|statements|sql)\b)", re.IGNORECASE),
         "'the seed' names a document users never see (say 'the seed data')",
     ),
+]
+
+#: what the comments and strings of the code may not name either: the documents above, and
+#: functions and files of JavaScript code that is not in this project
+FOREIGN_IN_CODE = [
+    *FOREIGN,
+    (
+        re.compile(r"resetForTesting|setup-integration|getDbClient|getConnectionStats|cleanDatabase"),
+        "a function or file that is not in the project",
+    ),
+    (re.compile(r"lib/database\.js"), "a file that is not in the project"),
 ]
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -200,3 +215,56 @@ def test_the_readme_opens_with_the_two_commands_that_work_on_a_fresh_machine() -
     first_block = before_first_section.split("```", 2)[1]
     commands = [line.split("#", 1)[0].strip() for line in first_block.splitlines()[1:] if line.strip()]
     assert commands == ["./run examples", "./run tests"]
+
+
+# -- the code users read: examples and src/dbscope -------------------------------------------
+
+
+def code_files() -> list[Path]:
+    examples = ROOT / "examples"
+    files = [*examples.rglob("*.py"), *examples.rglob("*.ini"), *SRC.rglob("*.py")]
+    return sorted(p for p in files if p.is_file() and "__pycache__" not in p.parts and ".venv" not in p.parts)
+
+
+def read_text_of_code(path: Path) -> list[tuple[int, str]]:
+    """(line number, line) of what a reader of ``path`` reads as prose: every line of an .ini
+    file; the comments and string literals (docstrings, messages) of a Python file."""
+    source = path.read_text(encoding="utf-8")
+    if path.suffix != ".py":
+        return list(enumerate(source.splitlines(), start=1))
+    lines: list[tuple[int, str]] = []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in (tokenize.COMMENT, tokenize.STRING) or token.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+            first = token.start[0]
+            lines += [(first + offset, text) for offset, text in enumerate(token.string.splitlines())]
+    return lines
+
+
+@pytest.mark.parametrize("path", code_files(), ids=doc_id)
+def test_no_comment_or_string_in_the_code_cites_a_document_outside_the_repository(path: Path) -> None:
+    found = [
+        f"{doc_id(path)}:{number}: {why}: {line.strip()[:100]}"
+        for number, line in read_text_of_code(path)
+        for pattern, why in FOREIGN_IN_CODE
+        if pattern.search(line)
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_code_scan_reads_comments_docstrings_and_messages_not_names(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        '"""A module.\n\nLike the seed\'s lib/database.js."""\n'
+        "getDbClient = resetForTesting = None\n"  # code: names, not prose
+        "def reset():  # resetForTesting()\n"
+        '    raise ValueError(f"see {1} MEASUREMENTS.md")\n'
+    )
+    hits = [
+        (number, why)
+        for number, line in read_text_of_code(sample)
+        for pattern, why in FOREIGN_IN_CODE
+        if pattern.search(line)
+    ]
+    assert sorted({number for number, _ in hits}) == [3, 5, 6]
+    assert code_files()[0].is_relative_to(ROOT / "examples")
+    assert {p.suffix for p in code_files()} == {".py", ".ini"}
