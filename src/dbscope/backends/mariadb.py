@@ -93,6 +93,7 @@ from .mariadb_schema import (
     rows,
     run_script,
     schema_signature,
+    sessions_of,
     sessions_statement,
     signature_of,
     signature_statements,
@@ -279,7 +280,7 @@ class MariaDBDatabase:
             found = results(self._restore_connection(), statements)
         except pymysql.Error as exc:
             raise self._backend._error(exc, f"cannot look at {self.name}") from exc
-        sessions: Mapping[Hashable, bool] = {int(i): bool(b) for i, b in found[2] if int(i) not in own}
+        sessions: Mapping[Hashable, bool] = sessions_of(self._restore_connection(), found[2], own)
         if known is not None and set(sessions) - set(known):
             sessions = self.foreign_connections(known)
         new_mark, written = read_mark(found[3:], mark) if self._tracking else (None, None)
@@ -729,8 +730,8 @@ class MariaDBBackend:
             if delay:
                 time.sleep(delay)
             with self._admin.lock:
-                listed = rows(self._admin.get(), sessions_statement(name))
-            found = {int(i): bool(b) for i, b in listed if int(i) not in own}
+                admin = self._admin.get()
+                found = sessions_of(admin, rows(admin, sessions_statement(name)), own)
             if not set(found) - set(known or ()):
                 break
         return found

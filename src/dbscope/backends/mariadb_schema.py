@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,12 +314,34 @@ def schema_signature(conn: Any, database: str) -> str:
 
 
 def sessions_statement(database: str) -> str:
-    """Sessions on ``database`` but this one: id, holds a transaction or runs a statement."""
+    """Sessions on ``database`` but this one: id, and whether a statement runs on it."""
     return (
-        "SELECT p.ID, t.trx_id IS NOT NULL OR p.COMMAND = 'Query' FROM information_schema.PROCESSLIST p "
-        "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
-        f"WHERE p.DB = {_string(database)} AND p.ID <> CONNECTION_ID() AND p.COMMAND <> 'Killed'"
+        "SELECT ID, COMMAND = 'Query' FROM information_schema.PROCESSLIST "
+        f"WHERE DB = {_string(database)} AND ID <> CONNECTION_ID() AND COMMAND <> 'Killed'"
     )
+
+
+_TRANSACTION = re.compile(r"---TRANSACTION [^\n]*\bACTIVE\b.*?\b(?:MariaDB|MySQL) thread id (\d+)", re.S)
+
+
+def active_transactions(conn: Any) -> set[int]:
+    """The sessions holding an InnoDB transaction now, from ``SHOW ENGINE INNODB STATUS``.
+
+    Not ``information_schema.INNODB_TRX``: InnoDB refreshes that at most every 0.1 s, so a
+    transaction begun just before the look can be missing from it.
+    """
+    status = str(rows(conn, "SHOW ENGINE INNODB STATUS")[0][2])
+    section = status.partition("LIST OF TRANSACTIONS FOR EACH SESSION:")[2]
+    return {int(found) for chunk in section.split("\n---") for found in _TRANSACTION.findall("---" + chunk)}
+
+
+def sessions_of(conn: Any, listed: list[tuple[Any, ...]], own: frozenset[int]) -> dict[Hashable, bool]:
+    """Foreign sessions (not ``own``) -> holds a transaction or runs a statement (InnoDB asked only if any)."""
+    found: dict[Hashable, bool] = {int(i): bool(running) for i, running in listed if int(i) not in own}
+    if found:
+        active = active_transactions(conn)
+        found = {i: running or i in active for i, running in found.items()}
+    return found
 
 
 # -- write tracking ---------------------------------------------------------------------------------
