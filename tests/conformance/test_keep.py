@@ -50,8 +50,27 @@ def test_a_kept_database_opens_as_printed(cell: Cell, mode: str, make_project: M
             [sqlite3_cli, printed, "SELECT name FROM items ORDER BY id"], capture_output=True, text=True, check=True
         )
         assert shown.stdout == "seeded\nevidence\n"
+    elif cell.dialect == "mysql":
+        _open_in_pymysql_then_drop(printed)
     else:
         _open_in_psql_then_drop(printed, cell.url)
+
+
+def _open_in_pymysql_then_drop(printed: str) -> None:
+    import pymysql
+    from mariadbsupport import connect_args, drop_if_kept
+
+    name = printed.rsplit("/", 1)[1]
+    try:
+        conn = pymysql.connect(**connect_args(printed))
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT name FROM items ORDER BY id")
+                assert [row[0] for row in cursor.fetchall()] == ["seeded", "evidence"]
+        finally:
+            conn.close()
+    finally:
+        drop_if_kept(name)
 
 
 def _open_in_psql_then_drop(printed: str, server_url: str) -> None:

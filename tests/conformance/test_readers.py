@@ -40,7 +40,9 @@ BULK = {{
     "postgresql": (
         "INSERT INTO items (name) SELECT 'bulk ' || i || ' ' || repeat('0', 1000) FROM generate_series(1, 1000) AS i"
     ),
+    "mysql": "INSERT INTO items (name) SELECT CONCAT('bulk ', seq, ' ', REPEAT('0', 150)) FROM seq_1_to_1000",
 }}
+MYSQL_NO_WAIT = "SET SESSION max_statement_time = 2, innodb_lock_wait_timeout = 2"  # MariaDB: seconds
 NO_WAIT_MS = 2000  # PostgreSQL: a reader that had to wait fails after this instead of hanging
 
 
@@ -48,6 +50,10 @@ def raw_connection():
     dsn = os.environ["RAW_DSN"]
     if app.dialect() == "sqlite":
         return sqlite3.connect(dsn, uri=dsn.startswith("file:"), timeout=0)
+    if app.dialect() == "mysql":
+        conn = app.MySQLConnection(dsn)
+        conn.execute(MYSQL_NO_WAIT)
+        return conn
     import psycopg
     return psycopg.connect(dsn, options=f"-c statement_timeout={{NO_WAIT_MS}} -c lock_timeout={{NO_WAIT_MS}}")
 
@@ -63,6 +69,8 @@ def raw_reader():
 def engine_reader():
     from sqlalchemy import create_engine, text
     no_wait = {{"timeout": 0}} if app.dialect() == "sqlite" else {{"options": f"-c statement_timeout={{NO_WAIT_MS}}"}}
+    if app.dialect() == "mysql":
+        no_wait = {{"init_command": MYSQL_NO_WAIT}}
     engine = create_engine(os.environ["DATABASE_URL"], connect_args=no_wait)
     try:
         with engine.connect() as conn:
