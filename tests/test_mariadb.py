@@ -322,6 +322,25 @@ def test_reset_restores_rows_ids_and_the_tables_a_test_created_or_dropped(manage
         assert db.execute("SELECT max(id) FROM audit").scalar() == 3
 
 
+def test_reset_restores_only_what_was_written_yet_catches_cascades_and_failed_inserts(manager_of: Any) -> None:
+    manager = manager_of("reset")
+    with manager.scope("cascades") as scope:
+        conn = raw(database=scope.database.name)
+        with conn.cursor() as cursor:
+            cursor.execute("DELETE FROM users WHERE id = 1")  # only users is noted; orders loses a row by cascade
+            with pytest.raises(pymysql.IntegrityError):
+                cursor.execute("INSERT INTO notes (id, body) VALUES (1, 'taken')")  # no row, but...
+            cursor.execute("INSERT IGNORE INTO audit (id, what) VALUES (1, 'x')")  # ignored: no trigger fires
+            with pytest.raises(pymysql.IntegrityError):
+                cursor.execute("INSERT INTO users (name) VALUES ('bo')")  # a failed insert moves AUTO_INCREMENT
+        conn.close()
+    with manager.scope("next") as scope:
+        db = scope.client()
+        assert db.execute("SELECT count(*) FROM orders").scalar() == 2
+        db.execute("INSERT INTO users (name) VALUES ('new')")
+        assert db.execute("SELECT max(id) FROM users").scalar() == 3
+
+
 def test_reset_names_a_test_that_altered_a_table_and_recreates_the_database(manager_of: Any) -> None:
     manager = manager_of("reset")
     with manager.scope("alters") as scope:

@@ -88,10 +88,12 @@ from .mariadb_schema import (
     present,
     read_blueprint,
     read_mark,
+    read_writes,
     restore_script,
     results,
     rows,
     run_script,
+    same_objects,
     schema_signature,
     sessions_of,
     sessions_statement,
@@ -163,6 +165,9 @@ class MariaDBDatabase:
         self._primary: MariaDBConnection | None = None
         self._restorer: MariaDBConnection | None = None
         self._tracking = False
+        #: what the database last held in full (a template) and the write mark then: restores
+        #: after that touch only the tables written since
+        self._restored: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
 
     def url(self, fmt: str = "sqlalchemy") -> str:
@@ -230,6 +235,7 @@ class MariaDBDatabase:
         self.release()
         self._backend._recreate(self, template)
         self._tracking = False
+        self._restored = (template, None)
         self.open_primary()
 
     def schema_signature(self) -> str | None:
@@ -256,6 +262,8 @@ class MariaDBDatabase:
         except pymysql.Error as exc:
             raise self._backend._error(exc, f"cannot watch the writes on {self.name}") from exc
         self._tracking = True
+        if self._restored is None:  # a new clone: it holds its template's contents
+            self._restored = (self.template, self.write_mark(conn))
 
     def write_mark(self, conn: Any) -> Any:
         """(the last write note, the tables' InnoDB ids), read on dbscope's own connection."""
@@ -753,14 +761,28 @@ class MariaDBBackend:
         conn = database._restore_connection()
         try:
             state = present(conn, database.name)
-            run_script(conn, [*restore_script(blueprint, database.name, state, quiet=_QUIET), _LOUD])
+            only: set[str] | None = None
+            last = database._restored
+            if database._tracking and last is not None and last[0] is template and last[1] is not None:
+                _, written, rebuilt = read_writes(results(conn, mark_statements(database.name, last[1][0])), last[1])
+                if not rebuilt and same_objects(blueprint, state):
+                    only = written
+            script = restore_script(blueprint, database.name, state, quiet=_QUIET, only=only)
+            if script:
+                run_script(conn, [*script, _LOUD])
+            if database._tracking:
+                database._restored = (template, database.write_mark(conn))
         except pymysql.Error as exc:
             with contextlib.suppress(pymysql.Error):
                 conn.execute(_LOUD)
             raise self._restore_error(exc, database) from exc
         self.counters["restores"] += 1
         log.debug(
-            "restored %s from %s in %.1f ms", database.name, blueprint.database, (time.perf_counter() - started) * 1000
+            "restored %s from %s (%s) in %.1f ms",
+            database.name,
+            blueprint.database,
+            "all tables" if only is None else ", ".join(sorted(blueprint.closure(only))) or "nothing written",
+            (time.perf_counter() - started) * 1000,
         )
 
     # -- garbage ---------------------------------------------------------------------------------

@@ -68,6 +68,19 @@ class Blueprint:
     auto_increment: dict[str, int] = field(default_factory=dict)  # table -> its next value
     views: tuple[tuple[str, str], ...] = ()  # (name, CREATE VIEW), each after the views it reads
     triggers: tuple[tuple[str, str], ...] = ()  # (name, CREATE TRIGGER)
+    trigger_tables: dict[str, str] = field(default_factory=dict)  # trigger -> the table it is on
+    children: dict[str, tuple[str, ...]] = field(default_factory=dict)  # table -> tables whose foreign keys name it
+
+    def closure(self, tables: Iterable[str]) -> set[str]:
+        """``tables`` and every table whose foreign key names one of them, over and over (cascades reach those)."""
+        found: set[str] = set()
+        todo = [t for t in tables if t in self.creates]
+        while todo:
+            table = todo.pop()
+            if table not in found:
+                found.add(table)
+                todo.extend(self.children.get(table, ()))
+        return found
 
 
 def rows(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
@@ -139,15 +152,24 @@ def read_blueprint(conn: Any, database: str) -> Blueprint:
         probe = " UNION ALL ".join(f"SELECT {literal(t)} FROM DUAL WHERE EXISTS (SELECT 1 FROM {q(t)})" for t in tables)
         seeded = sorted(str(r[0]) for r in rows(conn, probe))
     view_sql = {v: _no_definer(str(rows(conn, f"SHOW CREATE VIEW {q(v)}")[0][1])) for v in views}
-    triggers = [
-        (str(name), _no_definer(str(rows(conn, f"SHOW CREATE TRIGGER {q(str(name))}")[0][2])))
-        for (name,) in rows(
+    trigger_tables = {
+        str(name): str(table)
+        for name, table in rows(
             conn,
-            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
+            "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
             "AND TRIGGER_NAME NOT LIKE 'dbscope\\_%%' ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
             [database],
         )
-    ]
+    }
+    triggers = [(name, _no_definer(str(rows(conn, f"SHOW CREATE TRIGGER {q(name)}")[0][2]))) for name in trigger_tables]
+    children: dict[str, list[str]] = {}
+    for child, parent in rows(
+        conn,
+        "SELECT DISTINCT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS "
+        "WHERE CONSTRAINT_SCHEMA = %s AND UNIQUE_CONSTRAINT_SCHEMA = %s",
+        [database, database],
+    ):
+        children.setdefault(str(parent), []).append(str(child))
     return Blueprint(
         database,
         str(charset),
@@ -159,6 +181,8 @@ def read_blueprint(conn: Any, database: str) -> Blueprint:
         auto_increment,
         tuple((v, view_sql[v]) for v in _view_order(view_sql)),
         tuple(triggers),
+        trigger_tables,
+        {t: tuple(sorted(c)) for t, c in children.items()},
     )
 
 
@@ -250,8 +274,23 @@ def _auto_increment_fixes(blueprint: Blueprint, now: dict[str, int | None]) -> l
     ]
 
 
-def restore_script(blueprint: Blueprint, database: str, state: Present, *, quiet: str = "") -> list[str]:
+def same_objects(blueprint: Blueprint, state: Present) -> bool:
+    """Whether ``state`` has the blueprint's tables, views and user triggers, no more and no fewer."""
+    return (
+        set(state.tables) == set(blueprint.tables)
+        and state.views == {name for name, _ in blueprint.views}
+        and state.triggers == set(blueprint.trigger_tables)
+    )
+
+
+def restore_script(
+    blueprint: Blueprint, database: str, state: Present, *, quiet: str = "", only: Iterable[str] | None = None
+) -> list[str]:
     """The statements that bring ``database`` (now in ``state``) back to the blueprint's contents.
+
+    ``only``: the tables written since the database last held the blueprint's contents (its
+    objects the blueprint's, see :func:`same_objects`); they and the tables whose foreign keys
+    reach them (a cascade changes those) are restored, and ``AUTO_INCREMENT`` wherever it moved.
 
     Dropped tables and views come back from the blueprint, created ones are dropped (views
     hold no rows: the others stay as they are); user
@@ -259,6 +298,8 @@ def restore_script(blueprint: Blueprint, database: str, state: Present, *, quiet
     again after. A column added to a table of the blueprint is not undone (the schema
     signature sees it). ``quiet``: a statement run first (write tracking's off switch).
     """
+    if only is not None:
+        return _partial_restore(blueprint, database, state, quiet, blueprint.closure(only))
     wanted = set(blueprint.tables)
     wanted_views = {name for name, _ in blueprint.views}
     extra = sorted(set(state.tables) - wanted)
@@ -274,13 +315,36 @@ def restore_script(blueprint: Blueprint, database: str, state: Present, *, quiet
     if extra:
         statements.append("DROP TABLE IF EXISTS " + ", ".join(q(t) for t in extra))
     statements += [blueprint.creates[t] for t in missing]
+    statements.append("START TRANSACTION")  # one commit (one log flush) for all the rows
     statements += [f"DELETE FROM {q(t)}" for t in blueprint.tables if t not in missing]
     statements += [_copy(blueprint, t) for t in blueprint.seeded]
+    statements.append("COMMIT")
     statements += _auto_increment_fixes(blueprint, {t: v for t, v in state.tables.items() if t not in missing})
     statements += [sql for name, sql in blueprint.views if name not in state.views]
     statements += [sql for _, sql in blueprint.triggers]
     statements.append("SET foreign_key_checks = @dbscope_fk")
     return statements
+
+
+def _partial_restore(blueprint: Blueprint, database: str, state: Present, quiet: str, tables: set[str]) -> list[str]:
+    fixes = _auto_increment_fixes(blueprint, state.tables)
+    if not tables and not fixes:
+        return []
+    triggers = [(name, sql) for name, sql in blueprint.triggers if blueprint.trigger_tables[name] in tables]
+    ordered = [t for t in blueprint.tables if t in tables]
+    return [
+        quiet,
+        f"USE {q(database)}",
+        "SET @dbscope_fk = @@foreign_key_checks, foreign_key_checks = 0",
+        *(f"DROP TRIGGER IF EXISTS {q(name)}" for name, _ in triggers),
+        "START TRANSACTION",
+        *(f"DELETE FROM {q(t)}" for t in ordered),
+        *(_copy(blueprint, t) for t in ordered if t in blueprint.seeded),
+        "COMMIT",
+        *fixes,
+        *(sql for _, sql in triggers),
+        "SET foreign_key_checks = @dbscope_fk",
+    ]
 
 
 def after_rollback_script(blueprint: Blueprint, database: str, state: Present) -> list[str]:
@@ -388,10 +452,16 @@ def mark_statements(database: str, since: int) -> list[str]:
     ]
 
 
-def read_mark(found: list[list[tuple[Any, ...]]], mark: Mark | None) -> tuple[Mark, str | None]:
-    """The new mark, and what was written since ``mark`` (None: nothing), from :func:`mark_statements`' rows."""
+def read_writes(found: list[list[tuple[Any, ...]]], mark: Mark | None) -> tuple[Mark, set[str], bool]:
+    """From :func:`mark_statements`' rows: the new mark, the tables noted since ``mark``, whether an id changed."""
     (last, tables), ids = found[0][0], str(found[1][0][0] or "")
     written = set(str(tables).split(",")) if tables and mark is not None else set()
-    if mark is not None and ids != mark[1]:
+    return (int(last), ids), written, mark is not None and ids != mark[1]
+
+
+def read_mark(found: list[list[tuple[Any, ...]]], mark: Mark | None) -> tuple[Mark, str | None]:
+    """The new mark, and what was written since ``mark`` (None: nothing), from :func:`mark_statements`' rows."""
+    new, written, rebuilt = read_writes(found, mark)
+    if rebuilt:
         written.add("a table truncated or rebuilt")
-    return (int(last), ids), ", ".join(sorted(written)) or None
+    return new, ", ".join(sorted(written)) or None
