@@ -227,6 +227,29 @@ def test_a_connection_left_open_is_a_leak_and_the_database_is_still_dropped(mana
         kept[0].close()
 
 
+def test_closing_a_client_interrupts_a_statement_still_running_in_another_thread(manager_of: Any) -> None:
+    import threading
+
+    manager = manager_of("clone")
+    with manager.scope("long statement") as scope:
+        db = scope.client()
+        failures: list[BaseException] = []
+
+        def sleep() -> None:
+            try:
+                db.execute("SELECT SLEEP(30)")
+            except BaseException as exc:  # the interrupted statement's error, or ClientClosedError
+                failures.append(exc)
+
+        worker = threading.Thread(target=sleep)
+        worker.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        assert db.close(timeout=0.5) is False  # not clean: a statement had to be interrupted
+        worker.join(10)
+        assert not worker.is_alive() and time.monotonic() - started < 5
+
+
 def test_a_template_is_reused_by_later_runs_and_rebuilt_when_the_migrations_change(
     mariadb_url: str, project: dict[str, str], tmp_path: Path
 ) -> None:
