@@ -170,6 +170,23 @@ def test_a_wrong_password_says_so_without_showing_it(mariadb_url: str) -> None:
     assert "hunter2" not in str(caught.value)
 
 
+def test_a_user_without_process_is_told_what_to_grant(mariadb_url: str) -> None:
+    conn = raw()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE USER IF NOT EXISTS 'dbscope_test_np'@'127.0.0.1' IDENTIFIED BY 'pw'")
+            cursor.execute("GRANT ALL ON `dbscope\\_%`.* TO 'dbscope_test_np'@'127.0.0.1'")
+        url = f"mysql://dbscope_test_np:pw@127.0.0.1:{connect_args()['port']}/"
+        with pytest.raises(
+            BackendUnavailableError, match=r"PROCESS privilege.*GRANT PROCESS, CONNECTION ADMIN ON \*\.\*"
+        ):
+            mdb.MariaDBBackend(url)
+    finally:
+        with conn.cursor() as cursor:
+            cursor.execute("DROP USER IF EXISTS 'dbscope_test_np'@'127.0.0.1'")
+        conn.close()
+
+
 def test_an_unreachable_server_names_host_and_port_and_how_to_start_one() -> None:
     with pytest.raises(
         BackendUnavailableError, match=r"cannot reach the MariaDB/MySQL server at 127.0.0.1:1 .*Start it"

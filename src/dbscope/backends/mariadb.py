@@ -466,6 +466,10 @@ class MariaDBBackend:
             except pymysql.Error as exc:
                 raise self._error(exc, f"cannot create dbscope's registry database {REGISTRY_DB}") from exc
             self.server_version = str(rows(first, "SELECT VERSION()")[0][0])
+            try:  # PROCESS: other users' sessions in PROCESSLIST, InnoDB's table ids and transactions
+                rows(first, "SELECT 1 FROM information_schema.INNODB_SYS_TABLES LIMIT 1")
+            except pymysql.Error as exc:
+                raise self._error(exc, "dbscope cannot read InnoDB's tables and transactions") from exc
             first.close()
             self._admin = Lent(lambda: connect(self.address, REGISTRY_DB))
             undo.callback(self._admin.close)
@@ -483,6 +487,12 @@ class MariaDBBackend:
     def _error(self, exc: BaseException, what: str) -> BackendUnavailableError:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         text = mask_password(str(exc.args[1]) if len(exc.args) > 1 else str(exc)).strip()
+        if code == 1227:  # ER_SPECIFIC_ACCESS_DENIED_ERROR: a global privilege (PROCESS, CONNECTION ADMIN)
+            return BackendUnavailableError(
+                f"{what} on {self.address.where}: {text}. dbscope reads who is connected to a test's database and "
+                "ends what a test left open; as an administrator run GRANT PROCESS, CONNECTION ADMIN ON *.* TO "
+                f"'{self.address.user}'@'<host>'; (MySQL: PROCESS, CONNECTION_ADMIN)"
+            )
         if code == 1044 or code == 1142 or (code is not None and "denied" in text.lower()):
             return BackendUnavailableError(
                 f"{what} on {self.address.where}: {text}. User {self.address.user!r} needs to create and drop "
