@@ -426,6 +426,36 @@ def test_rollback_notices_another_connections_commit_and_restores(manager_of: An
         assert db.execute("SELECT max(id) FROM users").scalar() == 3
 
 
+def test_write_marks_name_the_tables_other_connections_wrote_or_truncated(
+    mariadb_url: str, project: dict[str, str]
+) -> None:
+    from dbscope.migrations import load_migrations
+
+    with mdb.MariaDBBackend(mariadb_url, sweep=False) as backend:
+        template = backend.template(load_migrations(project["migrations"]), load_migrations(project["seed"]))
+        database = backend.create(template, label="marks")
+        try:
+            database.watch_writes()
+            mark = database.write_mark(None)
+            assert database.written_since(None, mark) is None
+            conn = raw(database=database.name)
+            with conn.cursor() as cursor:
+                cursor.execute("BEGIN")
+                cursor.execute("INSERT INTO audit (what) VALUES ('rolled back')")
+                cursor.execute("ROLLBACK")
+                assert database.written_since(None, mark) is None  # a rolled-back write leaves no note
+                cursor.execute("UPDATE users SET email = NULL WHERE id = 2")
+                assert database.written_since(None, mark) == "users"
+                cursor.execute("TRUNCATE TABLE notes")  # no trigger fires for TRUNCATE
+                assert database.written_since(None, mark) == "a table truncated or rebuilt, users"
+            conn.close()
+            assert database.written_since(None, database.write_mark(None)) is None
+        finally:
+            database.drop()
+            backend.wait_for_drops(10)
+    assert database.name not in databases() and f"{database.name}_w" not in databases()
+
+
 def test_rollback_ends_a_transaction_another_connection_left_open_and_names_the_test(manager_of: Any) -> None:
     manager = manager_of("rollback")
     with manager.scope("leaves a transaction") as scope:
