@@ -31,7 +31,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .backends.base import release_and_drop
+from .backends.base import Look, release_and_drop
 from .errors import ConfigError, DbscopeError, IsolationError
 from .urls import mask_password
 
@@ -256,20 +256,30 @@ class _Shared:
             worker.dirty_after = None
         return worker.database
 
+    def _opening(self, database: Database) -> str | None:
+        """A statement run on dbscope's connection right after the look that starts a scope."""
+        return None
+
     def attach(self, scope: Scope) -> None:
         worker = self._workers_of(scope)
         scope.strategy_state = worker
         database = scope.database
-        signature = database.schema_signature()
-        written = database.written_since(worker.outer, worker.mark)
-        if signature != worker.signature or written:
+        # one look (one round trip on a server) for the schema, the writes and the connections
+        look = database.look(worker.outer, worker.mark, known=None)
+        worker.mark = look.mark
+        if look.signature != worker.signature or look.written:
             # between tests only the suite's own fixtures run: what they built is the new baseline
             worker.baseline = database.capture(worker.template)
-            worker.signature = signature
+            worker.signature = look.signature
             worker.mark = database.write_mark(worker.outer)
-            log.debug("%s changed between tests (%s): new baseline for %r", database.name, written, scope.test_name)
+            log.debug(
+                "%s changed between tests (%s): new baseline for %r", database.name, look.written, scope.test_name
+            )
+        opening = self._opening(database)
+        if opening is not None:
+            database.execute(worker.outer, opening)
         scope.schema_before = worker.signature
-        scope.connections_before = database.foreign_connections(known=None)
+        scope.connections_before = look.connections
         scope.lend = lambda: (None, None, False)
 
     def _workers_of(self, scope: Scope) -> WorkerDatabase:
@@ -278,10 +288,19 @@ class _Shared:
                 return worker
         raise DbscopeError(f"scope {scope.id} has no database of the {self.name} strategy")
 
+    def _closing(self, scope: Scope, worker: WorkerDatabase) -> str | None:
+        """A statement run on dbscope's connection before the look that ends a scope."""
+        return None
+
     def end(self, scope: Scope) -> None:
         worker: WorkerDatabase = scope.strategy_state
         before = scope.connections_before or {}
-        others = scope.database.foreign_connections(known=before)
+        database = scope.database
+        closing = self._closing(scope, worker)
+        if closing is not None:
+            database.execute(worker.outer, closing)
+        look = database.look(worker.outer, worker.mark, known=before)
+        others = look.connections
         _record_leaks(scope, {k: v for k, v in others.items() if k not in before})
         _open_transactions(scope, others)
         if scope.kept:
@@ -291,22 +310,30 @@ class _Shared:
             )
             log.warning("test %r failed; its database was %s", scope.test_name, scope.kept_note)
         worker.dirty_after = scope.test_name  # cleared once the restore below succeeds
-        self._end(scope, worker)
-        worker.mark = scope.database.write_mark(worker.outer)
+        self._end(scope, worker, look, closing)
         worker.dirty_after = None
 
-    def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
+    def _end(self, scope: Scope, worker: WorkerDatabase, look: Look, closing: str | None) -> None:
+        """Bring the database back for the next scope (and set ``worker.mark`` for it)."""
         raise NotImplementedError
 
     def _restore(self, worker: WorkerDatabase) -> None:
         worker.database.restore(worker.restore_point)
 
-    def _restore_schema(self, scope: Scope, worker: WorkerDatabase) -> bool:
-        """A schema the restore cannot undo: re-create the database in place, and say which test did it.
+    def _signature_after_restore(self, scope: Scope, worker: WorkerDatabase, look: Look) -> str | None:
+        """The schema's signature after a restore, which may undo DDL too (PostgreSQL drops the tables
+        the template lacks): asked again only when the look that ended the scope saw it changed."""
+        if look.signature == scope.schema_before:
+            return look.signature
+        return worker.database.schema_signature()
 
-        True when the database was re-created (and brought back to the baseline).
+    def _restore_schema(self, scope: Scope, worker: WorkerDatabase, signature: str | None) -> bool:
+        """A schema (``signature``, as the scope ended) the restore cannot undo: re-create the database in place.
+
+        Says which test did it. True when the database was re-created (and brought back to
+        the baseline).
         """
-        if worker.database.schema_signature() == scope.schema_before:
+        if signature == scope.schema_before:
             return False
         worker.database.recreate(worker.template)
         signature = worker.signature
@@ -348,13 +375,15 @@ class ResetStrategy(_Shared):
 
     name = "reset"
 
-    def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
+    def _end(self, scope: Scope, worker: WorkerDatabase, look: Look, closing: str | None) -> None:
         try:
             self._restore(worker)
         except DbscopeError:
-            if worker.database.schema_signature() == scope.schema_before:
+            if look.signature == scope.schema_before:
                 raise  # not a schema change (a lock held too long): the error says what
-        self._restore_schema(scope, worker)
+        signature = self._signature_after_restore(scope, worker, look)
+        if not self._restore_schema(scope, worker, signature):
+            worker.mark = worker.database.write_mark(worker.outer)
 
 
 class RollbackStrategy(_Shared):
@@ -367,41 +396,48 @@ class RollbackStrategy(_Shared):
 
     name = "rollback"
 
+    def _opening(self, database: Database) -> str | None:
+        # after the look that starts the scope: its write mark is read before BEGIN (inside
+        # the transaction the read could hold a lock all test long)
+        return str(database.dialect.begin())
+
     def attach(self, scope: Scope) -> None:
         super().attach(scope)
         worker: WorkerDatabase = scope.strategy_state
-        database = scope.database
-        # read before BEGIN: inside the transaction the read could hold a lock all test long
-        scope.write_mark = database.write_mark(worker.outer)
-        database.execute(worker.outer, database.dialect.begin())
         scope.lend = lambda: (worker.outer, worker.lock, True)
 
-    def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
+    def _closing(self, scope: Scope, worker: WorkerDatabase) -> str | None:
+        if scope.database.in_transaction(worker.outer):
+            return "ROLLBACK"
+        log.warning(
+            "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
+            "restoring the database instead",
+            scope.test_name,
+        )
+        return None
+
+    def _end(self, scope: Scope, worker: WorkerDatabase, look: Look, closing: str | None) -> None:
         database = scope.database
-        if not database.in_transaction(worker.outer):
-            log.warning(
-                "test %r ended the rollback strategy's transaction itself (an explicit COMMIT?); "
-                "restoring the database instead",
-                scope.test_name,
-            )
+        if closing is None:  # the test committed the scope's transaction: restore, as reset does
             self._restore(worker)
-            self._restore_schema(scope, worker)
+            if not self._restore_schema(scope, worker, self._signature_after_restore(scope, worker, look)):
+                worker.mark = database.write_mark(worker.outer)
             return
-        database.execute(worker.outer, "ROLLBACK")
-        if self._restore_schema(scope, worker):
+        if self._restore_schema(scope, worker, look.signature):
             return
-        written = database.written_since(worker.outer, scope.write_mark)
-        if written:
+        if look.written:
             # another connection (the app's own engine) committed: a rollback cannot undo that
             log.warning(
                 "other connections committed to %s during test %r under the rollback strategy (%s); restoring it",
                 database.name,
                 scope.test_name,
-                written,
+                look.written,
             )
             self._restore(worker)
+            worker.mark = database.write_mark(worker.outer)
         else:
             database.after_rollback(worker.restore_point)
+            worker.mark = look.mark
 
 
 class WorkerStrategy(_Shared):
@@ -420,8 +456,8 @@ class WorkerStrategy(_Shared):
         scope.connections_before = scope.database.foreign_connections(known=None)
         scope.lend = lambda: (None, None, False)
 
-    def _end(self, scope: Scope, worker: WorkerDatabase) -> None:
-        pass  # the suite cleans up after itself: what a test leaves is the next test's
+    def _end(self, scope: Scope, worker: WorkerDatabase, look: Look, closing: str | None) -> None:
+        worker.mark = look.mark  # the suite cleans up after itself: what a test leaves is the next test's
 
 
 STRATEGIES: dict[str, Callable[[], Strategy]] = {

@@ -28,6 +28,7 @@ __all__ = [
     "Garbage",
     "GarbageList",
     "GarbageRequest",
+    "Look",
     "SharedServer",
     "Template",
     "release_and_drop",
@@ -55,6 +56,20 @@ class Template(Protocol):
     """A migrated template, keyed by the fingerprint of its migrations and seed."""
 
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class Look:
+    """What one look at a worker's database found, at a scope's start or end (see :meth:`Database.look`)."""
+
+    #: the schema's signature (see :meth:`Database.schema_signature`)
+    signature: str | None
+    #: what other connections committed since the mark given (tables, or "changes"), None for nothing
+    written: str | None
+    #: a write mark as of this look, for the next look
+    mark: Any
+    #: the foreign connections (see :meth:`Database.foreign_connections`)
+    connections: Mapping[Hashable, bool]
 
 
 class Database(Protocol):
@@ -114,15 +129,18 @@ class Database(Protocol):
         ...
 
     def watch_writes(self) -> None:
-        """Prepare :meth:`written_since` on this database (once, for the worker's database)."""
+        """Prepare the write marks of :meth:`look` on this database (once, for the worker's database)."""
         ...
 
     def write_mark(self, conn: Any) -> Any:
-        """Something :meth:`written_since` compares with, read on ``conn`` outside a transaction."""
+        """Something :meth:`look` compares with, read on ``conn`` outside a transaction."""
         ...
 
-    def written_since(self, conn: Any, mark: Any) -> str | None:
-        """What other connections committed since ``mark`` (tables, or "changes"), None for nothing."""
+    def look(self, conn: Any, mark: Any, *, known: Collection[Hashable] | None = ()) -> Look:
+        """Signature, writes since ``mark`` and foreign connections at once, on ``conn``; one round trip on a server.
+
+        What the worker's database is asked at every scope boundary.
+        """
         ...
 
     def after_rollback(self, template: Template) -> None:

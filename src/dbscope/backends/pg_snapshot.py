@@ -27,6 +27,7 @@ default; a dropped table is an error) are not undone.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -200,6 +201,44 @@ def changed_sequences(conn: psycopg.Connection[Any], snapshot: Snapshot) -> Snap
     return replace(snapshot, sequences=changed)
 
 
+@dataclass(frozen=True)
+class Glance:
+    """What :func:`glance` read: the DDL count, the tables written, the foreign sessions."""
+
+    ddl: int | None  # None: DDL is not counted here
+    written: list[str]
+    sessions: dict[int, bool]  # pid -> holds a transaction
+
+
+#: one statement with one parameter, so psycopg prepares it once it has run a few times
+_GLANCE = (
+    "WITH written AS (DELETE FROM {track}.dirty RETURNING tbl::text AS name) "
+    "SELECT {ddl}, ARRAY(SELECT DISTINCT name FROM written ORDER BY 1), coalesce(a.pids, '{{}}'), "
+    "coalesce(a.busy, '{{}}') FROM (SELECT array_agg(pid ORDER BY pid) AS pids, "
+    "array_agg(coalesce(state = 'active' OR position('transaction' IN state) > 0, false) ORDER BY pid) AS busy "
+    "FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
+    "AND pid <> ALL(%s::int[])) AS a"
+)
+
+
+def glance(conn: psycopg.Connection[Any], *, own: Collection[int], ddl_counted: bool) -> Glance:
+    """The DDL count, the tables other sessions wrote (emptying the list) and the foreign sessions: one query.
+
+    The schema signature is not read here: planning it costs more than all the rest, and
+    where DDL is counted the count says when it is needed.
+    """
+    track = sql.Identifier(TRACK_SCHEMA)
+    ddl = sql.SQL("(SELECT count(*) FROM {}.ddl)").format(track) if ddl_counted else sql.SQL("NULL::bigint")
+    row = conn.execute(sql.SQL(_GLANCE).format(track=track, ddl=ddl), [sorted(own)]).fetchone()
+    assert row is not None
+    ddl_count, written, pids, busy = row
+    return Glance(
+        ddl=None if ddl_count is None else int(ddl_count),
+        written=[str(name) for name in written],
+        sessions={int(pid): bool(holds) for pid, holds in zip(pids, busy, strict=True)},
+    )
+
+
 def take_write_marks(conn: psycopg.Connection[Any]) -> list[str]:
     """The tables other sessions wrote since the last look, emptying the list (see install_write_tracking)."""
     statement = sql.SQL("DELETE FROM {}.dirty RETURNING tbl::text").format(sql.Identifier(TRACK_SCHEMA))
@@ -277,8 +316,12 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
 
 def restore_snapshot(
     conn: psycopg.Connection[Any], snapshot: Snapshot, *, database: str, lock_timeout_s: float
-) -> None:
-    """Put ``snapshot`` back into ``conn``'s database in one transaction (``conn`` is autocommit)."""
+) -> bool:
+    """Put ``snapshot`` back into ``conn``'s database in one transaction (``conn`` is autocommit).
+
+    True when it dropped tables the snapshot lacks: DDL that, as a superuser's restore
+    runs with triggers off, no event trigger counted.
+    """
     try:
         with conn.transaction():
             conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
@@ -327,6 +370,7 @@ def restore_snapshot(
             for table in toggled:
                 conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(_ident(table)))
             restore_sequences(conn, snapshot)
+        return bool(extra)
     except psycopg.errors.LockNotAvailable as exc:
         holders = ""
         try:

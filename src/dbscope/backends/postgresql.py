@@ -46,7 +46,7 @@ from psycopg import sql
 from ..errors import BackendUnavailableError, ConfigError, DbscopeError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
-from .base import BuildEnvironment, Dialect
+from .base import BuildEnvironment, Dialect, Look
 from .pg_connect import (
     START_ADVICE,
     ScopeConnection,
@@ -89,6 +89,7 @@ from .pg_snapshot import (
     Snapshot,
     changed_sequences,
     ddl_count,
+    glance,
     install_write_tracking,
     restore_sequences,
     restore_snapshot,
@@ -285,8 +286,19 @@ class PostgreSQLDatabase:
     def write_mark(self, conn: Any) -> Any:
         return None  # the tracking table itself is the mark: it is emptied after every look
 
-    def written_since(self, conn: Any, mark: Any) -> str | None:
-        return ", ".join(take_write_marks(conn)) or None
+    def look(self, conn: Any, mark: Any, *, known: Collection[Hashable] | None = ()) -> Look:
+        """Every question of a scope boundary in one statement on ``conn``.
+
+        Foreign sessions not in ``known`` are looked at again, briefly, as
+        :meth:`foreign_connections` does (one that just closed may still be on its way out).
+        """
+        found = glance(conn, own=self._pids, ddl_counted=self._ddl_counted)
+        if not self._ddl_counted or found.ddl != self._ddl_seen:  # DDL committed since the last look
+            self.schema_signature()
+        sessions: Mapping[Hashable, bool] = {pid: holds for pid, holds in found.sessions.items()}
+        if known is not None and set(sessions) - set(known):
+            sessions = self.foreign_connections(known)
+        return Look(self._signature, ", ".join(found.written) or None, None, sessions)
 
     def after_rollback(self, template: Any) -> None:
         """A rollback leaves sequences advanced: put them back to the template's values."""
@@ -304,7 +316,8 @@ class PostgreSQLDatabase:
 
     def restore(self, template: Any) -> None:
         """Bring the contents back to the template's in place; open connections stay open."""
-        self._backend._restore(self, template)
+        if self._backend._restore(self, template):
+            self._ddl_seen = -1  # it dropped tables, uncounted: the next signature is read from the catalog
 
     def keep(self) -> str:
         """Keep this database after its scope (a failed test); garbage collection leaves it alone.
@@ -917,14 +930,15 @@ class PostgreSQLBackend:
                 )
             return template.snapshot
 
-    def _restore(self, database: PostgreSQLDatabase, template: Any) -> None:
+    def _restore(self, database: PostgreSQLDatabase, template: Any) -> bool:
+        """Restore ``database`` from ``template``'s snapshot; True when that dropped tables."""
         if database.state is DatabaseState.DROPPED:
             raise BackendUnavailableError(f"cannot restore {database.name}: it was dropped")
         snap = self.snapshot(template)
         started = time.perf_counter()
         try:
             conn = database._restore_connection()
-            restore_snapshot(conn, snap, database=database.name, lock_timeout_s=self.close_timeout)
+            dropped = restore_snapshot(conn, snap, database=database.name, lock_timeout_s=self.close_timeout)
             if database._tracking:  # the restore's own writes are not a test's
                 take_write_marks(conn)
         except psycopg.Error as exc:
@@ -933,6 +947,7 @@ class PostgreSQLBackend:
         log.debug(
             "restored %s from %s in %.1f ms", database.name, template.name, (time.perf_counter() - started) * 1000
         )
+        return dropped
 
     # -- garbage -----------------------------------------------------------------------------------
 
