@@ -379,6 +379,15 @@ def test_reset_restores_only_what_was_written_yet_catches_cascades_and_failed_in
         assert db.execute("SELECT count(*) FROM orders").scalar() == 2
         db.execute("INSERT INTO users (name) VALUES ('new')")
         assert db.execute("SELECT max(id) FROM users").scalar() == 3
+        create = db.execute("SHOW CREATE TABLE notes").rows[0][1]
+        db.execute("DROP TABLE notes")  # made again as it was: its write-note triggers are gone
+        db.execute(create)
+    for n in range(2):
+        with manager.scope(f"writes the remade table {n}") as scope:
+            db = scope.client()
+            assert db.execute("SELECT body FROM notes").rows[0]["body"] == "hello"
+            db.execute("INSERT INTO notes (body) VALUES ('new')")
+            db.execute("UPDATE notes SET body = 'changed' WHERE id = 1")
 
 
 def test_reset_names_a_test_that_altered_a_table_and_recreates_the_database(manager_of: Any) -> None:

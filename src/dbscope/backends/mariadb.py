@@ -776,11 +776,16 @@ class MariaDBBackend:
             if database._tracking and last is not None and last[0] is template and last[1] is not None:
                 _, written, rebuilt = read_writes(results(conn, mark_statements(database.name, last[1][0])), last[1])
                 if not rebuilt and same_objects(blueprint, state):
-                    only = written
+                    # a table made after the triggers were (a fixture's) has no notes: restore it always
+                    only = written | (set(blueprint.tables) - state.tracked)
             script = restore_script(blueprint, database.name, state, quiet=_QUIET, only=only)
             if script:
                 run_script(conn, [*script, _LOUD])
             if database._tracking:
+                tracked = state.tracked if only is not None else present(conn, database.name).tracked
+                untracked = sorted(set(blueprint.tables) - tracked)
+                if untracked:  # from now on their writes are noted too
+                    run_script(conn, tracking_script(database.name, untracked))
                 database._restored = (template, database.write_mark(conn))
         except pymysql.Error as exc:
             with contextlib.suppress(pymysql.Error):

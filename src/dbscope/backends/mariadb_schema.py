@@ -239,7 +239,8 @@ class Present:
 
     tables: dict[str, int | None]
     views: frozenset[str]
-    triggers: frozenset[str]
+    triggers: frozenset[str]  # the user's
+    tracked: frozenset[str] = frozenset()  # tables with dbscope's write-note triggers
 
 
 def present(conn: Any, database: str) -> Present:
@@ -254,16 +255,18 @@ def present(conn: Any, database: str) -> Present:
             views.add(str(name))
         else:
             tables[str(name)] = None if auto is None else int(auto)
-    triggers = {
-        str(r[0])
-        for r in rows(
-            conn,
-            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s "
-            "AND TRIGGER_NAME NOT LIKE 'dbscope\\_%%'",
-            [database],
-        )
-    }
-    return Present(tables, frozenset(views), frozenset(triggers))
+    triggers: set[str] = set()
+    tracked: set[str] = set()
+    for name, table in rows(
+        conn,
+        "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",
+        [database],
+    ):
+        if not str(name).startswith(OWN):
+            triggers.add(str(name))
+        elif str(name).startswith(f"{OWN}wi_"):
+            tracked.add(str(table))
+    return Present(tables, frozenset(views), frozenset(triggers), frozenset(tracked))
 
 
 def _auto_increment_fixes(blueprint: Blueprint, now: dict[str, int | None]) -> list[str]:
