@@ -39,14 +39,14 @@ import time
 from collections import Counter
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import pymysql
 
 from ..errors import BackendUnavailableError, CleanupError, ConfigError, DbscopeError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
-from .base import BuildEnvironment, Dialect
+from .base import BuildEnvironment, Dialect, Look
 from .mariadb_connect import (
     START_ADVICE,
     Lent,
@@ -103,9 +103,6 @@ from .mariadb_schema import (
     tracking_script,
 )
 from .registry import by_scheme
-
-if TYPE_CHECKING:
-    from .base import Look
 
 __all__ = ["MariaDBBackend", "MariaDBDatabase", "MariaDBTemplate", "clone_name", "collect_garbage"]
 
@@ -278,8 +275,6 @@ class MariaDBDatabase:
 
     def look(self, conn: Any, mark: Any, *, known: Collection[Hashable] | None = ()) -> Look:
         """The schema, the writes since ``mark`` and the foreign sessions, in one round trip."""
-        from .base import Look  # (imported here: older strategies ask written_since() instead)
-
         own = frozenset(self._own)
         statements = [*signature_statements(self.name), sessions_statement(self.name)]
         if self._tracking:
