@@ -7,8 +7,8 @@ server that is not on this machine. :func:`connect` opens a PyMySQL connection a
 a failure into a :class:`BackendUnavailableError` that says what to do.
 
 A server on this machine is reached without TLS (``ssl_disabled``): PyMySQL otherwise
-loads the system's certificate store on every connect, measured at ~37 ms against
-~2 ms here, paid by every clone and every connection a test opens.
+loads the system's certificate store on every connect, which costs many times the
+connection itself, paid by every clone and every connection a test opens.
 
 Passwords never appear in a message or log line.
 """
