@@ -476,7 +476,7 @@ def test_doctor_on_a_healthy_project(project_dir: Path, capsys: pytest.CaptureFi
     assert lines[2].startswith("  ok       migrations: 1 step(s), seed 0 step(s), fingerprint ")
     assert lines[3] == "  ok       backend: SQLite in memory (sqlite://) answers"
     assert lines[4].startswith("  ok       template: built from scratch in ")
-    assert lines[5].startswith("  n/a      cached template: in memory")
+    assert lines[5] == "  n/a      cached template: none was cached for these migrations; one is now"
     assert lines[6].startswith("  ok       clones: 20 clones: median ")
     assert lines[-1] == "no problems found"
 

@@ -26,7 +26,9 @@ processes reuse it; each scope gets a copy of it.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -734,6 +736,78 @@ def sweep_dead_run_directories(base: Path) -> list[str]:
     return removed
 
 
+class TemplateCache:
+    """Built ``sqlite://`` templates kept between runs, by fingerprint, in the project's ``.dbscope/cache``.
+
+    Each is the template's image (``serialize()``) after a header and its sha256: a file
+    that was cut short or changed is noticed, removed and built again, never used. A
+    lock file per fingerprint makes one process build it while the others wait and load
+    it (xdist workers starting together). The directory gets a ``.gitignore`` of ``*``.
+    """
+
+    MAGIC = b"dbscope sqlite template 1\n"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, fingerprint: str) -> Path:
+        return self.directory / f"{PREFIX}tpl_{fingerprint}.image"
+
+    @contextlib.contextmanager
+    def locked(self, fingerprint: str) -> Iterator[None]:
+        """Held while one process looks for, or builds, the image of ``fingerprint``."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            ignore = self.directory.parent / ".gitignore"
+            if self.directory.parent.name == ".dbscope" and not ignore.exists():
+                ignore.write_text("# made by dbscope: nothing here belongs in version control\n*\n")
+            lock = open(self.directory / f"{PREFIX}tpl_{fingerprint}.lock", "a+b")  # held across the yield
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise self._unusable(exc) from exc
+        try:
+            yield
+        finally:
+            lock.close()  # releases the lock
+
+    def _unusable(self, exc: OSError) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"cannot use the template cache {self.directory}: {exc.strerror or exc}; make it writable, or remove it "
+            "(it is rebuilt when missing)"
+        )
+
+    def load(self, fingerprint: str) -> bytes | None:
+        """The cached image of ``fingerprint``; None when there is none or it is not intact (then removed)."""
+        path = self.path(fingerprint)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._unusable(exc) from exc
+        head, digest, image = (
+            data[: len(self.MAGIC)],
+            data[len(self.MAGIC) : len(self.MAGIC) + 64],
+            data[len(self.MAGIC) + 65 :],
+        )
+        if head != self.MAGIC or hashlib.sha256(image).hexdigest().encode() != digest:
+            log.warning("dbscope: the cached template %s is damaged; building it again", path)
+            path.unlink(missing_ok=True)
+            return None
+        return image
+
+    def store(self, fingerprint: str, image: bytes) -> None:
+        """Write the image atomically (a temporary name, then a rename): no one reads half of one."""
+        path = self.path(fingerprint)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        try:
+            partial.write_bytes(self.MAGIC + hashlib.sha256(image).hexdigest().encode() + b"\n" + image)
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise self._unusable(exc) from exc
+
+
 #: the lowest file descriptor a DirectoryAlias takes: high enough to be free in any process
 ALIAS_FD = 1000
 
@@ -795,8 +869,16 @@ class SQLiteBackend:
 
     dialect = DIALECT
 
-    def __init__(self, *, directory: str | None = None, in_memory: bool = True, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        directory: str | None = None,
+        in_memory: bool = True,
+        run_id: str | None = None,
+        cache: TemplateCache | None = None,
+    ) -> None:
         self.in_memory = in_memory
+        self.cache = cache if in_memory else None  # files keep their templates in their directory
         self.run_id = run_id or uuid.uuid4().hex[:8]
         self._templates: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -841,21 +923,37 @@ class SQLiteBackend:
             if cached is not None:
                 return cached
             if self.in_memory:
-                template: Any = self._build_memory(fingerprint, migrations, seed, environment)
+                template: Any = self._build_memory(fingerprint, migrations, seed, environment, rebuild=rebuild)
             else:
                 template = self._build_file(fingerprint, migrations, seed, environment, rebuild=rebuild)
             self._templates[fingerprint] = template
             return template
 
     def _build_memory(
-        self, fingerprint: str, migrations: MigrationSet, seed: MigrationSet, environment: BuildEnvironment | None
+        self,
+        fingerprint: str,
+        migrations: MigrationSet,
+        seed: MigrationSet,
+        environment: BuildEnvironment | None,
+        *,
+        rebuild: bool = False,
     ) -> MemoryTemplate:
         # A named memdb database, so that alembic and SQLAlchemy metadata steps can reach
         # the template through a URL while it is built; private to this process.
         name = f"{PREFIX}tpl_{fingerprint}_{self.run_id}"
         conn = sqlite3.connect(f"file:/{name}?vfs=memdb", uri=True, check_same_thread=False)
         try:
-            _build(conn, migrations, seed, f"file:/{name}?vfs=memdb", environment)
+            if self.cache is None:
+                _build(conn, migrations, seed, f"file:/{name}?vfs=memdb", environment)
+            else:  # the image an earlier run or another worker built, else build and keep it
+                with self.cache.locked(fingerprint):
+                    image = None if rebuild else self.cache.load(fingerprint)
+                    if image is not None:
+                        conn.deserialize(image)
+                        log.debug("loaded in-memory template %s from %s", fingerprint, self.cache.path(fingerprint))
+                    else:
+                        _build(conn, migrations, seed, f"file:/{name}?vfs=memdb", environment)
+                        self.cache.store(fingerprint, conn.serialize())
         except BaseException:
             conn.close()
             raise

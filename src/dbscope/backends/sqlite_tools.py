@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, cast
 from ..errors import DbscopeError
 from .base import Backend, Checkup, GarbageList, GarbageRequest, SharedServer
 from .hostfs import MEMORY_FILESYSTEMS, filesystem_type
-from .sqlite import KEPT_DIRECTORY, PREFIX, RunOwner, SQLiteBackend
+from .sqlite import KEPT_DIRECTORY, PREFIX, RunOwner, SQLiteBackend, TemplateCache
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -167,6 +167,13 @@ def run_directory_bases() -> list[Path]:
     return [base for base in dict.fromkeys(bases) if base.is_dir()]
 
 
+def template_cache(config: Config | None) -> TemplateCache | None:
+    """Where ``sqlite://`` keeps its built templates: ``.dbscope/cache`` in the project (none without one)."""
+    if config is None or config.base_dir is None:
+        return None
+    return TemplateCache(Path(config.base_dir) / ".dbscope" / "cache")
+
+
 def kept_directories(config: Config) -> list[Path]:
     """Where ``--dbscope-keep-failed`` saved databases: ``.dbscope/failed/`` of this directory and the project's."""
     found: list[Path] = []
@@ -241,8 +248,9 @@ class _SQLiteType:
         return (sqlite3.Error,)
 
     def open(self, url: BackendURL, *, run_id: str, config: Config | None = None) -> Backend:
+        cache = template_cache(config) if self.in_memory else None
         # cast: SQLiteMemoryDatabase.dialect is typed as the class, the Protocol wants Dialect
-        return cast("Backend", SQLiteBackend(directory=url.path, in_memory=self.in_memory, run_id=run_id))
+        return cast("Backend", SQLiteBackend(directory=url.path, in_memory=self.in_memory, run_id=run_id, cache=cache))
 
     @property
     def shares_server(self) -> bool:
@@ -273,13 +281,32 @@ class _MemoryType(_SQLiteType):
     def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
         stale = request.stale_after_s if request.stale_after_s is not None else STALE_AFTER_S
         items = run_directory_garbage(run_directory_bases(), stale_after_s=stale)
+        cache = template_cache(config)
+        if cache is not None:
+            for image in sorted(cache.directory.glob(f"{PREFIX}tpl_*.image")):
+                if request.templates:
+                    items.append(FileGarbage(image.name, "cached template", "drop", image))
+                else:
+                    items.append(
+                        FileGarbage(image.name, "cached template (give --templates to drop it)", "keep", image)
+                    )
         items += kept_garbage(kept_directories(config), kept=request.kept)
         return GarbageList(_removed(items, request))
 
     def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:
-        return lambda: checkup.na(
-            "cached template", "in memory the template is built once per process; nothing is cached between runs"
-        )
+        cache = cast("SQLiteBackend", backend).cache
+        if cache is None:
+            return lambda: checkup.na("cached template", "no project directory to keep one in")
+
+        def digest() -> str | None:
+            image = cache.load(fingerprint)
+            return None if image is None else hashlib.sha256(image).hexdigest()[:16]
+
+        def others() -> list[str]:
+            mine = cache.path(fingerprint).name
+            return sorted(p.name for p in cache.directory.glob(f"{PREFIX}tpl_*.image") if p.name != mine)
+
+        return _compare_cached(checkup, digest, others, cache.directory)
 
 
 class _FilesType(_SQLiteType):
@@ -298,35 +325,46 @@ class _FilesType(_SQLiteType):
     def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:
         directory = Path(cast("SQLiteBackend", backend).directory or ".")
         cached = directory / f"{PREFIX}tpl_{fingerprint}.sqlite3"
-        before: str | None = None
-        if cached.exists():
-            try:
-                before = sqlite_digest(cached)
-            except DbscopeError as exc:
-                checkup.problem("cached template", str(exc))
+        return _compare_cached(
+            checkup,
+            lambda: sqlite_digest(cached) if cached.exists() else None,
+            lambda: sorted(p.name for p in directory.glob(f"{PREFIX}tpl_*.sqlite3") if p.name != cached.name),
+            directory,
+        )
 
-        def after() -> None:
-            others = sorted(p.name for p in directory.glob(f"{PREFIX}tpl_*.sqlite3") if p.name != cached.name)
-            if others:
-                checkup.advise(
-                    f"{len(others)} cached template(s) of older migrations in {directory}: "
-                    "`dbscope gc --templates --yes` removes them"
-                )
-            if before is None:
-                checkup.na("cached template", "none was cached for these migrations; one is now")
-                return
-            fresh = sqlite_digest(cached)
-            if fresh == before:
-                checkup.ok("cached template", "identical to a fresh build")
-            else:
-                checkup.problem(
-                    "cached template",
-                    f"it differed from a fresh build of the same migrations ({before} vs {fresh}) and has been "
-                    "replaced: a migration or seed step is not deterministic (time, random values) or the file "
-                    "was edited",
-                )
 
-        return after
+def _compare_cached(
+    checkup: Checkup, digest: Callable[[], str | None], others: Callable[[], list[str]], where: Path
+) -> Callable[[], None]:
+    """Doctor's check of a cached template: ``digest`` before a fresh build, compared with it after."""
+    before: str | None = None
+    try:
+        before = digest()
+    except DbscopeError as exc:
+        checkup.problem("cached template", str(exc))
+
+    def after() -> None:
+        older = others()
+        if older:
+            checkup.advise(
+                f"{len(older)} cached template(s) of older migrations in {where}: "
+                "`dbscope gc --templates --yes` removes them"
+            )
+        if before is None:
+            checkup.na("cached template", "none was cached for these migrations; one is now")
+            return
+        fresh = digest()
+        if fresh == before:
+            checkup.ok("cached template", "identical to a fresh build")
+        else:
+            checkup.problem(
+                "cached template",
+                f"it differed from a fresh build of the same migrations ({before} vs {fresh}) and has been "
+                "replaced: a migration or seed step is not deterministic (time, random values) or the file "
+                "was edited",
+            )
+
+    return after
 
 
 def _removed(items: list[FileGarbage], request: GarbageRequest) -> list[FileGarbage]:
