@@ -8,6 +8,8 @@ import dbscope
 def test_all_is_exactly_the_public_api() -> None:
     assert sorted(dbscope.__all__) == sorted(
         [
+            "AsyncClient",
+            "AsyncTransaction",
             "BackendUnavailableError",
             "CleanupError",
             "Client",

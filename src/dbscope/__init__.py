@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .async_client import AsyncClient, AsyncTransaction
 from .client import Client, ResultSet, Row, Transaction
 from .config import Config, EnvVarSpec
 from .errors import (
@@ -26,6 +27,8 @@ from .manager import IsolationManager
 from .scope import Scope
 
 __all__ = [
+    "AsyncClient",
+    "AsyncTransaction",
     "BackendUnavailableError",
     "CleanupError",
     "Client",

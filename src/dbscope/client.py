@@ -170,6 +170,8 @@ class Client:
         self._closed_at: str | None = None
         self._extra: list[Any] = []
         self.close_problems: list[str] = []  # why close() returned False, for the report
+        # run once the client is closed, however that happens (an AsyncClient stops its worker thread)
+        self._after_close: list[Callable[[], None]] = []
         self._counts = {"statements": 0, "transactions": 0, "batches": 0, "errors": 0, "connections_opened": 1}
         self._created = time.monotonic()
 
@@ -320,6 +322,11 @@ class Client:
             for conn in [*self._extra, self._conn] if self._owns_connection else self._extra:
                 ok = _close_quietly(conn, self.scope_id, self.close_problems) and ok
             self._extra.clear()
+            for callback in self._after_close:
+                try:
+                    callback()
+                except Exception as exc:
+                    log.warning("error after closing the client of scope %s: %s", self.scope_id, exc)
             return ok
         finally:
             if acquired:

@@ -15,6 +15,7 @@ to emergency cleanup, which still leaves nothing behind. docs/how-it-works.md dr
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import logging
 import os
@@ -73,7 +74,15 @@ class IsolationManager:
         self.run_id = secrets.token_hex(4)
         self.worker_id = os.environ.get("PYTEST_XDIST_WORKER", "main")
         self.is_test_mode = False
-        self.current_test_id: str | None = None
+        # The current scope: the one entered in this context (a task or thread running in a copy
+        # of the test's context sees the test's scope), else the process's, the scope entered
+        # last and not yet ended (what a plain threading.Thread, which starts in an empty
+        # context, sees). One variable per manager: two managers never see each other's scopes.
+        self._context_scope: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"dbscope_current_scope_{id(self):x}", default=None
+        )
+        self._context_tokens: dict[str, contextvars.Token[str | None]] = {}
+        self._process_scope: str | None = None
         self.active_scopes: dict[str, Scope] = {}
         self.global_connection_registry: set[Any] = set()
         self._counters: Counter[str] = Counter()
@@ -91,6 +100,25 @@ class IsolationManager:
         self.pool_size = 2
         self.scope_listeners: list[Callable[[Scope], None]] = []
         configure_debug_logging()
+
+    # -- the current scope -----------------------------------------------------------
+
+    @property
+    def current_test_id(self) -> str | None:
+        """The current scope's id: the one entered in this context, else the process's.
+
+        A task, or a function run in a thread through ``contextvars.copy_context().run``
+        (``asyncio.to_thread`` and ``anyio.to_thread.run_sync`` do that), sees the scope
+        of the context it was started from, and a ScopeError once that scope has ended.
+        A ``threading.Thread``, or a ``ThreadPoolExecutor`` job, starts in an empty
+        context and sees the process's current scope: the one entered last and not yet
+        ended, which under pytest is the running test's.
+        """
+        return self._context_scope.get() or self._process_scope
+
+    @current_test_id.setter
+    def current_test_id(self, scope_id: str | None) -> None:
+        self._process_scope = scope_id
 
     # -- metrics and stats ------------------------------------------------------------
 
@@ -265,7 +293,7 @@ class IsolationManager:
     def scope(self, test_name: str, *, options_source: str | None = None, **options: Any) -> Iterator[Scope]:
         """A scope for the ``with`` block: its database, its env vars, then cleanup."""
         scope_id = self.create_scope(test_name, options_source=options_source, **options)
-        previous = self.current_test_id
+        previous = self._process_scope
         try:
             self._enter(scope_id)
         except BaseException:
@@ -275,7 +303,7 @@ class IsolationManager:
             yield self.active_scopes[scope_id]
         finally:
             self.destroy_scope(scope_id)
-            self.current_test_id = previous
+            self._process_scope = previous
 
     def close(self) -> None:
         """Destroy every active scope and release the backends and templates."""
@@ -316,7 +344,14 @@ class IsolationManager:
 
     def _scope(self, scope_id: str | None) -> Scope:
         if scope_id is None:
-            scope_id = self.current_test_id
+            from_context = self._context_scope.get()
+            if from_context is not None and from_context not in self.active_scopes:
+                raise ScopeError(
+                    f"the scope of this task or thread, {from_context}, has ended: the task or thread was "
+                    "started in that scope's test and outlived it; await or join it before its test ends, "
+                    "or pass a scope id"
+                )
+            scope_id = from_context or self._process_scope
             if scope_id is None:
                 raise ScopeError(
                     "there is no current test scope; call ensure_test_isolation() first or pass a scope id"
@@ -452,7 +487,8 @@ class IsolationManager:
         saved: dict[str, str | None] = {}
         change_env(saved, {spec.name: scope.url(spec.format) for spec in self.config.env_vars})
         self._saved_env[scope_id] = saved
-        self.current_test_id = scope_id
+        self._process_scope = scope_id
+        self._context_tokens[scope_id] = self._context_scope.set(scope_id)
 
     def _restore_env(self, scope_id: str) -> None:
         restore_env(self._saved_env.pop(scope_id, {}))
@@ -486,8 +522,14 @@ class IsolationManager:
         with self._lock:
             self.active_scopes.pop(scope.id, None)
             self._restore_env(scope.id)
-            if self.current_test_id == scope.id:
-                self.current_test_id = None
+            if self._process_scope == scope.id:
+                self._process_scope = None
+            token = self._context_tokens.pop(scope.id, None)
+            if token is not None and self._context_scope.get() == scope.id:
+                try:
+                    self._context_scope.reset(token)
+                except ValueError:  # ended from another context (emergency cleanup in another thread)
+                    pass
             scope.state = ScopeState.CLOSED
             scope._ended = time.monotonic()
             scope.teardown_ms = (time.perf_counter() - started) * 1000
