@@ -407,6 +407,14 @@ def test_the_adb_fixture_under_each_async_plugin(
     result.assert_outcomes(passed=4)
 
 
+@pytest.mark.parametrize("strategy", ["reset", "rollback"])
+def test_the_adb_fixture_under_the_strategies_that_keep_one_database(
+    project: MakeProject, monkeypatch: pytest.MonkeyPatch, url: str, strategy: str
+) -> None:
+    pytester = adb_project(project, monkeypatch, "pytest-asyncio auto", url)
+    pytester.runpytest_subprocess("-p", "no:xdist", f"--dbscope-strategy={strategy}").assert_outcomes(passed=4)
+
+
 @pytest.mark.parametrize("plugin", list(PLUGINS))
 def test_a_failing_await_shows_the_tests_line_first(
     project: MakeProject, monkeypatch: pytest.MonkeyPatch, url: str, plugin: str
