@@ -21,20 +21,10 @@ PORT="${DBSCOPE_CI_MARIADB_PORT:-3306}" # another port only to try this script o
 DIR="${DBSCOPE_CI_MARIADB_DIR:-/var/tmp/dbscope-ci-mariadb}"
 WAIT_SECONDS=60
 
-say() { echo "ensure-mariadb: $*"; }
-die() {
-    echo "ensure-mariadb: ERROR: $*" >&2
-    exit 1
-}
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo -n "$@"
-    else
-        die "'$*' needs root, and this is neither root nor allowed passwordless sudo; install MariaDB yourself, or start a server on ${HOST}:${PORT} where root logs in without a password"
-    fi
-}
+SCRIPT=ensure-mariadb
+AS_ROOT_ADVICE="install MariaDB yourself, or start a server on ${HOST}:${PORT} where root logs in without a password"
+# shellcheck source=.ci/common.sh
+. "$(dirname "$0")/common.sh"
 client() { command -v mariadb >/dev/null 2>&1 && echo mariadb || echo mysql; }
 answers() { "$(client)" --no-defaults -h "$HOST" -P "$PORT" -u root --connect-timeout=2 -N -e 'SELECT VERSION()' 2>/dev/null; }
 

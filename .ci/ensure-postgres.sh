@@ -22,22 +22,10 @@ PORT="${DBSCOPE_CI_PG_PORT:-5432}" # another port only to try this script out
 URL="postgresql://postgres@${HOST}:${PORT}/postgres"
 WAIT_SECONDS=60
 
-say() { echo "ensure-postgres: $*"; }
-die() {
-    echo "ensure-postgres: ERROR: $*" >&2
-    exit 1
-}
-
-# Run a command as root: directly when we are root, else through passwordless sudo.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo -n "$@"
-    else
-        die "'$*' needs root, and this is neither root nor allowed passwordless sudo; run this script as root, or start a PostgreSQL server on ${HOST}:${PORT} yourself"
-    fi
-}
+SCRIPT=ensure-postgres
+AS_ROOT_ADVICE="run this script as root, or start a PostgreSQL server on ${HOST}:${PORT} yourself"
+# shellcheck source=.ci/common.sh
+. "$(dirname "$0")/common.sh"
 
 answers() { command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h "$HOST" -p "$PORT" -t 2; }
 logs_in() { psql "$1" -X -A -t -q -c 'SELECT 1' >/dev/null 2>&1; }
