@@ -27,12 +27,9 @@ PyMySQL is imported only when this backend is used.
 from __future__ import annotations
 
 import contextlib
-import enum
-import hashlib
 import logging
 import os
 import queue
-import re
 import secrets
 import threading
 import time
@@ -46,6 +43,7 @@ import pymysql
 from ..errors import BackendUnavailableError, CleanupError, ConfigError, DbscopeError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
+from . import servers
 from .base import BuildEnvironment, Dialect, Look
 from .mariadb_connect import (
     START_ADVICE,
@@ -61,12 +59,6 @@ from .mariadb_connect import (
 from .mariadb_connect import quote_name as q
 from .mariadb_dialect import DIALECT
 from .mariadb_owner import (
-    PREFIX,
-    REGISTRY_DB,
-    STALE_AFTER_S,
-    TEMPLATE_PREFIX,
-    GarbageItem,
-    OwnerRecord,
     drop_checked,
     ensure_registry,
     forget_dead_runs,
@@ -103,6 +95,7 @@ from .mariadb_schema import (
     tracking_script,
 )
 from .registry import by_scheme
+from .servers import PREFIX, REGISTRY_DB, STALE_AFTER_S, TEMPLATE_PREFIX, DatabaseState, GarbageItem, OwnerRecord
 
 __all__ = ["MariaDBBackend", "MariaDBDatabase", "MariaDBTemplate", "clone_name", "collect_garbage"]
 
@@ -118,16 +111,8 @@ _LOUD = "SET @dbscope_quiet = NULL"
 
 
 def clone_name(run: str, label: str) -> str:
-    """``dbscope_<run>_<label>``, lower case, at most 62 characters (a hash keeps cut names unique)."""
-
-    def clean(text: str) -> str:
-        return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
-
-    name = f"{PREFIX}{clean(run) or 'run'}_{clean(label) or 'db'}"
-    if len(name) > _MAX_NAME:
-        digest = hashlib.sha256(f"{run}\0{label}".encode()).hexdigest()[:8]
-        name = f"{name[: _MAX_NAME - 9]}_{digest}"
-    return name
+    """``dbscope_<run>_<label>``, at most 62 characters (see :func:`servers.clone_name`)."""
+    return servers.clone_name(run, label, max_length=_MAX_NAME)
 
 
 @dataclass
@@ -139,13 +124,6 @@ class MariaDBTemplate:
     built: bool = False  # built by this backend (False: reused)
     blueprint: Blueprint | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-class DatabaseState(enum.Enum):
-    OPEN = "open"
-    RELEASED = "released"
-    KEPT = "kept"
-    DROPPED = "dropped"
 
 
 class MariaDBDatabase:
@@ -861,14 +839,12 @@ def collect_garbage(
         items = plan_garbage(conn, stale_after_s=stale_after_s, templates=templates, kept=kept)
         if dry_run:
             return items
-        result: list[GarbageItem] = []
-        for item in items:
-            if item.action == "drop":
-                try:
-                    drop_checked(conn, item.name, allow_kinds=("clone", "building", "snapshot", "kept", "template"))
-                except (pymysql.Error, DbscopeError) as exc:
-                    item = GarbageItem(item.name, f"{item.reason}; the drop failed: {mask_password(str(exc))}", "keep")
-            result.append(item)
+        result = servers.drop_garbage(
+            items,
+            lambda name: drop_checked(conn, name, allow_kinds=("clone", "building", "snapshot", "kept", "template")),
+            errors=(pymysql.Error, DbscopeError),
+            describe=lambda exc: mask_password(str(exc)),
+        )
         forget_dead_runs(conn, stale_after_s=stale_after_s)
         return result
     finally:

@@ -6,7 +6,7 @@ Importing this module imports PyMySQL: the registry loads it only for a MariaDB/
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pymysql
 
@@ -16,6 +16,7 @@ from .base import Backend, Checkup, GarbageList, GarbageRequest, SharedServer
 from .hostfs import MEMORY_FILESYSTEMS, filesystem_type
 from .mariadb_connect import connect, server_address
 from .mariadb_schema import rows
+from .servers import garbage_options, templates_note
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -60,19 +61,10 @@ class _ServerType:
         return None
 
     def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
-        options: dict[str, Any] = {
-            "dry_run": request.dry_run,
-            "allow_remote": request.allow_remote or config.allow_remote,
-            "templates": request.templates,
-            "kept": request.kept,
-        }
-        if request.stale_after_s is not None:
-            options["stale_after_s"] = request.stale_after_s
-        return GarbageList(mariadb.collect_garbage(url, **options))
+        return GarbageList(mariadb.collect_garbage(url, **garbage_options(request, allow_remote=config.allow_remote)))
 
     def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:
-        detail = f"the server keeps the template under fingerprint {fingerprint}; rebuilt above"
-        return lambda: checkup.na("cached template", detail)
+        return templates_note(checkup, fingerprint)
 
     def advise(self, url: BackendURL, backend: Backend, *, config: Config, clone_ms: float, checkup: Checkup) -> None:
         directory = data_directory(url)

@@ -905,7 +905,7 @@ class _ThrowawayClusterType:
         return GarbageList(nothing_because="a throwaway cluster (postgresql+proc://) is removed with its run")
 
     def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:
-        from .pg_tools import templates_note
+        from .servers import templates_note
 
         return templates_note(checkup, fingerprint)
 

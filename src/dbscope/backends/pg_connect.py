@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import ipaddress
 import logging
 import os
 import re
 import select
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +29,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ..errors import BackendUnavailableError, ConfigError
 from ..urls import SERVER_PARTS, URL_PARTS, BackendURL, mask_password, no_part
+from .servers import is_local_host, require_local
 
 __all__ = [
     "Budget",
@@ -176,69 +175,10 @@ def server_address(url: BackendURL) -> ServerAddress:
 # -- is the server on this machine? --------------------------------------------------------
 
 
-def _is_local_address(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.is_loopback or ip.is_unspecified:
-        return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _is_local_address(str(ip.ipv4_mapped))
-    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-    try:  # an address of one of this machine's interfaces is one we can bind to
-        with socket.socket(family, socket.SOCK_DGRAM) as probe:
-            probe.bind((address, 0))
-        return True
-    except OSError:
-        return False
-
-
-def is_local_host(host: str) -> bool:
-    """True for a socket path, ``localhost``, a loopback or unspecified address, an address
-    of this machine's interfaces, or this machine's own host name.
-
-    Any other name is not local and is never looked up: a DNS answer can point anywhere
-    (``127.0.0.1.nip.io``) or change between this check and libpq's own lookup, and an
-    unresolvable name must be refused, not tried.
-    """
-    host = host.strip()
-    if not host or host.startswith(("/", "@")):
-        return True  # a unix-domain socket (an '@' one lives in the abstract namespace)
-    name = host.strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(name.split("%", 1)[0])
-    except ValueError:
-        pass
-    else:
-        return _is_local_address(name)
-    if name != socket.gethostname().lower():
-        return False
-    try:  # this machine's own name (from /etc/hosts, usually): local if all its addresses are
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return False
-    addresses = {str(info[4][0]) for info in infos}
-    return bool(addresses) and all(_is_local_address(a) for a in addresses)
-
-
 def check_local(address: ServerAddress, *, allow_remote: bool) -> None:
-    """Refuse a server that is not on this machine unless ``allow_remote``."""
-    if allow_remote:
-        return
-    options = address.options
-    hosts = [h for h in (options.get("hostaddr") or address.host).split(",")]
-    for host in hosts:
-        if not is_local_host(host):
-            raise BackendUnavailableError(
-                f"refusing to use the PostgreSQL server at {host} ({address.masked_url}): it is not on this "
-                "machine, and dbscope creates and drops databases on the server it is given, so a stray "
-                "DATABASE_URL or dbscope_url pointing at production must never be used for tests. "
-                "If this server is meant for tests, allow it with dbscope_allow_remote = true "
-                "(or --dbscope-allow-remote, or DBSCOPE_ALLOW_REMOTE=1)."
-            )
+    """Refuse a server that is not on this machine unless ``allow_remote`` (every host of a multi-host URL)."""
+    hosts = (address.options.get("hostaddr") or address.host).split(",")
+    require_local(hosts, server="PostgreSQL", masked_url=address.masked_url, allow_remote=allow_remote)
 
 
 # -- connecting ------------------------------------------------------------------------------

@@ -24,30 +24,45 @@ A run is alive when any of these holds:
 A database whose owner is not alive is garbage. Templates are kept: later runs reuse
 them; ``templates=True`` drops those no live run uses. Kept databases are kept until
 ``kept=True``.
+
+The record, the judge of runs and the verdicts are the server backends' own (servers.py);
+this module says where PostgreSQL keeps them: comments, advisory locks, the registry database.
 """
 
 from __future__ import annotations
 
-import enum
 import hashlib
-import json
 import logging
-import os
-import socket
-import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from ..errors import BackendUnavailableError
 from .processes import pid_alive
+from .servers import (
+    KINDS,
+    PREFIX,
+    REGISTRY_DB,
+    STALE_AFTER_S,
+    TEMPLATE_PREFIX,
+    GarbageItem,
+    OwnerKind,
+    OwnerRecord,
+    RunBeat,
+    RunJudge,
+    garbage_item,
+    this_machine,
+)
+from .servers import refusal as _refusal
 
 __all__ = [
+    "KINDS",
     "PREFIX",
     "REGISTRY_DB",
+    "STALE_AFTER_S",
+    "TEMPLATE_PREFIX",
     "GarbageItem",
     "OwnerKind",
     "OwnerRecord",
@@ -59,28 +74,11 @@ __all__ = [
 
 log = logging.getLogger("dbscope.database")
 
-PREFIX = "dbscope_"
-TEMPLATE_PREFIX = "dbscope_tpl_"
-REGISTRY_DB = "dbscope_registry"
 #: Advisory-lock namespaces (the first key of the two-key form): "dbsr", "dbst", "dbsg".
 RUN_LOCK = 0x64627372
 TEMPLATE_LOCK = 0x64627374
 REGISTRY_LOCK = 0x64627367
-STALE_AFTER_S = 60.0
 
-
-class OwnerKind(enum.StrEnum):
-    """What a dbscope database is, as its owner record's ``kind`` says."""
-
-    CLONE = "clone"
-    BUILDING = "building"
-    TEMPLATE = "template"
-    SNAPSHOT = "snapshot"
-    KEPT = "kept"
-    REGISTRY = "registry"
-
-
-KINDS = tuple(OwnerKind)
 
 REGISTRY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -112,101 +110,6 @@ def lock_key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big", signed=True)
 
 
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-@dataclass(frozen=True)
-class Machine:
-    host: str
-    boot: str
-
-
-def this_machine() -> Machine:
-    return Machine(socket.gethostname(), _boot_id())
-
-
-@dataclass(frozen=True)
-class OwnerRecord:
-    """What dbscope writes into the comment of every database it creates.
-
-    ``kind`` is stored as the JSON key "kind"; given as a string, it is read as an
-    :class:`OwnerKind` (a ``str`` too), which the ``is_*`` properties ask about.
-    """
-
-    kind: str
-    run: str
-    session: str
-    host: str
-    boot: str
-    pid: int
-    created: float = field(default_factory=time.time)
-    template: str | None = None
-    fingerprint: str | None = None
-
-    @classmethod
-    def for_run(cls, run: str, *, session: str | None = None, kind: str = "clone") -> OwnerRecord:
-        machine = this_machine()
-        return cls(kind, run, session or run, machine.host, machine.boot, os.getpid())
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", OwnerKind(self.kind))
-
-    @property
-    def is_registry(self) -> bool:
-        """The ``dbscope_registry`` database: runs and their heartbeats."""
-        return self.kind is OwnerKind.REGISTRY
-
-    @property
-    def is_template(self) -> bool:
-        """A finished template, reused by later runs with the same migrations and seed."""
-        return self.kind is OwnerKind.TEMPLATE
-
-    @property
-    def is_kept(self) -> bool:
-        """A failed test's database, kept by ``--dbscope-keep-failed`` until ``dbscope gc --kept``."""
-        return self.kind is OwnerKind.KEPT
-
-    def but(self, **changes: Any) -> OwnerRecord:
-        """A copy with ``changes`` and a fresh ``created`` time (unless given)."""
-        changes.setdefault("created", time.time())
-        return replace(self, **changes)
-
-    def to_json(self) -> str:
-        data = {"dbscope": 1, **{k: v for k, v in asdict(self).items() if v is not None}}
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
-
-    @classmethod
-    def from_comment(cls, comment: str | None) -> OwnerRecord | None:
-        """The record in a database comment, or None when it is not a dbscope record."""
-        if not comment:
-            return None
-        try:
-            data = json.loads(comment)
-        except ValueError:
-            return None
-        if not isinstance(data, dict) or data.get("dbscope") != 1 or data.get("kind") not in KINDS:
-            return None
-        try:
-            return cls(
-                kind=str(data["kind"]),
-                run=str(data.get("run", "")),
-                session=str(data.get("session", data.get("run", ""))),
-                host=str(data.get("host", "")),
-                boot=str(data.get("boot", "")),
-                pid=int(data.get("pid", 0)),
-                created=float(data.get("created", 0.0)),
-                template=data.get("template"),
-                fingerprint=data.get("fingerprint"),
-            )
-        except (TypeError, ValueError):
-            return None
-
-
 def comment_on(name: str, record: OwnerRecord) -> sql.Composed:
     """``COMMENT ON DATABASE <name> IS '<record>'`` (utility statements take no parameters)."""
     return sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(record.to_json()))
@@ -223,7 +126,7 @@ def read_owner(conn: psycopg.Connection[Any], name: str) -> tuple[bool, bool, Ow
     ).fetchone()
     if row is None:
         return False, False, None
-    record = OwnerRecord.from_comment(row[1])
+    record = OwnerRecord.from_json(row[1])
     if record is None:
         record = pending_record(conn, name)
     return True, bool(row[0]), record
@@ -249,14 +152,11 @@ def pending_record(conn: psycopg.Connection[Any] | None, name: str) -> OwnerReco
         row = conn.execute("SELECT record FROM pending WHERE name = %s", [name]).fetchone()
     except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
         return None
-    return OwnerRecord.from_comment(row[0]) if row else None
+    return OwnerRecord.from_json(row[0]) if row else None
 
 
 def refusal(name: str, why: str) -> BackendUnavailableError:
-    return BackendUnavailableError(
-        f"refusing to drop database {name!r}: {why}. dbscope only drops databases it created, whose name "
-        f"starts with {PREFIX!r} and whose comment holds a dbscope owner record."
-    )
+    return _refusal(name, why, recorded="whose comment holds a dbscope owner record")
 
 
 def drop_checked(
@@ -350,85 +250,23 @@ def unregister_run(registry: psycopg.Connection[Any], run: str) -> None:
 # -- garbage ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GarbageItem:
-    """One dbscope database and what garbage collection does with it, and why."""
-
-    name: str
-    reason: str
-    action: Literal["drop", "keep"]
-
-    def __str__(self) -> str:
-        return f"{self.action:4} {self.name}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class _Run:
-    heartbeat_age: float
-    templates: tuple[str, ...]
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min ago"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h ago"
-    return f"{seconds / 86400:.0f} days ago"
-
-
-class _Judge:
-    """Decides whether the run that owns a database is alive."""
-
-    def __init__(self, conn: psycopg.Connection[Any], registry: psycopg.Connection[Any] | None, stale: float) -> None:
-        self.stale = stale
-        self.machine = this_machine()
-        self.now = time.time()
-        self.locks = {
-            int(objid)
-            for (objid,) in conn.execute(
-                "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid "
-                "AND objsubid = 2 AND granted",
-                [RUN_LOCK],
-            )
-        }
-        self.runs: dict[str, _Run] = {}
-        if registry is not None:
-            for run, age, templates in registry.execute(
-                "SELECT run, extract(epoch FROM now() - heartbeat)::float8, templates FROM runs"
-            ):
-                self.runs[str(run)] = _Run(float(age), tuple(templates or ()))
-
-    def locked(self, run: str) -> bool:
-        return (lock_key(run) & 0xFFFFFFFF) in self.locks
-
-    def alive(self, record: OwnerRecord) -> tuple[bool, str]:
-        run, who = record.run, f"run {record.run} (pid {record.pid} on {record.host or '?'})"
-        if self.locked(run):
-            return True, f"{who} is still connected to the server"
-        here = record.host == self.machine.host
-        if here and record.boot and self.machine.boot and record.boot != self.machine.boot:
-            return False, f"{who} is gone: this machine has rebooted since"
-        if here and not pid_alive(record.pid):
-            return False, f"{who} is gone: process {record.pid} is not running"
-        beat = self.runs.get(run)
-        if beat is not None:
-            if beat.heartbeat_age > self.stale:
-                return False, f"{who} stopped its heartbeat {_ago(beat.heartbeat_age)} (stale after {self.stale:g} s)"
-            return True, f"{who} is alive (heartbeat {_ago(beat.heartbeat_age)})"
-        age = max(self.now - record.created, 0.0)
-        if here:
-            return True, f"{who} is running"
-        if age > self.stale:
-            return False, f"{who} has no heartbeat and the database was created {_ago(age)}"
-        return True, f"{who} created it {_ago(age)}; waiting for its heartbeat"
-
-    def template_in_use(self, name: str) -> str | None:
-        for run, info in self.runs.items():
-            if name in info.templates and (self.locked(run) or info.heartbeat_age <= self.stale):
-                return run
-        return None
+def _judge(conn: psycopg.Connection[Any], registry: psycopg.Connection[Any] | None, stale: float) -> RunJudge:
+    """The judge of runs on this server: run locks from ``pg_locks``, heartbeats from the registry."""
+    locks = {
+        int(objid)
+        for (objid,) in conn.execute(
+            "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid "
+            "AND objsubid = 2 AND granted",
+            [RUN_LOCK],
+        )
+    }
+    runs: dict[str, RunBeat] = {}
+    if registry is not None:
+        for run, age, templates in registry.execute(
+            "SELECT run, extract(epoch FROM now() - heartbeat)::float8, templates FROM runs"
+        ):
+            runs[str(run)] = RunBeat(float(age), tuple(templates or ()))
+    return RunJudge(runs=runs, locked=lambda run: (lock_key(run) & 0xFFFFFFFF) in locks, stale=stale)
 
 
 def plan_garbage(
@@ -440,58 +278,21 @@ def plan_garbage(
     kept: bool = False,
 ) -> list[GarbageItem]:
     """Every ``dbscope_*`` database on the server, each with 'drop' or 'keep' and the reason."""
-    judge = _Judge(conn, registry, stale_after_s)
+    judge = _judge(conn, registry, stale_after_s)
     rows = conn.execute(
         "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
         "WHERE datname LIKE 'dbscope\\_%' ORDER BY datname"
     ).fetchall()
-    items: list[GarbageItem] = []
-    for name, comment in rows:
-        name = str(name)
-        record = OwnerRecord.from_comment(comment) or pending_record(registry, name)
-        if record is None:
-            items.append(
-                GarbageItem(
-                    name,
-                    "no dbscope owner record: dbscope did not create it (or was stopped between creating it and "
-                    "recording its owner); dbscope never drops it, drop it by hand if it is yours",
-                    "keep",
-                )
-            )
-        elif record.is_registry:
-            items.append(GarbageItem(name, "dbscope's registry of runs (their heartbeats)", "keep"))
-        elif record.is_template:
-            user = judge.template_in_use(name)
-            built = f"fingerprint {record.fingerprint}, built {_ago(max(judge.now - record.created, 0))}"
-            if user is not None:
-                items.append(GarbageItem(name, f"template ({built}) in use by live run {user}", "keep"))
-            elif templates:
-                items.append(GarbageItem(name, f"template ({built}) that no live run uses", "drop"))
-            else:
-                items.append(
-                    GarbageItem(
-                        name,
-                        f"template ({built}), reused by later runs with the same migrations and seed; "
-                        "drop templates no live run uses with templates=True (dbscope gc --templates)",
-                        "keep",
-                    )
-                )
-        elif record.is_kept:
-            if kept:
-                items.append(GarbageItem(name, f"kept for a failed test by run {record.run}", "drop"))
-            else:
-                items.append(
-                    GarbageItem(
-                        name,
-                        f"kept for a failed test by run {record.run} (--dbscope-keep-failed); "
-                        "drop it with kept=True (dbscope gc --kept) when done",
-                        "keep",
-                    )
-                )
-        else:
-            alive, why = judge.alive(record)
-            items.append(GarbageItem(name, f"{record.kind}: {why}", "keep" if alive else "drop"))
-    return items
+    return [
+        garbage_item(
+            str(name),
+            OwnerRecord.from_json(comment) or pending_record(registry, str(name)),
+            judge,
+            templates=templates,
+            kept=kept,
+        )
+        for name, comment in rows
+    ]
 
 
 _RUN_LOCK_HELD = (

@@ -6,7 +6,7 @@ Importing this module imports psycopg: the registry loads it only for a PostgreS
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -15,6 +15,7 @@ from . import postgresql
 from .base import Backend, Checkup, GarbageList, GarbageRequest, SharedServer
 from .hostfs import MEMORY_FILESYSTEMS, filesystem_type
 from .pg_connect import connect, server_address
+from .servers import garbage_options, templates_note
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -39,12 +40,6 @@ def data_directory(url: BackendURL) -> str | None:
     return str(row[0]) if row else None
 
 
-def templates_note(checkup: Checkup, fingerprint: str) -> Callable[[], None]:
-    """What doctor says of a server's cached template: the server keeps it; it was rebuilt."""
-    detail = f"the server keeps the template under fingerprint {fingerprint}; rebuilt above"
-    return lambda: checkup.na("cached template", detail)
-
-
 class _ServerType:
     """``postgresql://user@host:port/db``: a database per scope on a server someone else runs."""
 
@@ -63,16 +58,7 @@ class _ServerType:
         return None
 
     def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
-        options: dict[str, Any] = {
-            "dry_run": request.dry_run,
-            "allow_remote": request.allow_remote or config.allow_remote,
-        }
-        if request.stale_after_s is not None:
-            options["stale_after_s"] = request.stale_after_s
-        if request.templates:
-            options["templates"] = True
-        if request.kept:
-            options["kept"] = True
+        options = garbage_options(request, allow_remote=config.allow_remote)
         return GarbageList(postgresql.collect_garbage(url, **options))
 
     def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:

@@ -26,12 +26,9 @@ psycopg (3) is imported only when this backend is used.
 from __future__ import annotations
 
 import contextlib
-import enum
-import hashlib
 import logging
 import os
 import queue
-import re
 import secrets
 import threading
 import time
@@ -46,6 +43,7 @@ from psycopg import sql
 from ..errors import BackendUnavailableError, ConfigError, DbscopeError, MigrationError
 from ..migrations import MigrationSet, combined_fingerprint
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
+from . import servers
 from .base import BuildEnvironment, Dialect, Look
 from .pg_connect import (
     START_ADVICE,
@@ -97,6 +95,7 @@ from .pg_snapshot import (
     take_write_marks,
 )
 from .registry import by_scheme
+from .servers import DatabaseState
 
 __all__ = [
     "CLONE_STRATEGY_ENV",
@@ -152,16 +151,8 @@ def clone_strategy(environ: dict[str, str] | None = None) -> str:
 
 
 def clone_name(run: str, label: str) -> str:
-    """``dbscope_<run>_<label>``, lower case, at most 63 bytes (a hash keeps cut names unique)."""
-
-    def clean(text: str) -> str:
-        return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")
-
-    name = f"{PREFIX}{clean(run) or 'run'}_{clean(label) or 'db'}"
-    if len(name) > _MAX_NAME:
-        digest = hashlib.sha256(f"{run}\0{label}".encode()).hexdigest()[:8]
-        name = f"{name[: _MAX_NAME - 9]}_{digest}"
-    return name
+    """``dbscope_<run>_<label>``, at most 63 bytes (see :func:`servers.clone_name`)."""
+    return servers.clone_name(run, label, max_length=_MAX_NAME)
 
 
 @dataclass
@@ -173,13 +164,6 @@ class PostgreSQLTemplate:
     built: bool = False  # built by this backend (False: reused)
     snapshot: Snapshot | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-class DatabaseState(enum.Enum):
-    OPEN = "open"
-    RELEASED = "released"
-    KEPT = "kept"
-    DROPPED = "dropped"
 
 
 class PostgreSQLDatabase:
@@ -1027,14 +1011,12 @@ def collect_garbage(
         items = plan_garbage(conn, registry, stale_after_s=stale_after_s, templates=templates, kept=kept)
         if dry_run:
             return items
-        result: list[GarbageItem] = []
-        for item in items:
-            if item.action == "drop":
-                try:
-                    drop_checked(conn, item.name, allow_template=templates)
-                except (psycopg.Error, BackendUnavailableError) as exc:
-                    item = GarbageItem(item.name, f"{item.reason}; the drop failed: {mask_password(str(exc))}", "keep")
-            result.append(item)
+        result = servers.drop_garbage(
+            items,
+            lambda name: drop_checked(conn, name, allow_template=templates),
+            errors=(psycopg.Error, BackendUnavailableError),
+            describe=lambda exc: mask_password(str(exc)),
+        )
         if registry is not None:
             forget_dead_runs(registry, stale_after_s=stale_after_s)
         return result
