@@ -97,7 +97,7 @@ from .mariadb_schema import (
 from .registry import by_scheme
 from .servers import PREFIX, REGISTRY_DB, STALE_AFTER_S, TEMPLATE_PREFIX, DatabaseState, GarbageItem, OwnerRecord
 
-__all__ = ["MariaDBBackend", "MariaDBDatabase", "MariaDBTemplate", "clone_name", "collect_garbage"]
+__all__ = ["DatabaseState", "MariaDBBackend", "MariaDBDatabase", "MariaDBTemplate", "clone_name", "collect_garbage"]
 
 log = logging.getLogger("dbscope.database")
 

@@ -100,6 +100,7 @@ from .servers import DatabaseState
 __all__ = [
     "CLONE_STRATEGY_ENV",
     "DEFAULT_CLONE_STRATEGY",
+    "DatabaseState",
     "GarbageItem",
     "OwnerRecord",
     "PostgreSQLBackend",
