@@ -18,7 +18,7 @@ between choosing it and binding it, the start is retried on another port.
 
 Directory (``<base>/dbscope_pgcluster_<owner pid>_<random>/``)::
 
-    owner.json     pid, process start time and host of the owning process
+    owner.json     the owning process (pid, start time, host) and how to stop the server (processes.py)
     data/          the data directory (its postmaster.pid names the server's pid)
     postgres.log   the server's log; its tail is quoted in errors
     .s.PGSQL.<port>  the server's unix socket
@@ -38,7 +38,7 @@ Cleanup that cannot be skipped, from the usual to the worst case:
   was started before the interrupt propagates. The terminal's Ctrl-C never reaches
   the server (pg_ctl starts it in its own session).
 * The owner is killed (SIGTERM, SIGKILL, a crash, an xdist worker or CI timeout): a
-  tiny watchdog process (stdlib only, in its own session) holds the read end of a
+  tiny watchdog process (processes.py, stdlib only, in its own session) holds the read end of a
   pipe from the owner; when the pipe closes without the owner having stopped the
   cluster, it stops the server and removes the directory.
 * Anything else (the watchdog killed too): the next ``start()`` on the machine
@@ -64,24 +64,19 @@ from __future__ import annotations
 import atexit
 import enum
 import glob
-import json
 import logging
 import os
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import parse_qsl, quote, urlsplit
 
 if TYPE_CHECKING:
@@ -92,19 +87,20 @@ if TYPE_CHECKING:
     from .base import Backend, Checkup, GarbageRequest
     from .postgresql import PostgreSQLBackend
 
-if __name__ != "__main__":  # run as a script, this file is the watchdog and needs only the stdlib
-    from ..errors import BackendUnavailableError, CleanupError, ConfigError
-    from .base import GarbageList
-    from .hostfs import filesystem_type
-    from .processes import pid_alive, proc_stat
-else:  # the watchdog (python -I -S this file) loads the stdlib-only processes.py beside it by path
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("dbscope_processes", Path(__file__).with_name("processes.py"))
-    assert _spec is not None and _spec.loader is not None
-    _processes = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_processes)
-    pid_alive, proc_stat = _processes.pid_alive, _processes.proc_stat
+from ..errors import BackendUnavailableError, CleanupError, ConfigError
+from .base import GarbageList
+from .hostfs import filesystem_type
+from .processes import (
+    ServerStop,
+    Watchdog,
+    clean_stale,
+    default_bases,
+    destroy,
+    free_port,
+    make_owned_directory,
+    pid_alive,
+    read_pid,
+)
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -123,9 +119,10 @@ log = logging.getLogger("dbscope.database")
 PREFIX = "dbscope_pgcluster_"
 #: A custom server setting every throwaway cluster carries (see PostgreSQLBackend.throwaway).
 THROWAWAY_SETTING = "dbscope.throwaway"
-_NAME = re.compile(rf"^{PREFIX}(?P<pid>\d+)_")
-_OWNER_FILE = "owner.json"
 _LOG_FILE = "postgres.log"
+#: How the cluster's server is stopped at once: SIGQUIT to the postmaster (pg_ctl stop -m immediate)
+SERVER_STOP = ServerStop("data/postmaster.pid", ("postgres", "postmaster"), "SIGQUIT")
+_free_port = free_port  # the name start() calls (a test takes the port before the server binds it)
 
 #: Server settings of every throwaway cluster; ``settings=`` (or the URL's query) overrides them.
 DEFAULT_SETTINGS: Mapping[str, str] = MappingProxyType(
@@ -160,86 +157,6 @@ class ClusterState(enum.Enum):
     NEW = "new"
     RUNNING = "running"
     STOPPED = "stopped"
-
-
-# --- processes and directories (stdlib only: the watchdog script uses these too) ---
-
-
-def _process_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (Linux), to tell a reused pid."""
-    stat = proc_stat(pid)
-    try:
-        return int(stat[19]) if stat else None
-    except (IndexError, ValueError):
-        return None
-
-
-def _is_postgres(pid: int) -> bool:
-    if not pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True  # no /proc to check against: trust postmaster.pid
-    return b"postgres" in cmdline or b"postmaster" in cmdline
-
-
-def _read_postmaster_pid(data_dir: Path) -> int | None:
-    try:
-        first = (data_dir / "postmaster.pid").read_text().split("\n", 1)[0]
-        return int(first.strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    delay = 0.002
-    while pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.05)
-    return True
-
-
-def _stop_postmaster(data_dir: Path, timeout: float = 10.0) -> bool:
-    """Immediate shutdown of the server of ``data_dir`` if one runs; False if it would not die."""
-    pid = _read_postmaster_pid(data_dir)
-    if pid is None or pid <= 0 or not _is_postgres(pid):
-        return True
-    for sig, wait in ((signal.SIGQUIT, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return True
-        if _wait_gone(pid, wait):
-            return True
-    return False
-
-
-def _destroy(root: Path) -> bool:
-    """Stop the server of a cluster directory and remove it; True when nothing is left."""
-    stopped = _stop_postmaster(root / "data")
-    shutil.rmtree(root, ignore_errors=True)
-    return stopped and not root.exists()
-
-
-def _watchdog_main(root: str, owner_pid: str) -> None:
-    """Block until the owner's pipe closes; then clean up whatever the owner did not."""
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    try:
-        sys.stdin.buffer.read()
-    except OSError:
-        pass
-    path = Path(root)
-    try:
-        owner = json.loads((path / _OWNER_FILE).read_text())
-    except (OSError, ValueError):
-        return  # stopped by its owner (directory gone), or not a cluster this watchdog knows
-    if str(owner.get("pid")) == owner_pid:
-        _destroy(path)
 
 
 # --- finding binaries, users and directories ---
@@ -354,16 +271,6 @@ def _resolve_os_user(os_user: str | None) -> _OSUser:
     return _OSUser(name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir, switch=True)
 
 
-def _default_bases() -> list[Path]:
-    """Where clusters go by default, best first: tmpfs when writable, else the temp dir."""
-    bases = []
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
-        bases.append(shm)
-    bases.append(Path(tempfile.gettempdir()))
-    return bases
-
-
 def _reachable_by(path: Path, user: _OSUser) -> str | None:
     """The first directory on ``path`` that ``user`` cannot enter, or None."""
     for directory in [path, *path.parents]:
@@ -379,27 +286,6 @@ def _reachable_by(path: Path, user: _OSUser) -> str | None:
     return None
 
 
-def _owner_is_dead(directory: Path) -> bool:
-    match = _NAME.match(directory.name)
-    if not match:
-        return False
-    pid = int(match["pid"])
-    start_time = None
-    try:
-        owner = json.loads((directory / _OWNER_FILE).read_text())
-        if owner.get("host") != socket.gethostname():
-            return False  # another machine's (shared temp dir): not ours to judge
-        start_time = owner.get("start_time")
-    except (OSError, ValueError, AttributeError):
-        pass  # no owner file yet or any more: judge by the pid in the name
-    if pid == os.getpid():
-        return False
-    if not pid_alive(pid):
-        return True
-    current = _process_start_time(pid)
-    return start_time is not None and current is not None and current != start_time
-
-
 def clean_stale_clusters(base_dirs: list[Path] | None = None) -> list[Path]:
     """Remove cluster directories whose owning process is dead; return those removed.
 
@@ -407,29 +293,13 @@ def clean_stale_clusters(base_dirs: list[Path] | None = None) -> list[Path]:
     live owners, of other hosts and those this user may not remove are left alone.
     """
     removed = []
-    for base in base_dirs if base_dirs is not None else _default_bases():
-        try:
-            entries = [p for p in base.iterdir() if p.name.startswith(PREFIX)]
-        except OSError:
-            continue
-        for directory in entries:
-            try:
-                if not directory.is_dir() or not _owner_is_dead(directory):
-                    continue
-            except OSError:
-                continue
-            log.info("removing the throwaway cluster %s: its owner process is gone", str(directory))
-            if _destroy(directory):
-                removed.append(directory)
-            else:
-                log.warning("could not remove the stale throwaway cluster %s", str(directory))
+    for directory, gone in clean_stale(PREFIX, base_dirs if base_dirs is not None else default_bases(), SERVER_STOP):
+        if gone:
+            log.info("removed the throwaway cluster %s: its owner process was gone", str(directory))
+            removed.append(directory)
+        else:
+            log.warning("could not remove the stale throwaway cluster %s", str(directory))
     return removed
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the cluster ---
@@ -477,8 +347,7 @@ class ThrowawayCluster:
         self._port: int | None = None
         self._postmaster_pid: int | None = None
         self._user: _OSUser | None = None
-        self._watchdog: subprocess.Popen[bytes] | None = None
-        self._watchdog_pipe: IO[bytes] | None = None
+        self._watchdog: Watchdog | None = None
         self._timings: dict[str, float] = {}
         self._torn_down = False  # set once _teardown() has run to its end
 
@@ -601,12 +470,13 @@ class ThrowawayCluster:
             self._bindir = find_bindir(self._bindir_option)
             self._user = _resolve_os_user(self._os_user_option)
             base = self._choose_base(self._user)
-            clean_stale_clusters([base] if self._base_option else _default_bases())
+            clean_stale_clusters([base] if self._base_option else default_bases())
             try:
                 self._make_directory(base, self._user)
                 atexit.register(self._at_exit)
                 if self._use_watchdog:
-                    self._start_watchdog()
+                    assert self._root is not None
+                    self._watchdog = Watchdog(self._root)
                 self._initdb()
                 self._start_server()
             except BaseException:  # KeyboardInterrupt too: leave nothing behind
@@ -637,7 +507,7 @@ class ThrowawayCluster:
     # -- steps --
 
     def _choose_base(self, user: _OSUser) -> Path:
-        base = self._base_option or _default_bases()[0]
+        base = self._base_option or default_bases()[0]
         if not base.is_dir():
             raise BackendUnavailableError(f"the base directory {str(base)!r} for the throwaway cluster does not exist")
         if user.switch:
@@ -650,38 +520,9 @@ class ThrowawayCluster:
         return base
 
     def _make_directory(self, base: Path, user: _OSUser) -> None:
-        root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{self._owner_pid}_", dir=base))
-        self._root = root
-        owner = {
-            "pid": self._owner_pid,
-            "start_time": _process_start_time(self._owner_pid),
-            "host": socket.gethostname(),
-            "created": time.time(),
-        }
-        (root / _OWNER_FILE).write_text(json.dumps(owner))
+        self._root = make_owned_directory(PREFIX, base, SERVER_STOP)
         if user.switch:
-            os.chown(root, user.uid, user.gid)
-
-    def _start_watchdog(self) -> None:
-        script = Path(__file__)
-        if not script.is_file():
-            log.debug("no watchdog for %s: %s is not a file", str(self._root), script)
-            return
-        read_end, write_end = os.pipe()
-        try:
-            self._watchdog = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(script), "--watchdog", str(self._root), str(self._owner_pid)],
-                stdin=read_end,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # the terminal's Ctrl-C must not kill it
-            )
-        except BaseException:
-            os.close(write_end)
-            raise
-        finally:
-            os.close(read_end)
-        self._watchdog_pipe = os.fdopen(write_end, "wb")
+            os.chown(self._root, user.uid, user.gid)
 
     def _run(self, args: list[str], what: str) -> subprocess.CompletedProcess[str]:
         assert self._user is not None and self._root is not None
@@ -770,7 +611,7 @@ class ThrowawayCluster:
             result = self._run(args, "pg_ctl start")
             if result.returncode == 0:
                 self._port = port
-                self._postmaster_pid = _read_postmaster_pid(self._root / "data")
+                self._postmaster_pid = read_pid(self._root / "data" / "postmaster.pid")
                 self._timings["server_start_ms"] = (time.monotonic() - began) * 1000
                 return
             server_log = self._read_log(log_start)
@@ -795,21 +636,15 @@ class ThrowawayCluster:
         """Stop the server, remove the directory, end the watchdog; return what failed."""
         problems = []
         if self._root is not None:
-            if not _stop_postmaster(self._root / "data"):
-                problems.append(f"the server (pid {_read_postmaster_pid(self._root / 'data')}) would not exit")
-            shutil.rmtree(self._root, ignore_errors=True)
-            if self._root.exists():
-                problems.append(f"could not remove {self._root}")
+            pid = read_pid(self._root / "data" / "postmaster.pid")
+            if not destroy(self._root, SERVER_STOP):
+                if pid is not None and pid_alive(pid):
+                    problems.append(f"the server (pid {pid}) would not exit")
+                if self._root.exists():
+                    problems.append(f"could not remove {self._root}")
         self._postmaster_pid = None
-        if self._watchdog_pipe is not None:
-            self._watchdog_pipe.close()
-            self._watchdog_pipe = None
         if self._watchdog is not None:
-            try:
-                self._watchdog.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._watchdog.kill()
-                self._watchdog.wait()
+            self._watchdog.close()
             self._watchdog = None
         atexit.unregister(self._at_exit)
         self._torn_down = True
@@ -914,8 +749,3 @@ class _ThrowawayClusterType:
 
 
 PROC = _ThrowawayClusterType()
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--watchdog":
-        _watchdog_main(sys.argv[2], sys.argv[3])
