@@ -93,3 +93,15 @@ def drop_if_kept(name: str) -> None:
         drop_checked(conn, name, allow_kinds=("kept",))
     finally:
         conn.close()
+
+
+def mariadbd_or_skip() -> None:
+    """Skips (fails under CI) unless MariaDB's server programs and PyMySQL are here (for mysql+proc://)."""
+    from dbscope import BackendUnavailableError
+    from dbscope.backends.mariadb_proc import find_programs
+
+    pytest.importorskip("pymysql", reason="PyMySQL is not installed: pip install 'dbscope[mysql]'")
+    try:
+        find_programs()
+    except BackendUnavailableError as exc:
+        pytest.skip(f"MariaDB: {exc}")

@@ -93,17 +93,17 @@ BAD_URLS = [
         (
             r"^'' is not a URL; use sqlite:// \(SQLite in memory\), sqlite:///some/dir \(SQLite files\), "
             r"postgresql://user@host:port/db \(a PostgreSQL server\), "
-            r"postgresql\+proc:// \(a throwaway PostgreSQL cluster\) "
-            r"or mysql://user@host:port/ \(a MariaDB/MySQL server\)$"
+            r"postgresql\+proc:// \(a throwaway PostgreSQL cluster\), "
+            r"mysql://user@host:port/ \(a MariaDB/MySQL server\) or mysql\+proc:// \(a throwaway MariaDB server\)$"
         ),
     ),
     ("localhost:5432/app", r"^'localhost:5432/app' is not a URL; use sqlite://"),
     (
         "oracle://app@localhost/app",
         (
-            r"^unknown URL scheme 'oracle' in 'oracle://app@localhost/app'; known schemes: mariadb, mysql, "
-            r"mysql\+pymysql, postgres, postgresql, postgresql\+proc, postgresql\+psycopg, sqlite, sqlite\+file, "
-            r"sqlite\+memory$"
+            r"^unknown URL scheme 'oracle' in 'oracle://app@localhost/app'; known schemes: mariadb, mariadb\+proc, "
+            r"mysql, mysql\+proc, mysql\+pymysql, postgres, postgresql, postgresql\+proc, postgresql\+psycopg, "
+            r"sqlite, sqlite\+file, sqlite\+memory$"
         ),
     ),
     ("sqlite+aiosqlite://", r"^unknown URL scheme 'sqlite\+aiosqlite'"),

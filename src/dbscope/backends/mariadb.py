@@ -34,7 +34,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
@@ -72,6 +72,7 @@ from .mariadb_owner import (
     template_lock,
     unregister_run,
 )
+from .mariadb_proc import is_throwaway_datadir
 from .mariadb_schema import (
     Blueprint,
     after_rollback_script,
@@ -292,6 +293,11 @@ class MariaDBDatabase:
 
     def keep(self) -> str:
         """Keep this database after its scope (gc leaves it alone); its URL, without the password."""
+        if self._backend.throwaway:
+            raise BackendUnavailableError(
+                f"{self.name} lives on a throwaway server that is removed when the run ends; to keep a failed "
+                "test's database, run it against a server (--dbscope-url mysql://user@host:port/)"
+            )
         self._backend._keep(self)
         self.state = DatabaseState.KEPT
         return without_password(self.url("dsn"))
@@ -411,7 +417,9 @@ class MariaDBBackend:
         session: str | None = None,
         sweep: bool = True,
         heartbeat_s: float = HEARTBEAT_S,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
+        """``on_close``: run last by :meth:`close` (a throwaway server's stop)."""
         parsed = parse_backend_url(url) if isinstance(url, str) else url
         self.url = parsed
         self.address: ServerAddress = server_address(parsed)
@@ -421,6 +429,7 @@ class MariaDBBackend:
         self.close_timeout = float(
             close_timeout if close_timeout is not None else getattr(config, "close_timeout", 5.0)
         )
+        self._on_close = on_close
         self.run_id = run_id or secrets.token_hex(4)
         self.session = session or os.environ.get("PYTEST_XDIST_TESTRUNUID") or self.run_id
         self.owner = OwnerRecord.for_run(self.run_id, session=self.session)
@@ -438,7 +447,10 @@ class MariaDBBackend:
                 ensure_registry(first)
             except pymysql.Error as exc:
                 raise self._error(exc, f"cannot create dbscope's registry database {REGISTRY_DB}") from exc
-            self.server_version = str(rows(first, "SELECT VERSION()")[0][0])
+            version, datadir = rows(first, "SELECT VERSION(), @@datadir")[0]
+            self.server_version = str(version)
+            #: the server is a throwaway one dbscope started (mysql+proc://): its databases cannot outlive the run
+            self.throwaway = is_throwaway_datadir(str(datadir))
             try:  # PROCESS: other users' sessions in PROCESSLIST, InnoDB's table ids and transactions
                 rows(first, "SELECT 1 FROM information_schema.INNODB_SYS_TABLES LIMIT 1")
             except pymysql.Error as exc:
@@ -806,6 +818,8 @@ class MariaDBBackend:
         self._janitor.close(max(10.0, 2 * self.close_timeout))
         self._close_creators()
         self._admin.close()
+        if self._on_close is not None:
+            self._on_close()
 
     def __enter__(self) -> Self:
         return self

@@ -62,7 +62,6 @@ process is the controller.
 from __future__ import annotations
 
 import atexit
-import enum
 import glob
 import logging
 import os
@@ -90,6 +89,7 @@ if TYPE_CHECKING:
 from ..errors import BackendUnavailableError, CleanupError, ConfigError
 from .base import GarbageList
 from .hostfs import filesystem_type
+from .processes import ServerState as ClusterState
 from .processes import (
     ServerStop,
     Watchdog,
@@ -149,14 +149,6 @@ INSTALL_HINT = (
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _BIND_FAILURE = ("could not bind", "Address already in use", "could not create any TCP/IP sockets")
 _START_ATTEMPTS = 5
-
-
-class ClusterState(enum.Enum):
-    """Where a ``ThrowawayCluster`` is in its life."""
-
-    NEW = "new"
-    RUNNING = "running"
-    STOPPED = "stopped"
 
 
 # --- finding binaries, users and directories ---

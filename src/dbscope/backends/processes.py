@@ -20,6 +20,7 @@ once). Everything that cleans up reads that file, so one copy serves every serve
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import re
@@ -36,6 +37,7 @@ from typing import IO
 
 __all__ = [
     "OWNER_FILE",
+    "ServerState",
     "ServerStop",
     "Watchdog",
     "clean_stale",
@@ -124,6 +126,14 @@ def default_bases() -> list[Path]:
 
 
 # -- a throwaway server's directory ---------------------------------------------------------------
+
+
+class ServerState(enum.Enum):
+    """Where a throwaway server is in its life (it cannot be started again once stopped)."""
+
+    NEW = "new"
+    RUNNING = "running"
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ _PSYCOPG = {
     "install": "pip install 'dbscope[postgres]' (or 'dbscope[postgres-binary]' on a machine without libpq)",
 }
 
+_PYMYSQL = {"driver": "pymysql", "driver_title": "PyMySQL", "install": "pip install 'dbscope[mysql]'"}
+
 # fmt: off
 BACKENDS: tuple[BackendEntry, ...] = (
     BackendEntry(("sqlite", "sqlite+memory"), "SQLite in memory", "sqlite://",
@@ -121,8 +123,9 @@ BACKENDS: tuple[BackendEntry, ...] = (
     BackendEntry(("postgresql+proc",), "a throwaway PostgreSQL cluster", "postgresql+proc://",
                  "dbscope.backends.pg_cluster:PROC", "server", "proc", **_PSYCOPG),
     BackendEntry(("mysql", "mariadb", "mysql+pymysql"), "a MariaDB/MySQL server", "mysql://user@host:port/",
-                 "dbscope.backends.mariadb_tools:SERVER", "server", "server",
-                 driver="pymysql", driver_title="PyMySQL", install="pip install 'dbscope[mysql]'"),
+                 "dbscope.backends.mariadb_tools:SERVER", "server", "server", **_PYMYSQL),
+    BackendEntry(("mysql+proc", "mariadb+proc"), "a throwaway MariaDB server", "mysql+proc://",
+                 "dbscope.backends.mariadb_proc:PROC", "server", "proc", **_PYMYSQL),
 )
 # fmt: on
 
