@@ -26,7 +26,7 @@ Directory (``<base>/dbscope_mariadb_<owner pid>_<random>/``)::
     data/          the data directory
     mariadbd.pid   the server's pid
     mariadbd.sock  its unix socket
-    error.log      its log; its tail is quoted in errors
+    error.log      its log; its tail is quoted in errors (the directory is also its tmpdir)
 
 Cleanup is processes.py's, as for ``postgresql+proc://``: ``stop()``, the context
 manager and ``atexit`` kill the server and remove the directory; a watchdog process
@@ -327,6 +327,8 @@ class ThrowawayServer:
         return ["--user=root"] if os.geteuid() == 0 else []  # MariaDB runs as root only when told
 
     def _install(self, install: Path, datadir: Path) -> None:
+        tmpdir = datadir.parent / "tmp"  # its own: bootstraps running at once share nothing in /tmp
+        tmpdir.mkdir(exist_ok=True)
         args = [
             str(install),
             "--no-defaults",
@@ -335,6 +337,7 @@ class ThrowawayServer:
             "--auth-root-authentication-method=normal",  # root@127.0.0.1 without a password
             "--skip-test-db",
             "--skip-name-resolve",
+            f"--tmpdir={tmpdir}",
             *_DATA_OPTIONS,
         ]
         result = self._run(args, "mariadb-install-db")
@@ -385,6 +388,7 @@ class ThrowawayServer:
                 f"--socket={self._root / _SOCKET}",
                 f"--pid-file={self._root / 'mariadbd.pid'}",
                 f"--log-error={log_path}",
+                f"--tmpdir={self._root}",
                 f"--port={port}",
                 "--bind-address=127.0.0.1",
                 "--skip-name-resolve",

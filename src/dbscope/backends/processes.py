@@ -157,19 +157,23 @@ class ServerStop:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def _is_server(self, pid: int) -> bool:
+    def _is_server(self, pid: int, directory: Path) -> bool:
+        """Whether ``pid`` is this directory's server: one of ``names``, started on a path inside it.
+
+        A reused pid, or another server of the same program (the machine's own), is never killed.
+        """
         if not pid_alive(pid):
             return False
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return True  # no /proc to check against: trust the pid file
-        return any(name.encode() in cmdline for name in self.names)
+        return any(name.encode() in cmdline for name in self.names) and os.fsencode(directory) in cmdline
 
     def stop(self, directory: Path) -> bool:
         """Stop the server of ``directory`` if one runs; False if it would not die."""
         pid = read_pid(directory / self.pidfile)
-        if pid is None or pid <= 0 or not self._is_server(pid):
+        if pid is None or pid <= 0 or not self._is_server(pid, directory):
             return True
         steps = [(getattr(signal, self.signal), self.wait_s), (signal.SIGKILL, 5.0)]
         for sig, wait in steps[1:] if self.signal == "SIGKILL" else steps:
