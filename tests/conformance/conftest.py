@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-BACKENDS = ("sqlite-memory", "sqlite-file", "postgresql", "postgresql-proc", "mariadb")
+BACKENDS = ("sqlite-memory", "sqlite-file", "postgresql", "postgresql-proc", "mariadb", "mariadb-proc")
 STRATEGIES = ("clone", "reset", "rollback")
 
 TABLE_SQL = {
@@ -253,7 +253,7 @@ class Cell:
             "postgresql"
             if self.backend.startswith("postgresql")
             else "mysql"
-            if self.backend == "mariadb"
+            if self.backend.startswith("mariadb")
             else "sqlite"
         )
 
@@ -276,6 +276,11 @@ def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         from mariadbsupport import mariadb_url_or_skip
 
         return mariadb_url_or_skip()
+    if name == "mariadb-proc":
+        from mariadbsupport import mariadbd_or_skip
+
+        mariadbd_or_skip()
+        return "mysql+proc://"
     request.getfixturevalue("pg_bindir")  # skips (a failure under CI) without the server binaries
     return "postgresql+proc://"
 

@@ -41,8 +41,8 @@ def test_a_kept_database_opens_as_printed(cell: Cell, mode: str, make_project: M
             f"not kept: the {cell.strategy} strategy restores its database for the next test; run this test with "
             "--dbscope-strategy clone --dbscope-keep-failed to keep its database"
         )
-    elif cell.backend == "postgresql-proc":
-        assert printed.startswith("not kept: dbscope_") and "throwaway cluster that is removed when the run" in printed
+    elif cell.backend in ("postgresql-proc", "mariadb-proc"):
+        assert printed.startswith("not kept: dbscope_") and "that is removed when the run ends" in printed
     elif cell.dialect == "sqlite":
         sqlite3_cli = shutil.which("sqlite3")
         assert sqlite3_cli is not None, "the sqlite3 command-line tool is needed (apt-get install sqlite3)"
