@@ -94,6 +94,12 @@ EVERY_SETTING: dict[str, tuple[str, str, Any]] = {
         "reset_hooks",
         ("myapp.cache:clear", "myapp.db:Engine.reset"),
     ),
+    "app_engines": (
+        "myapp.db:engine myapp.db:async_engine",
+        "app_engines",
+        ("myapp.db:engine", "myapp.db:async_engine"),
+    ),
+    "app_sessions": ("myapp.db:Session.factory", "app_sessions", ("myapp.db:Session.factory",)),
     "autouse": ("true", "autouse", True),
     "close_timeout": ("2.5", "close_timeout", 2.5),
     "slow_test_s": ("10", "slow_test_s", 10.0),
@@ -267,6 +273,8 @@ ERRORS = [
     ("env", "set_env", "=on", r"'=on' is not NAME=VALUE"),
     ("ini", "set_env", "MY-FLAG=on", r"'MY-FLAG=on' is not NAME=VALUE"),
     ("ini", "reset_hooks", "myapp.reset", r"'myapp.reset' is not module:callable"),
+    ("ini", "app_engines", "myapp.db.engine", r"'myapp.db.engine' is not module:attr"),
+    ("env", "app_sessions", "myapp.db:", r"'myapp.db:' is not module:attr"),
     ("cli", "url", "mysql://u@h/db", r"unknown URL scheme 'mysql' in 'mysql://u@h/db'; known schemes: postgres, "),
     (
         "env",

@@ -20,7 +20,8 @@ from dbscope.migrations import load_migrations
 
 SETTING_LIST = (
     "dbscope_url, dbscope_migrations, dbscope_seed, dbscope_strategy, dbscope_env_var, dbscope_unset_env, "
-    "dbscope_set_env, dbscope_reset_modules, dbscope_reset_hooks, dbscope_autouse, dbscope_close_timeout, "
+    "dbscope_set_env, dbscope_reset_modules, dbscope_reset_hooks, dbscope_app_engines, dbscope_app_sessions, "
+    "dbscope_autouse, dbscope_close_timeout, "
     "dbscope_slow_test_s, dbscope_memory_growth_mb, dbscope_allow_remote, dbscope_keep_failed, dbscope_report, "
     "dbscope_html, dbscope_fail_on_leak, dbscope_baseline, dbscope_save_baseline"
 )

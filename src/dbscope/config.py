@@ -79,6 +79,8 @@ class Config:
     set_env: tuple[tuple[str, str], ...] = ()
     reset_modules: tuple[str, ...] = ()
     reset_hooks: tuple[str, ...] = ()
+    app_engines: tuple[str, ...] = ()
+    app_sessions: tuple[str, ...] = ()
     autouse: bool = False
     close_timeout: float = 5.0
     slow_test_s: float = 5.0
@@ -223,6 +225,15 @@ def _hooks(raw: Any) -> tuple[str, ...]:
     return hooks
 
 
+def _attributes(raw: Any) -> tuple[str, ...]:
+    specs = tuple(_items(raw))
+    for spec in specs:
+        module, sep, attr = spec.partition(":")
+        if not (sep and module and attr):
+            raise ValueError(f"{spec!r} is not module:attr")
+    return specs
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its name, help text (shared by CLI and ini), parser and CLI form."""
@@ -284,6 +295,22 @@ SETTINGS: tuple[Setting, ...] = (
         listish=True,
     ),
     Setting("reset_hooks", "module:callable run at each scope boundary", _hooks, cli=False, listish=True),
+    Setting(
+        "app_engines",
+        "module:attr of the app's SQLAlchemy engines (sync or async), joined to each test's transaction "
+        "under the rollback strategy",
+        _attributes,
+        cli=False,
+        listish=True,
+    ),
+    Setting(
+        "app_sessions",
+        "module:attr of the app's sessionmakers (sync or async), bound to each test's connection "
+        "under the rollback strategy",
+        _attributes,
+        cli=False,
+        listish=True,
+    ),
     Setting("autouse", "give every test a scope, even without a dbscope fixture", _bool, flag=True),
     Setting("close_timeout", "seconds each connection close may take (default 5)", _positive_float),
     Setting("slow_test_s", "a test slower than this many seconds is reported (default 5)", _positive_float),

@@ -310,12 +310,17 @@ def dbscope_scope(request: pytest.FixtureRequest, dbscope: IsolationManager) -> 
     marker = request.node.get_closest_marker("dbscope")
     options = {k: v for k, v in (marker.kwargs if marker else {}).items() if v is not None}
     problem = None
+    entered = False
     try:
         context = dbscope.scope(
             request.node.nodeid, options_source=f"@pytest.mark.dbscope on {request.node.nodeid}", **options
         )
         scope = context.__enter__()
+        entered = True
+        _join_app(request.config.stash[CONFIG_KEY], scope)
     except DbscopeError as exc:
+        if entered:  # the app's engines could not join: end the scope it had
+            context.__exit__(None, None, None)
         # A setting, migration or server every test needs: fail the session once, with
         # dbscope's own message and no traceback. A marker's bad option fails its test only;
         # a database an earlier test left unusable (IsolationError) fails this test, clearly.
@@ -343,30 +348,32 @@ def db(dbscope_scope: Scope) -> Any:
 
 
 @pytest.fixture
-def adb(dbscope_scope: Scope) -> Any:
-    """A :class:`dbscope.AsyncClient` on this test's database, for async tests (pytest-asyncio, anyio).
-
-    A plain fixture, not an async one: it works under either plugin and every loop scope,
-    and the scope's end closes it with the test's other clients.
-    """
-    from .async_client import AsyncClient
-
-    return AsyncClient(dbscope_scope.client())
-
-
-@pytest.fixture
 def db_url(dbscope_scope: Scope) -> str:
     """A SQLAlchemy URL of this test's database."""
     return dbscope_scope.url()
 
 
+def _join_app(settings: Config, scope: Scope) -> None:
+    """Under rollback: the app's engines and sessionmakers (dbscope_app_engines/_sessions) join the test."""
+    if scope.joined is None or not (settings.app_engines or settings.app_sessions):
+        return
+    origins = {f"dbscope_{name}": settings.origin(name) for name in ("app_engines", "app_sessions")}
+    scope.joined.bind_app(engines=settings.app_engines, sessions=settings.app_sessions, origins=origins)
+
+
 @pytest.fixture
 def db_engine(dbscope_scope: Scope) -> Iterator[Any]:
-    """A SQLAlchemy Engine on this test's database, disposed at the end of the test."""
+    """A SQLAlchemy Engine on this test's database, disposed at the end of the test.
+
+    Under the rollback strategy its connections are the test's, inside the test's transaction.
+    """
     try:
         import sqlalchemy
     except ImportError:
         raise pytest.UsageError("the db_engine fixture needs SQLAlchemy: pip install 'dbscope[sqlalchemy]'") from None
+    if dbscope_scope.joined is not None:
+        yield dbscope_scope.joined.engine()  # given back when the scope ends
+        return
     engine = sqlalchemy.create_engine(dbscope_scope.url())
     try:
         yield engine
@@ -384,11 +391,57 @@ def db_async_engine(dbscope_scope: Scope) -> Iterator[Any]:
             f"the db_async_engine fixture needs SQLAlchemy's asyncio support ({exc}): "
             "pip install 'dbscope[sqlalchemy]' aiosqlite (or asyncpg for PostgreSQL)"
         ) from None
+    if dbscope_scope.joined is not None:  # joined to the test's transaction, or JoinUnsupportedError
+        yield dbscope_scope.joined.async_engine()
+        return
     engine = create_async_engine(dbscope_scope.url("async"))
     try:
         yield engine
     finally:
         _dispose_async(engine)
+
+
+@pytest.fixture
+def db_session(db_engine: Any) -> Iterator[Any]:
+    """A SQLAlchemy Session on this test's database, closed at the end of the test.
+
+    Under the rollback strategy it is joined to the test's transaction: its commits are
+    savepoints, and the test's rollback undoes them.
+    """
+    from sqlalchemy.orm import Session
+
+    session = Session(bind=db_engine)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def db_async_session(db_async_engine: Any) -> Iterator[Any]:
+    """A SQLAlchemy AsyncSession on this test's database (joined to its transaction under rollback)."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    session = AsyncSession(bind=db_async_engine)
+    try:
+        yield session
+    finally:
+        _close_async(session)
+
+
+def _close_async(session: Any) -> None:
+    """Close an AsyncSession from synchronous teardown; its loop may be gone (the scope's end closes the rest)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        try:
+            asyncio.run(session.close())
+        except Exception as exc:  # a connection bound to the test's closed loop
+            import logging
+
+            logging.getLogger("dbscope.database").debug("closing db_async_session after its loop: %s", exc)
 
 
 def _dispose_async(engine: Any) -> None:

@@ -13,6 +13,7 @@ from .errors import ScopeError
 
 if TYPE_CHECKING:
     from .backends.base import Database
+    from .joined import JoinedDatabase
 
 __all__ = ["Scope", "ScopeOptions", "ScopeState"]
 
@@ -78,6 +79,9 @@ class Scope:
         self.connections_before: Mapping[Hashable, bool] | None = None
         self.schema_before: str | None = None
         self.write_mark: Any = None
+        #: under the rollback strategy: the test's connection, lent to the application's engines,
+        #: sessions, threads and tasks (see dbscope.joined); None under the other strategies
+        self.joined: JoinedDatabase | None = None
         self._on_track = on_track
 
     @property

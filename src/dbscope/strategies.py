@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .backends.base import Look, release_and_drop
 from .errors import ConfigError, DbscopeError, IsolationError
+from .joined import LOCK_WAIT_S, JoinedDatabase
 from .urls import mask_password
 
 if TYPE_CHECKING:
@@ -390,8 +391,10 @@ class RollbackStrategy(_Shared):
     """One database per worker; each scope is a transaction rolled back at its end.
 
     Every client of the scope works inside that transaction (its own transactions become
-    savepoints). Other connections cannot share it: what they commit is noticed (the
-    backend's write marks) and the database restored to the suite's baseline.
+    savepoints), and so do the application's engines and sessions joined to it
+    (``scope.joined``, see dbscope.joined). Connections the application opens on its own
+    cannot share it: what they commit is noticed (the backend's write marks) and the
+    database restored to the suite's baseline.
     """
 
     name = "rollback"
@@ -405,6 +408,33 @@ class RollbackStrategy(_Shared):
         super().attach(scope)
         worker: WorkerDatabase = scope.strategy_state
         scope.lend = lambda: (worker.outer, worker.lock, True)
+        database = scope.database
+        scope.joined = JoinedDatabase(
+            worker.outer,
+            worker.lock,
+            url=database.url("sqlalchemy"),
+            async_url=database.url("async"),
+            test_name=scope.test_name,
+            scope_id=scope.id,
+            lock_wait=max(LOCK_WAIT_S, scope.options.close_timeout),
+        )
+
+    def end(self, scope: Scope) -> None:
+        self._unjoin(scope)
+        super().end(scope)
+
+    def emergency(self, scope: Scope) -> bool:
+        self._unjoin(scope)
+        return super().emergency(scope)
+
+    @staticmethod
+    def _unjoin(scope: Scope) -> None:
+        """Before the scope's ROLLBACK: the app's joined connections end, its engines are given back."""
+        if scope.joined is not None:
+            scope.joined.close(
+                f"by dbscope when scope {scope.id} ended (end of test {scope.test_name!r})",
+                timeout=scope.options.close_timeout,
+            )
 
     def _closing(self, scope: Scope, worker: WorkerDatabase) -> str | None:
         if scope.database.in_transaction(worker.outer):
