@@ -446,7 +446,16 @@ class JoinedConnection:
             return settings[name]
         if name in self._local_calls:
             return lambda *args, **kwargs: None
-        return getattr(self._joined.conn, name)
+        value = getattr(self._joined.conn, name)
+        if not callable(value):
+            return value
+        joined = self._joined
+
+        def locked(*args: Any, **kwargs: Any) -> Any:  # the driver's own calls (create_function): one at a time too
+            with joined.statement():
+                return value(*args, **kwargs)
+
+        return locked
 
     def __setattr__(self, name: str, value: Any) -> None:
         # a setting (read_only, row_factory, ...) stays on this connection: the test's is never changed
