@@ -275,7 +275,7 @@ ERRORS = [
     ("ini", "reset_hooks", "myapp.reset", r"'myapp.reset' is not module:callable"),
     ("ini", "app_engines", "myapp.db.engine", r"'myapp.db.engine' is not module:attr"),
     ("env", "app_sessions", "myapp.db:", r"'myapp.db:' is not module:attr"),
-    ("cli", "url", "mysql://u@h/db", r"unknown URL scheme 'mysql' in 'mysql://u@h/db'; known schemes: postgres, "),
+    ("cli", "url", "oracle://u@h/db", r"unknown URL scheme 'oracle' in 'oracle://u@h/db'; known schemes: "),
     (
         "env",
         "url",
@@ -456,7 +456,7 @@ def test_a_part_the_backend_lacks_stops_pytest_with_a_usage_error(pytester: pyte
 SECRET_URLS = [
     "postgresql://u:secret@h:notaport/db",  # malformed port
     "postgres://u:secret@h:99999/db",  # port out of range
-    "mysql://u:secret@h/db",  # unknown scheme
+    "oracle://u:secret@h/db",  # unknown scheme
     "sqlite://u:secret@host/db",  # a SQLite URL with a host
 ]
 
@@ -551,8 +551,8 @@ def test_the_url_is_parsed_once_into_the_config() -> None:
     moved = dataclasses.replace(config, url="postgresql://u@localhost/db")  # parsed when the Config is made
     assert moved.backend_url.entry.title == "a PostgreSQL server"
     assert Config().backend_url.entry.title == "SQLite in memory"
-    with pytest.raises(ConfigError, match="unknown URL scheme 'mysql'"):
-        Config(url="mysql://u@h/db")
+    with pytest.raises(ConfigError, match="unknown URL scheme 'oracle'"):
+        Config(url="oracle://u@h/db")
 
 
 # --- -o on pytest's command line -----------------------------------------------------

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-from dbscope import ClientClosedError, DbscopeError, IsolationManager
-from dbscope.joined import JoinedDatabase, JoinUnsupportedError
+from dbscope import ClientClosedError, DbscopeError, IsolationManager, JoinUnsupportedError
+from dbscope.joined import JoinedDatabase
 
 if TYPE_CHECKING:
     from conftest import MakeProject

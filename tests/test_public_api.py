@@ -20,6 +20,7 @@ def test_all_is_exactly_the_public_api() -> None:
             "EnvVarSpec",
             "IsolationError",
             "IsolationManager",
+            "JoinUnsupportedError",
             "MigrationError",
             "ResultSet",
             "Row",
@@ -40,6 +41,7 @@ def test_every_error_derives_from_one_base_and_reports_the_public_module() -> No
         dbscope.ClientClosedError,
         dbscope.ConfigError,
         dbscope.IsolationError,
+        dbscope.JoinUnsupportedError,
         dbscope.MigrationError,
         dbscope.ScopeError,
     ]

@@ -20,6 +20,7 @@ from .errors import (
     ConfigError,
     DbscopeError,
     IsolationError,
+    JoinUnsupportedError,
     MigrationError,
     ScopeError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "EnvVarSpec",
     "IsolationError",
     "IsolationManager",
+    "JoinUnsupportedError",
     "MigrationError",
     "ResultSet",
     "Row",

@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DbscopeError",
     "IsolationError",
+    "JoinUnsupportedError",
     "MigrationError",
     "ReportError",
     "ScopeError",
@@ -99,6 +100,12 @@ class CleanupError(DbscopeError):
 
 class IsolationError(DbscopeError):
     """A test left something its strategy cannot undo (a transaction, a schema change)."""
+
+    __module__ = "dbscope"
+
+
+class JoinUnsupportedError(DbscopeError):
+    """A connection cannot join the test's transaction on this backend; says what to use instead."""
 
     __module__ = "dbscope"
 

@@ -41,10 +41,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
-from .errors import ClientClosedError, ConfigError, DbscopeError
+from .errors import ClientClosedError, ConfigError, DbscopeError, JoinUnsupportedError
 from .urls import mask_password
 
-__all__ = ["AppBinding", "JoinUnsupportedError", "JoinedConnection", "JoinedCursor", "JoinedDatabase"]
+__all__ = ["AppBinding", "JoinedConnection", "JoinedCursor", "JoinedDatabase"]
 
 log = logging.getLogger("dbscope.database")
 
@@ -59,12 +59,6 @@ _TRANSACTION_CONTROL = re.compile(
     r"(?:\s+(?:TRANSACTION|WORK|DEFERRED|IMMEDIATE|EXCLUSIVE|ISOLATION\s+LEVEL\s+[A-Z ]+|READ\s+[A-Z]+))*\s*;?\s*$",
     re.IGNORECASE,
 )
-
-
-class JoinUnsupportedError(DbscopeError):
-    """A connection cannot join the test's transaction on this backend; says what to use instead."""
-
-    __module__ = "dbscope"
 
 
 class JoinState(enum.Enum):

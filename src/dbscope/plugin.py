@@ -348,6 +348,18 @@ def db(dbscope_scope: Scope) -> Any:
 
 
 @pytest.fixture
+def adb(dbscope_scope: Scope) -> Any:
+    """A :class:`dbscope.AsyncClient` on this test's database, for async tests (pytest-asyncio, anyio).
+
+    A plain fixture, not an async one: it works under either plugin and every loop scope,
+    and the scope's end closes it with the test's other clients.
+    """
+    from .async_client import AsyncClient
+
+    return AsyncClient(dbscope_scope.client())
+
+
+@pytest.fixture
 def db_url(dbscope_scope: Scope) -> str:
     """A SQLAlchemy URL of this test's database."""
     return dbscope_scope.url()
