@@ -16,7 +16,9 @@ import pytest
 import sqlalchemy.dialects.postgresql  # noqa: F401, E402
 import sqlalchemy.dialects.sqlite  # noqa: F401, E402
 
-pytest_plugins = ["pgsupport"]
+# pgsupport: the PostgreSQL server these tests use; reliability.figures: what the reliability tests
+# measured, collected from xdist workers (its hooks must run in the controller too)
+pytest_plugins = ["pgsupport", "reliability.figures"]
 
 # tests/replica is a suite that tests/test_real_world.py runs in a sandbox, not part of ours
 collect_ignore = ["replica"]
@@ -30,6 +32,14 @@ CREATE TABLE users (
 """
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "slow: a load, soak, fault or fuzz test, minutes between them: `./run tests --all` and CI run them, "
+        "`./run tests` (-m 'not slow') does not",
+    )
+
+
 class MakeProject(Protocol):
     """The ``project`` fixture: ``project(ini=..., migrations=...)`` returns the pytester.
 
@@ -38,6 +48,22 @@ class MakeProject(Protocol):
     """
 
     def __call__(self, ini: str = "", migrations: dict[str, str] | None = None) -> pytest.Pytester: ...
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's ``pytester``, for a run inside a run that may itself be an xdist worker.
+
+    xdist's variables describe the outer worker, not the run a test starts: a project that
+    reads ``PYTEST_XDIST_WORKER`` must see it only from its own workers. And the projects leave
+    out the pytest plugins of hypothesis, anyio and pytest-asyncio, which take 1.4 s of every
+    run's start between them (and pytest-asyncio warns in a project without its loop setting);
+    a test of a project that uses one sets ``PYTEST_ADDOPTS`` itself.
+    """
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest -p no:anyio -p no:asyncio")
+    return pytester
 
 
 @pytest.fixture

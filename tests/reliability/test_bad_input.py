@@ -24,7 +24,7 @@ from dbscope.cli import main as cli_main
 from dbscope.config import build_config
 
 if TYPE_CHECKING:
-    from reliability.conftest import Figures
+    from reliability.figures import Figures
 
 psycopg = pytest.importorskip("psycopg")
 

@@ -22,7 +22,10 @@ import pytest
 
 if TYPE_CHECKING:
     from conftest import MakeProject
-    from reliability.conftest import Figures
+    from reliability.figures import Figures
+
+# load, soak, fault or fuzz: `./run tests --all` and CI run this module, `./run tests` does not
+pytestmark = pytest.mark.slow
 
 # a real SQLite statement that would run for days: counts to 10^12
 LONG_QUERY = (

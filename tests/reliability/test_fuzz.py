@@ -28,12 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dbscope import ConfigError, DbscopeError, MigrationError
 from dbscope.migrations import load_migrations, split_statements
 from dbscope.urls import mask_password, parse_backend_url
+
+# load, soak, fault or fuzz: `./run tests --all` and CI run this module, `./run tests` does not
+pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("DBSCOPE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(

@@ -45,7 +45,10 @@ from dbscope import IsolationManager
 
 if TYPE_CHECKING:
     from conftest import MakeProject
-    from reliability.conftest import Figures
+    from reliability.figures import Figures
+
+# load, soak, fault or fuzz: `./run tests --all` and CI run this module, `./run tests` does not
+pytestmark = pytest.mark.slow
 
 CI = os.environ.get("CI", "").lower() == "true"
 SCALE = float(os.environ.get("DBSCOPE_ISOLATION_EXAMPLES", "1"))

@@ -35,7 +35,10 @@ from dbscope import ClientClosedError, IsolationManager, Scope
 from dbscope.migrations import combined_fingerprint, load_migrations
 
 if TYPE_CHECKING:
-    from reliability.conftest import Figures
+    from reliability.figures import Figures
+
+# load, soak, fault or fuzz: `./run tests --all` and CI run this module, `./run tests` does not
+pytestmark = pytest.mark.slow
 
 # -- the schema: a few tables with a foreign key, an index and seed rows ------------------------
 

@@ -31,7 +31,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from reliability.conftest import Figures
+    from reliability.figures import Figures
+
+# load, soak, fault or fuzz: `./run tests --all` and CI run this module, `./run tests` does not
+pytestmark = pytest.mark.slow
 
 TESTS = 2000
 MODULES = 4  # the generated tests are spread over this many modules

@@ -27,11 +27,14 @@ from dbscope import IsolationManager
 
 if TYPE_CHECKING:
     from conftest import MakeProject
-    from reliability.conftest import Figures
+    from reliability.figures import Figures
 
     from dbscope.backends.pg_cluster import ThrowawayCluster
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'dbscope[postgres]'")
+
+# load, soak, fault or fuzz: `./run tests --all` and CI run this module, `./run tests` does not
+pytestmark = pytest.mark.slow
 
 USERS = "CREATE TABLE users (id SERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
 RUN_TIMEOUT = 120  # a pytester run that takes longer is hung: runpytest_subprocess raises

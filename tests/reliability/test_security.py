@@ -31,7 +31,7 @@ from dbscope import BackendUnavailableError, ConfigError, IsolationManager
 from dbscope.cli import main as cli_main
 
 if TYPE_CHECKING:
-    from reliability.conftest import Figures
+    from reliability.figures import Figures
 
 psycopg = pytest.importorskip("psycopg")
 from psycopg import sql  # noqa: E402
