@@ -3,7 +3,9 @@
 A *cell* is one backend URL under one strategy. :func:`make_project` writes the same
 small application and test files for every cell (only the migrations' dialect differs),
 and the tests in this folder run it with pytester, serially and under ``-n 2``, and
-check the isolation promises on the outcome and on dbscope's JSON report.
+check the isolation promises on the outcome and on dbscope's JSON report. The project of
+:data:`CELL_FILES` holds every promise's tests; test_cells.py runs it once per cell and
+mode and checks them all on that run.
 """
 
 from __future__ import annotations
@@ -241,6 +243,115 @@ def test_the_database_address_was_there_at_import({fixture}):
 """
 
 
+# Promise 9: readers get the last committed rows, without waiting, while the test's own
+# connection holds uncommitted ones (test_cells.py says how, per strategy).
+READER_TESTS = """
+import concurrent.futures, os, sqlite3
+import app
+
+STRATEGY = "{strategy}"
+# rows enough to outgrow SQLite's page cache (2 MB): a rollback-journal database would then lock readers out
+BULK = {{
+    "sqlite": (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
+        "INSERT INTO items (name) SELECT 'bulk ' || i || ' ' || hex(zeroblob(2000)) FROM n"
+    ),
+    "postgresql": (
+        "INSERT INTO items (name) SELECT 'bulk ' || i || ' ' || repeat('0', 1000) FROM generate_series(1, 1000) AS i"
+    ),
+    "mysql": "INSERT INTO items (name) SELECT CONCAT('bulk ', seq, ' ', REPEAT('0', 150)) FROM seq_1_to_1000",
+}}
+MYSQL_NO_WAIT = "SET SESSION max_statement_time = 2, innodb_lock_wait_timeout = 2"  # MariaDB: seconds
+NO_WAIT_MS = 2000  # PostgreSQL: a reader that had to wait fails after this instead of hanging
+
+
+def raw_connection():
+    dsn = os.environ["RAW_DSN"]
+    if app.dialect() == "sqlite":
+        return sqlite3.connect(dsn, uri=dsn.startswith("file:"), timeout=0)
+    if app.dialect() == "mysql":
+        conn = app.MySQLConnection(dsn)
+        conn.execute(MYSQL_NO_WAIT)
+        return conn
+    import psycopg
+    return psycopg.connect(dsn, options=f"-c statement_timeout={{NO_WAIT_MS}} -c lock_timeout={{NO_WAIT_MS}}")
+
+
+def raw_reader():
+    conn = raw_connection()
+    try:
+        return sorted(row[0] for row in conn.execute("SELECT name FROM items"))
+    finally:
+        conn.close()
+
+
+def engine_reader():
+    from sqlalchemy import create_engine, text
+    no_wait = {{"timeout": 0}} if app.dialect() == "sqlite" else {{"options": f"-c statement_timeout={{NO_WAIT_MS}}"}}
+    if app.dialect() == "mysql":
+        no_wait = {{"init_command": MYSQL_NO_WAIT}}
+    engine = create_engine(os.environ["DATABASE_URL"], connect_args=no_wait)
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.execute(text("SELECT name FROM items")).scalars())
+    finally:
+        engine.dispose()
+
+
+def in_another_thread(work):
+    # as an app's request handler in a TestClient thread; bounded, so a hang fails instead
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result(timeout=60)
+
+
+def readers():
+    return in_another_thread(lambda: (raw_reader(), engine_reader()))
+
+
+def committed_rows():
+    # what both readers agree is committed now, before the test's writer begins
+    raw, engine = readers()
+    assert raw == engine
+    return raw
+
+
+def test_readers_while_db_holds_uncommitted_rows(db):
+    before = committed_rows()
+    db.execute("INSERT INTO items (name) VALUES ('committed by db')")
+    # clone, reset: committed at once. rollback: part of the test's outer transaction, so never committed
+    committed = before if STRATEGY == "rollback" else sorted(before + ["committed by db"])
+    assert readers() == (committed, committed)
+    with db.transaction() as tx:
+        tx.execute("INSERT INTO items (name) VALUES ('uncommitted')")
+        assert readers() == (committed, committed)
+        tx.execute(BULK[app.dialect()])
+        assert readers() == (committed, committed)
+        tx.rollback()
+    assert readers() == (committed, committed)
+
+
+def test_readers_while_a_raw_connection_holds_uncommitted_rows({fixture}):
+    before = committed_rows()
+    writer = app.raw_connect()  # sqlite3 and psycopg begin a transaction before the INSERT
+    try:
+        writer.execute("INSERT INTO items (name) VALUES ('uncommitted')")
+        assert readers() == (before, before)
+        writer.execute(BULK[app.dialect()])
+        assert readers() == (before, before)
+    finally:
+        writer.rollback()
+        writer.close()
+
+"""
+
+# --dbscope-keep-failed: the database of a failed test opens as printed (test_cells.py).
+FAILING_TEST = """
+def test_fails_after_writing(db):
+    db.execute("INSERT INTO items (name) VALUES ('evidence')")
+    assert False, "fails on purpose"
+"""
+
+
 @dataclass(frozen=True)
 class Cell:
     backend: str
@@ -291,44 +402,65 @@ def cell(request: pytest.FixtureRequest, backend_url: str) -> Cell:
     return Cell(backend, str(request.param), backend_url)
 
 
+#: the files of the project every cell runs (test_cells.py): each promise's tests, the
+#: readers' and one test that fails on purpose for --dbscope-keep-failed
+CELL_FILES = {
+    "test_commits.py": COMMIT_TESTS,
+    "test_schema.py": SCHEMA_TESTS,
+    "test_leaks.py": LEAK_TESTS,
+    "test_open_transactions.py": OPEN_TRANSACTION_TESTS,
+    "conftest.py": IMPORT_CONFTEST,
+    "test_import_time.py": IMPORT_TESTS,
+    "test_readers.py": READER_TESTS,
+    "test_failing.py": FAILING_TEST,
+}
+
+#: the project's own settings; ``make_project(ini=...)`` replaces any of them and adds others
+CELL_SETTINGS = {
+    "dbscope_migrations": "migrations",
+    "dbscope_seed": "seed.sql",
+    "dbscope_env_var": "\n    DATABASE_URL\n    ASYNC_DATABASE_URL:async\n    RAW_DSN:dsn",
+}
+
 MakeCellProject = Callable[..., pytest.Pytester]
+
+
+def ini_settings(lines: str) -> dict[str, str]:
+    """``NAME = VALUE`` lines of a pytest.ini, a value's indented continuation lines included."""
+    settings: dict[str, str] = {}
+    name = ""
+    for line in textwrap.dedent(lines).splitlines():
+        if line[:1].isspace() and name:
+            settings[name] += "\n" + line
+        elif line.strip():
+            name, _, value = (part.strip() for part in line.partition("="))
+            settings[name] = value
+    return settings
 
 
 @pytest.fixture
 def make_project(pytester: pytest.Pytester) -> Iterator[MakeCellProject]:
-    """Write the conformance project for a cell; ``files`` adds or replaces test files."""
+    """Write the conformance project for a cell.
 
-    def make(cell: Cell, files: dict[str, str] | None = None, migrations: str | None = None) -> pytest.Pytester:
+    ``files`` replaces the test files of :data:`CELL_FILES` (and may add a ``conftest.py``);
+    their text is a template (``{fixture}``, ``{strategy}``, ``{{``/``}}`` for braces).
+    ``migrations`` replaces the table's migration; ``ini`` is pytest.ini lines, used as
+    written: each setting replaces the project's own of that name (``dbscope_env_var``)
+    or adds one.
+    """
+
+    def make(
+        cell: Cell, files: dict[str, str] | None = None, migrations: str | None = None, ini: str = ""
+    ) -> pytest.Pytester:
         directory = pytester.mkdir("migrations")
         (directory / "0001_items.sql").write_text(migrations or TABLE_SQL[cell.dialect])
         (pytester.path / "seed.sql").write_text(SEED_SQL)
         (pytester.path / "app.py").write_text(APP)
-        pytester.makefile(
-            ".ini",
-            pytest=textwrap.dedent(
-                f"""\
-                [pytest]
-                dbscope_url = {cell.url}
-                dbscope_strategy = {cell.strategy}
-                dbscope_migrations = migrations
-                dbscope_seed = seed.sql
-                dbscope_env_var =
-                    DATABASE_URL
-                    ASYNC_DATABASE_URL:async
-                    RAW_DSN:dsn
-                """
-            ),
-        )
+        settings = {"dbscope_url": cell.url, "dbscope_strategy": cell.strategy, **CELL_SETTINGS, **ini_settings(ini)}
+        lines = (f"{name} ={value if value.startswith(chr(10)) else ' ' + value}" for name, value in settings.items())
+        pytester.makefile(".ini", pytest="[pytest]\n" + "\n".join(lines) + "\n")
         fixture = "dbscope_scope" if cell.strategy == "clone" else ""
-        default = {
-            "test_commits.py": COMMIT_TESTS,
-            "test_schema.py": SCHEMA_TESTS,
-            "test_leaks.py": LEAK_TESTS,
-            "test_open_transactions.py": OPEN_TRANSACTION_TESTS,
-            "conftest.py": IMPORT_CONFTEST,
-            "test_import_time.py": IMPORT_TESTS,
-        }
-        for name, body in (files if files is not None else default).items():
+        for name, body in (files if files is not None else CELL_FILES).items():
             text = body.replace("{fixture}", fixture).replace("{strategy}", cell.strategy).replace(", )", ")")
             text = text.replace("{{", "{").replace("}}", "}")
             (pytester.path / name).write_text(textwrap.dedent(text))
@@ -339,5 +471,12 @@ def make_project(pytester: pytest.Pytester) -> Iterator[MakeCellProject]:
 
 def report_records(pytester: pytest.Pytester, name: str = "report.json") -> dict[str, dict[str, Any]]:
     """dbscope's JSON report of a run, one record per test by the test's name."""
-    report = json.loads((pytester.path / name).read_text())
-    return {test["nodeid"].split("::")[-1]: test for test in report["tests"]}
+    return read_records(pytester.path / name)
+
+
+def read_records(report: Path, file: str | None = None) -> dict[str, dict[str, Any]]:
+    """The records of a JSON report (of the tests in ``file`` only, if given) by the test's name."""
+    tests = json.loads(report.read_text())["tests"]
+    return {
+        test["nodeid"].split("::")[-1]: test for test in tests if file is None or test["nodeid"].split("::")[0] == file
+    }

@@ -9,6 +9,8 @@ stops with a message that says so, instead of handing out an empty database.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from test_sqlalchemy_sources import make_alembic
 
@@ -50,7 +52,9 @@ def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 def project(pytester: pytest.Pytester, url: str, env_var: str) -> None:
     make_alembic(pytester)
-    (pytester.path / "migrations" / "env.py").write_text(ENV_PY)
+    # a template of this run's own: --dbscope-rebuild drops the template of the migrations'
+    # fingerprint, which would pull it from under another run (an xdist worker's) using it
+    (pytester.path / "migrations" / "env.py").write_text(f"# {uuid.uuid4().hex}\n{ENV_PY}")
     pytester.makepyfile(app_settings=APP_SETTINGS, test_app=TESTS)
     pytester.makefile(
         ".ini",

@@ -15,7 +15,6 @@ databases never get one name, also when a worker keeps two of a strategy (other 
 from __future__ import annotations
 
 import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -26,7 +25,7 @@ from dbscope.backends.sqlite import SQLiteBackend, SQLiteFileDatabase
 from dbscope.errors import ConfigError
 from dbscope.migrations import MigrationSet
 
-from .conftest import SEED_SQL, TABLE_SQL
+from .conftest import Cell, MakeCellProject
 
 MODES = {"serial": (), "xdist": ("-n", "2")}
 SERVER_PARTS = (
@@ -241,31 +240,19 @@ def _server_url_with_secret(pg_url: str) -> tuple[str, str | None]:
 @pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("backend", ["sqlite-file", "postgresql"])
 def test_an_app_that_builds_its_url_from_parts_at_import_is_isolated(
-    backend: str, mode: str, pytester: pytest.Pytester, request: pytest.FixtureRequest
+    backend: str, mode: str, pytester: pytest.Pytester, make_project: MakeCellProject, request: pytest.FixtureRequest
 ) -> None:
     secret: str | None = None
     if backend == "sqlite-file":
-        url, env_var, conftest, dialect = f"sqlite:///{pytester.path}/dbs", "DB_PATH:path", SQLITE_CONFTEST, "sqlite"
+        url, env_var, conftest = f"sqlite:///{pytester.path}/dbs", "DB_PATH:path", SQLITE_CONFTEST
     else:
         url, secret = _server_url_with_secret(str(request.getfixturevalue("pg_url")))
-        env_var, conftest, dialect = SERVER_PARTS, SERVER_CONFTEST, "postgresql"
-    (pytester.mkdir("migrations") / "0001_items.sql").write_text(TABLE_SQL[dialect])
-    (pytester.path / "seed.sql").write_text(SEED_SQL)
-    pytester.makefile(
-        ".ini",
-        pytest=textwrap.dedent(
-            f"""\
-            [pytest]
-            dbscope_url = {url}
-            dbscope_strategy = reset
-            dbscope_migrations = migrations
-            dbscope_seed = seed.sql
-            dbscope_env_var = DATABASE_URL:dsn, {env_var}
-            """
-        ),
+        env_var, conftest = SERVER_PARTS, SERVER_CONFTEST
+    make_project(
+        Cell(backend, "reset", url),
+        files={"conftest.py": conftest, "test_app.py": APP_TESTS},
+        ini=f"dbscope_env_var = DATABASE_URL:dsn, {env_var}",
     )
-    pytester.makeconftest(conftest)
-    pytester.makepyfile(test_app=APP_TESTS)
     seen = pytester.mkdir("seen")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SEEN_DIR", str(seen))
@@ -315,23 +302,13 @@ def test_parametrized_by_the_url(url, n):
 
 @pytest.mark.parametrize("strategy", ["reset", "rollback"])
 def test_a_suite_parametrized_by_its_url_under_a_stable_label_runs_under_xdist(
-    strategy: str, pytester: pytest.Pytester
+    strategy: str, make_project: MakeCellProject
 ) -> None:
-    (pytester.mkdir("migrations") / "0001_items.sql").write_text(TABLE_SQL["sqlite"])
-    (pytester.path / "seed.sql").write_text(SEED_SQL)
-    pytester.makefile(
-        ".ini",
-        pytest=textwrap.dedent(
-            f"""\
-            [pytest]
-            dbscope_strategy = {strategy}
-            dbscope_migrations = migrations
-            dbscope_seed = seed.sql
-            dbscope_env_var = DATABASE_URL, RAW_DSN:dsn
-            """
-        ),
+    pytester = make_project(
+        Cell("sqlite-memory", strategy, "sqlite://"),
+        files={"test_labelled.py": LABELLED_TESTS},
+        ini="dbscope_env_var = DATABASE_URL, RAW_DSN:dsn",
     )
-    pytester.makepyfile(test_labelled=LABELLED_TESTS)
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:randomly", "-p", "no:cacheprovider", "-rA")
 
     output = "\n".join(result.outlines + result.errlines)
