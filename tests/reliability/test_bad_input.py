@@ -91,7 +91,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 LIBRARY_CASES = [
     # IsolationManager keyword, value, the reason in the message
-    ("url", "mysql://root:hunter2@localhost/app", "unknown URL scheme 'mysql'"),
+    ("url", "oracle://root:hunter2@localhost/app", "unknown URL scheme 'oracle'"),
     ("url", "postgresql://u:hunter2@localhost:99999/app", "Port out of range"),
     ("url", "postgresql://u:hunter2@localhost:port/app", "malformed URL"),
     ("url", "localhost/app", "is not a URL"),
@@ -168,7 +168,7 @@ def test_dbscope_gc_refuses_a_bad_older_than(
 
 PLUGIN_CASES = [
     # how the value is given, setting, value, origin in the message, reason
-    ("cli", "url", "mysql://x", "--dbscope-url on the command line", "unknown URL scheme 'mysql'"),
+    ("cli", "url", "oracle://x", "--dbscope-url on the command line", "unknown URL scheme 'oracle'"),
     ("env", "url", "postgresql://u:hunter2@h:99999/db", "the DBSCOPE_URL environment variable", "Port out of range"),
     ("ini", "close_timeout", "nan", "dbscope_close_timeout in config file pytest.ini", "must be a number"),
     ("ini", "env_var", "DBSCOPE_URL", "dbscope_env_var in config file pytest.ini", "reads its own settings from"),
