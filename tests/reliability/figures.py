@@ -43,20 +43,25 @@ def figures(request: pytest.FixtureRequest) -> Figures:
     return Figures(request.node.nodeid, request.config.stash[FIGURES_KEY])
 
 
+class FiguresFromWorkers:
+    """The xdist controller's part: each worker's figures, when the worker finishes."""
+
+    def __init__(self, recorded: dict[str, dict[str, Any]]) -> None:
+        self._recorded = recorded
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self._recorded.update(getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY, {}))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[FIGURES_KEY] = {}
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(FiguresFromWorkers(config.stash[FIGURES_KEY]), "reliability-figures-xdist")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):  # an xdist worker: its figures go to the controller
         session.config.workeroutput[WORKER_OUTPUT_KEY] = session.config.stash[FIGURES_KEY]  # type: ignore[attr-defined]
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist controller: a worker finished; keep its figures for the one file."""
-    config: pytest.Config = node.config
-    config.stash[FIGURES_KEY].update(getattr(node, "workeroutput", {}).get(WORKER_OUTPUT_KEY, {}))
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
