@@ -20,7 +20,7 @@ import textwrap
 
 import pytest
 
-from .conftest import Cell, MakeCellProject, report_records
+from .conftest import BACKENDS, Cell, MakeCellProject, report_records
 
 MODES = {"serial": (), "xdist": ("-n", "2", "--dist", "loadfile")}
 
@@ -214,12 +214,12 @@ def test_the_app_joins_the_tests_transaction(
     assert "committed to" not in result.stdout.str() + result.stderr.str()
 
 
+# SQLite's async engine (aiosqlite) joins: test_the_app_joins_the_tests_transaction shows it
+@pytest.mark.parametrize("backend_url", [b for b in BACKENDS if not b.startswith("sqlite")], indirect=True)
 def test_an_async_engine_is_refused_where_it_cannot_join(
     request: pytest.FixtureRequest, backend_url: str, make_project: MakeCellProject
 ) -> None:
     cell = _rollback_cell(request, backend_url)
-    if cell.dialect == "sqlite":
-        pytest.skip("SQLite's async engine (aiosqlite) joins: see test_the_app_joins_the_tests_transaction")
     pytester = make_project(cell, files={"asyncapp.py": ASYNC_REFUSED_APP, "test_refused.py": ASYNC_REFUSED_TESTS})
     _settings(pytester, "dbscope_app_engines = asyncapp:async_engine\n")
     result = _run(pytester, "serial")

@@ -178,7 +178,7 @@ class MariaDBDatabase:
                 conn = connect(self._backend.address, self.name, autocommit=True, multi=True, scoped=True)
                 self._own.add(conn.thread_id())
                 wait = max(1, int(self._backend.close_timeout))
-                conn.execute(f"SET SESSION lock_wait_timeout = {wait}, innodb_lock_wait_timeout = {wait}")
+                conn.execute("SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s", (wait, wait))
                 self._restorer = conn
             return self._restorer
 

@@ -214,7 +214,7 @@ class MariaDBConnection(_Connection):
             return
         try:
             with killer.cursor() as cursor:
-                cursor.execute(f"KILL QUERY {int(self.thread_id())}")
+                cursor.execute("KILL QUERY %s", (int(self.thread_id()),))
         except pymysql.Error as exc:  # the statement ended meanwhile
             log.debug("KILL QUERY failed: %s", exc)
         finally:
