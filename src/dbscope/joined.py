@@ -364,24 +364,23 @@ class JoinedConnection:
 
     def commit(self) -> None:
         self._check()
-        name = self._savepoint
-        if name is None:
-            return
-        object.__setattr__(self, "_savepoint", None)
-        with self._joined.statement():
-            self._joined.release(name)
+        self._end_savepoint(self._joined.release)
 
     def rollback(self) -> None:
         if self._joined.closed:  # the scope's rollback undid it all: nothing left to undo
             object.__setattr__(self, "_savepoint", None)
             return
         self._check()
+        self._end_savepoint(self._joined.rollback_to)
+
+    def _end_savepoint(self, end: Callable[[str], None]) -> None:
+        """Release or roll back this connection's open savepoint, if it has one."""
         name = self._savepoint
         if name is None:
             return
         object.__setattr__(self, "_savepoint", None)
         with self._joined.statement():
-            self._joined.rollback_to(name)
+            end(name)
 
     def close(self) -> None:
         if self._closed:
