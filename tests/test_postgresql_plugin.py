@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import pytest
+from reliability.waiting import wait_until
 
 if TYPE_CHECKING:
     from conftest import MakeProject
@@ -31,6 +32,15 @@ def databases_of(pg_url: str, run_ids: list[str]) -> list[str]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         names = [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'dbscope\\_%'")]
     return [n for n in names if any(f"_{run}_" in n for run in run_ids)]
+
+
+def sessions_of(pg_url: str, run_ids: list[str]) -> list[str]:
+    """The server's sessions of these runs (dbscope names each ``dbscope <run> ...``)."""
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        names = [r[0] for r in conn.execute("SELECT application_name FROM pg_stat_activity")]
+    return [n for n in names if any(n.startswith(f"dbscope {run}") for run in run_ids)]
 
 
 class MakePgProject(Protocol):
@@ -196,6 +206,10 @@ def test_a_killed_run_leaves_nothing_the_next_run_does_not_clean(
     assert dead.ret == 9
     run_ids = [p.name for p in tmp_path.iterdir() if len(p.name) == 8]
     assert databases_of(pg_url, run_ids), "the killed run should have left its database"
+    # A statement the killed run had sent (a clone its pool was creating) runs to its end on the
+    # server, seconds on a busy one, and only then is its database there to sweep and its session
+    # gone: the next run sweeps what the killed run left once the server has finished it.
+    wait_until(lambda: not sessions_of(pg_url, run_ids), what=lambda: f"sessions {sessions_of(pg_url, run_ids)} to end")
 
     (pytester.path / "test_dies.py").unlink()
     pytester.makepyfile(test_next="def test_next(db): pass")
