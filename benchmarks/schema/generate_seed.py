@@ -1,4 +1,4 @@
-"""Write sqlite/seed.sql and postgresql/seed.sql (next to this file) from one data description.
+"""Write sqlite/seed.sql, postgresql/seed.sql and mariadb/seed.sql (next to this file) from one data description.
 
 Run: python benchmarks/schema/generate_seed.py
 """
@@ -375,10 +375,12 @@ HEADER = """-- Seed data for the dbscope benchmark schema, written by ../generat
 -- ticket sales and mark paid orders; all timestamps are fixed so the result is deterministic.
 """
 total_rows = sum(len(r) for _, _, r in tables)
-for dialect, sub in (("sqlite", "sqlite"), ("pg", "postgresql")):
+for dialect, sub in (("sqlite", "sqlite"), ("pg", "postgresql"), ("mariadb", "mariadb")):
     out = [HEADER + f"-- {len(tables)} tables, {total_rows} rows.\n"]
     for name, cols, rows in tables:
         body = ",\n".join("    (" + ", ".join(lit(v, dialect) for v in r) + ")" for r in rows)
+        if dialect == "mariadb":  # `key` is a reserved word in MariaDB/MySQL
+            cols = [f"`{c}`" if c == "key" else c for c in cols]
         out.append(f"INSERT INTO {name} ({', '.join(cols)}) VALUES\n{body};\n")
     (ROOT / sub / "seed.sql").write_text("\n".join(out))
 print("tables", len(tables), "rows", total_rows)
