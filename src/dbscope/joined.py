@@ -22,8 +22,14 @@ scope ends every joined connection is closed; a thread or task still using one g
 :class:`~dbscope.ClientClosedError` naming the test that owned it.
 
 SQLAlchemy is imported only when an engine or session is asked for (``dbscope[sqlalchemy]``).
-What cannot join raises :class:`JoinUnsupportedError`: an async engine on a server backend
-(asyncpg and aiomysql cannot use psycopg's or PyMySQL's connection), and a plain DB-API
+An async engine joins through :class:`AsyncJoinedConnection`, a joined connection in an async
+driver's shape whose calls run in a worker thread (as aiosqlite runs sqlite3's): aiosqlite's
+dialect on SQLite; on PostgreSQL psycopg's async dialect, since asyncpg speaks its own protocol
+and cannot use psycopg's connection, so an app's ``postgresql+asyncpg://`` engine runs psycopg's
+async dialect for the length of the scope (its URL, options and engine events stay its own).
+
+What cannot join raises :class:`JoinUnsupportedError`: an async engine on MariaDB (aiomysql
+cannot use PyMySQL's connection), and a plain DB-API
 connection the application opens itself with ``sqlite3.connect()`` or ``psycopg.connect()``,
 whose commits dbscope notices and undoes by restoring the database instead.
 """
@@ -220,19 +226,38 @@ class JoinedDatabase:
         return engine
 
     def async_engine(self) -> Any:
-        """A SQLAlchemy AsyncEngine on joined connections: SQLite (aiosqlite) only."""
+        """A SQLAlchemy AsyncEngine on joined connections: aiosqlite's dialect on SQLite, psycopg's
+        async dialect on PostgreSQL (each checkout an :class:`AsyncJoinedConnection`)."""
         _sqlalchemy("a joined async engine")
         from sqlalchemy.ext.asyncio import create_async_engine
         from sqlalchemy.pool import NullPool
 
         self.check_open()
-        engine = create_async_engine(self.async_url, async_creator=self.async_creator(), poolclass=NullPool)
+        creator = self.async_creator()
+        url = self.joined_async_url()
+        engine = create_async_engine(url, async_creator=creator, poolclass=NullPool, **_dialect_options(url))
         self._engines.append(engine.sync_engine)
         return engine
 
+    def joined_async_url(self) -> str:
+        """The async dialect whose connections can be joined ones: on PostgreSQL psycopg's (asyncpg
+        speaks its own protocol, and the test's connection is psycopg's), elsewhere the async URL's."""
+        if not self.url.startswith("postgresql"):
+            return self.async_url
+        from sqlalchemy.engine import make_url
+
+        return str(make_url(self.url).set(drivername="postgresql+psycopg_async").render_as_string(hide_password=False))
+
     def async_creator(self) -> Callable[[], Any]:
-        """What ``create_async_engine(async_creator=...)`` takes: an aiosqlite connection on a joined one."""
+        """What ``create_async_engine(async_creator=...)`` takes: an async connection on a joined one."""
         backend = self.async_url.partition(":")[0]
+        if backend.startswith("postgresql"):
+
+            async def joined_async() -> AsyncJoinedConnection:
+                self.check_open()
+                return AsyncJoinedConnection(self.connect())
+
+            return joined_async
         if not backend.startswith("sqlite"):
             driver = backend.partition("+")[2] or backend
             raise JoinUnsupportedError(
@@ -566,6 +591,145 @@ class JoinedCursor:
         self.close()
 
 
+class AsyncJoinedConnection:
+    """A joined connection in the shape of psycopg's ``AsyncConnection``, for SQLAlchemy's async dialect.
+
+    Each call that may reach the database runs the :class:`JoinedConnection`'s own in a worker
+    thread (``asyncio.to_thread``), as aiosqlite runs sqlite3's: the event loop never waits on
+    the scope's lock, and the statement holds that lock in the worker as a thread's does, so
+    the app's tasks, the test and its threads take turns one statement at a time. Rows are read
+    under the lock by the JoinedCursor; fetching them is local.
+    """
+
+    def __init__(self, connection: JoinedConnection) -> None:
+        self._connection = connection
+
+    @staticmethod
+    async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+        import asyncio
+
+        return await asyncio.to_thread(fn, *args)
+
+    def cursor(self, name: Any = None, *args: Any) -> AsyncJoinedCursor:
+        named = (name,) if isinstance(name, str) else ()
+        return AsyncJoinedCursor(self, self._connection.cursor(*named))
+
+    async def commit(self) -> None:
+        await self._call(self._connection.commit)
+
+    async def rollback(self) -> None:
+        await self._call(self._connection.rollback)
+
+    async def close(self) -> None:
+        await self._call(self._connection.close)
+
+    async def set_autocommit(self, value: bool) -> None:
+        await self._call(setattr, self._connection, "autocommit", value)
+
+    async def set_isolation_level(self, value: Any) -> None:
+        await self._call(setattr, self._connection, "isolation_level", value)
+
+    async def set_read_only(self, value: Any) -> None:
+        await self._call(setattr, self._connection, "read_only", value)
+
+    async def set_deferrable(self, value: Any) -> None:
+        await self._call(setattr, self._connection, "deferrable", value)
+
+    @property
+    def closed(self) -> bool:
+        return self._connection.closed
+
+    @property
+    def broken(self) -> bool:
+        return False
+
+    @property
+    def autocommit(self) -> bool:
+        return self._connection.autocommit
+
+    def __getattr__(self, name: str) -> Any:  # info, adapters, read_only, add_notice_handler: the connection's
+        return getattr(self._connection, name)
+
+    def __repr__(self) -> str:
+        return f"<AsyncJoinedConnection {self._connection!r}>"
+
+
+class AsyncJoinedCursor:
+    """A JoinedCursor with psycopg's ``AsyncCursor`` shape: statements run in a worker thread."""
+
+    def __init__(self, owner: AsyncJoinedConnection, cursor: JoinedCursor) -> None:
+        self._owner = owner
+        self._cursor = cursor
+
+    @property
+    def description(self) -> Any:
+        return self._cursor.description
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._cursor.lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._cursor.arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._cursor.arraysize = value
+
+    @property
+    def pgresult(self) -> Any:  # SQLAlchemy's psycopg dialect reads the rows only of a result that has them
+        return getattr(self._cursor, "pgresult", None)
+
+    async def execute(self, sql: str, parameters: Any = None) -> Self:
+        await self._owner._call(self._cursor.execute, sql, parameters)
+        return self
+
+    async def executemany(self, sql: str, parameters: Any) -> Self:
+        await self._owner._call(self._cursor.executemany, sql, parameters)
+        return self
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._cursor.fetchmany(size)
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    async def nextset(self) -> None:
+        return None
+
+    async def setinputsizes(self, *sizes: Any) -> None:
+        pass
+
+    def _close(self) -> None:
+        self._cursor.close()
+
+    async def close(self) -> None:
+        self._cursor.close()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        row = self._cursor.fetchone()
+        if row is None:
+            raise StopAsyncIteration
+        return row
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._cursor.close()
+
+
 # -- the application's own engines and sessionmakers -------------------------------------------
 
 _SETTING = {"engine": "dbscope_app_engines", "sessionmaker": "dbscope_app_sessions"}
@@ -635,6 +799,22 @@ class AppBinding:
         if dialect.server_version_info is None:  # not connected yet: its first connection is a joined one
             for name, value in _dialect_options(str(sync_engine.url)).items():
                 setattr(dialect, name, value)
+        joined_driver = self._joined.joined_async_url().partition(":")[0]
+        if isinstance(target, AsyncEngine) and joined_driver != sync_engine.url.drivername:
+            # asyncpg cannot speak through the test's psycopg connection: for this scope the engine runs
+            # psycopg's async dialect on joined connections (the same SQLAlchemy, the same errors), and
+            # keeps its own URL, execution options and engine events
+            joined_engine = self._joined_async().sync_engine
+            own_dialect = sync_engine.dialect
+
+            def give_back() -> None:
+                sync_engine.pool = original
+                sync_engine.dialect = own_dialect
+
+            sync_engine.dialect = joined_engine.dialect
+            sync_engine.pool = joined_engine.pool
+            self._rebound.append(_Rebound(give_back))
+            return
         if isinstance(target, AsyncEngine):
             async_creator = self._joined.async_creator()
 

@@ -4,14 +4,16 @@ The application builds its engine, its sessionmaker and (on SQLite) its async en
 import time from the environment, as real applications do; the settings
 ``dbscope_app_engines`` and ``dbscope_app_sessions`` name them, and nothing in the
 application changes. Each channel commits — through the app's engine, its sessionmaker, a
-server thread like a test client's, an asyncio task, ``db_session`` — and every test
+server thread like a test client's, an asyncio task (through the app's async sessionmaker and,
+two tasks at once, through its async engine), ``db_session`` — and every test
 still starts on the seeded row alone with the same next id: the commits were savepoints
 of the test's transaction, which dbscope rolled back. A thread that outlives its test
 gets an error naming that test. DDL through the joined connection is undone with the rest.
 
-An async engine cannot join on a server backend (asyncpg and aiomysql open connections of
-their own): naming one there is refused with ``JoinUnsupportedError``, and that refusal
-is asserted here too.
+On PostgreSQL the app's asyncpg engine joins through psycopg's async dialect (see
+dbscope.joined). On MariaDB an async engine cannot join (aiomysql opens connections of its
+own): naming one there is refused with ``JoinUnsupportedError``, and that refusal is
+asserted here too.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sqlalchemy.orm import sessionmaker
 
 engine = create_engine(os.environ["DATABASE_URL"])
 SessionLocal = sessionmaker(bind=engine)
-if os.environ["DATABASE_URL"].startswith("sqlite"):
+if not os.environ["DATABASE_URL"].startswith("mysql"):
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
     async_engine = create_async_engine(os.environ["ASYNC_DATABASE_URL"])
     AsyncSessionLocal = async_sessionmaker(bind=async_engine)
@@ -66,6 +68,12 @@ async def through_async_session(name):
         new_id = (await session.execute(insert, {"n": name})).scalar_one()
         await session.commit()
         return count, new_id
+
+async def through_async_engine(name):
+    async with async_engine.begin() as conn:
+        count = (await conn.execute(text("SELECT count(*) FROM items"))).scalar_one()
+        insert = text("INSERT INTO items (name) VALUES (:n) RETURNING id")
+        return count, (await conn.execute(insert, {"n": name})).scalar_one()
 """
 
 JOIN_TESTS = """
@@ -107,6 +115,16 @@ def test_async_task(n):
             return await asyncio.create_task(joinapp.through_async_session(f"task-{n}"))
         return await asyncio.create_task(asyncio.to_thread(joinapp.through_session, f"task-{n}"))
     assert asyncio.run(main()) == (1, 2)
+
+@pytest.mark.parametrize("n", range(2))
+def test_async_task_through_the_app_async_engine(n, db):
+    async def main():  # two tasks at once: their statements take turns on the test's connection
+        if hasattr(joinapp, "async_engine"):
+            return await asyncio.gather(*(joinapp.through_async_engine(f"engine-task-{n}-{i}") for i in range(2)))
+        names = [f"engine-task-{n}-{i}" for i in range(2)]
+        return await asyncio.gather(*(asyncio.to_thread(joinapp.through_engine, name) for name in names))
+    assert sorted(new_id for _, new_id in asyncio.run(main())) == [2, 3]
+    assert db.execute("SELECT count(*) FROM items").scalar() == 3
 
 @pytest.mark.parametrize("n", range(2))
 def test_db_session(n, db_session):
@@ -201,21 +219,22 @@ def test_the_app_joins_the_tests_transaction(
     if cell.dialect != "mysql":  # MariaDB commits DDL at once, whatever the transaction
         files["test_ddl.py"] = DDL_TESTS
     pytester = make_project(cell, files=files)
-    engines = "joinapp:engine joinapp:async_engine" if cell.dialect == "sqlite" else "joinapp:engine"
-    sessions = "joinapp:SessionLocal joinapp:AsyncSessionLocal" if cell.dialect == "sqlite" else "joinapp:SessionLocal"
+    joins_async = cell.dialect != "mysql"
+    engines = "joinapp:engine joinapp:async_engine" if joins_async else "joinapp:engine"
+    sessions = "joinapp:SessionLocal joinapp:AsyncSessionLocal" if joins_async else "joinapp:SessionLocal"
     _settings(pytester, f"dbscope_app_engines = {engines}\ndbscope_app_sessions = {sessions}\n")
     result = _run(pytester, mode)
     records = report_records(pytester)
     failures = "\n".join(line for line in result.outlines if "FAILED" in line or "ERROR" in line)
-    expected = 14 + 2 + (2 if cell.dialect != "mysql" else 0)
+    expected = 16 + 2 + (2 if cell.dialect != "mysql" else 0)
     assert result.parseoutcomes().get("passed") == expected, failures or result.stdout.str()[-3000:]
     assert all(record["outcome"] == "passed" for record in records.values()), failures
     # nothing was committed behind the test's back: no restore was needed
     assert "committed to" not in result.stdout.str() + result.stderr.str()
 
 
-# SQLite's async engine (aiosqlite) joins: test_the_app_joins_the_tests_transaction shows it
-@pytest.mark.parametrize("backend_url", [b for b in BACKENDS if not b.startswith("sqlite")], indirect=True)
+# SQLite's (aiosqlite) and PostgreSQL's (asyncpg) async engines join: test_the_app_joins_the_tests_transaction
+@pytest.mark.parametrize("backend_url", [b for b in BACKENDS if b.startswith("mariadb")], indirect=True)
 def test_an_async_engine_is_refused_where_it_cannot_join(
     request: pytest.FixtureRequest, backend_url: str, make_project: MakeCellProject
 ) -> None:
