@@ -782,17 +782,26 @@ class AppBinding:
             )
 
     def engine(self, spec: str) -> None:
+        target = self._resolve("engine", spec)
+        flask_engines = _flask_sqlalchemy_engines(target)
+        for engine in [target] if flask_engines is None else flask_engines:
+            self._engine(spec, engine)
+
+    def _engine(self, spec: str, target: Any) -> None:
         from sqlalchemy.engine import Engine
         from sqlalchemy.ext.asyncio import AsyncEngine
         from sqlalchemy.pool import NullPool
 
-        target = self._resolve("engine", spec)
         if isinstance(target, AsyncEngine):
             sync_engine = target.sync_engine
         elif isinstance(target, Engine):
             sync_engine = target
         else:
-            raise self._error("engine", spec, f"it is {_kind(target)}, not a SQLAlchemy Engine or AsyncEngine")
+            raise self._error(
+                "engine",
+                spec,
+                f"it is {_kind(target)}, not a SQLAlchemy Engine or AsyncEngine, nor a Flask app with Flask-SQLAlchemy",
+            )
         self._check_database("engine", spec, sync_engine.url)
         original = sync_engine.pool
         dialect = sync_engine.dialect
@@ -878,6 +887,16 @@ def _dialect_options(url: str) -> dict[str, Any]:
     """psycopg's dialect looks up the hstore type through psycopg's own Connection class, which a
     joined connection is not: SQLAlchemy's own hstore handling is used instead."""
     return {"use_native_hstore": False} if url.startswith("postgresql+psycopg") else {}
+
+
+def _flask_sqlalchemy_engines(target: Any) -> list[Any] | None:
+    """The engines Flask-SQLAlchemy built for a Flask app (``dbscope_app_engines = myapp:app``), None
+    for anything else: they live in the app's extension, reachable inside an app context only."""
+    extensions = getattr(target, "extensions", None)
+    if not isinstance(extensions, dict) or "sqlalchemy" not in extensions or not hasattr(target, "app_context"):
+        return None
+    with target.app_context():
+        return list(extensions["sqlalchemy"].engines.values())
 
 
 def _kind(target: Any) -> str:
