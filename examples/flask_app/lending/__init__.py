@@ -1,0 +1,1 @@
+"""A small lending library: Flask, Flask-SQLAlchemy, one module-level app."""
