@@ -28,10 +28,11 @@ Directory (``<base>/dbscope_mariadb_<owner pid>_<random>/``)::
     mariadbd.sock  its unix socket
     error.log      its log; its tail is quoted in errors (the directory is also its tmpdir)
 
-Cleanup is processes.py's, as for ``postgresql+proc://``: ``stop()``, the context
-manager and ``atexit`` kill the server and remove the directory; a watchdog process
-does so when the owner is killed; the next start removes the directories of dead
-owners. Nothing of the server is kept, so it is killed (SIGKILL), not shut down.
+The lifecycle and the cleanup are every throwaway server's (throwaway.py, processes.py),
+as for ``postgresql+proc://``: ``stop()``, the context manager and ``atexit`` kill the
+server and remove the directory; a watchdog process does so when the owner is killed;
+the next start removes the directories of dead owners. Nothing of the server is kept,
+so it is killed (SIGKILL), not shut down.
 
 Under pytest-xdist the controller starts one server (``PROC.start_shared_server``) and
 hands its ``mysql://`` URL to every worker, which use it as a configured server.
@@ -39,42 +40,24 @@ hands its ``mysql://`` URL to every worker, which use it as a configured server.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import logging
 import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import parse_qsl, urlsplit
+from typing import TYPE_CHECKING, Any
 
-from ..errors import BackendUnavailableError, CleanupError, ConfigError
-from .base import GarbageList
-from .hostfs import filesystem_type
-from .processes import (
-    ServerState,
-    ServerStop,
-    Watchdog,
-    clean_stale,
-    default_bases,
-    destroy,
-    free_port,
-    make_owned_directory,
-    pid_alive,
-)
-from .servers import templates_note
+from ..errors import BackendUnavailableError
+from .processes import ServerState, ServerStop, clean_stale, free_port
+from .throwaway import ThrowawayProcess, ThrowawayType, query_options
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..config import Config
     from ..urls import BackendURL
-    from .base import Backend, Checkup, GarbageRequest
-    from .mariadb import MariaDBBackend
+    from .base import Backend
 
 __all__ = [
     "PREFIX",
@@ -83,7 +66,6 @@ __all__ = [
     "ThrowawayServer",
     "find_programs",
     "is_throwaway_datadir",
-    "open_server_backend",
     "start_server",
 ]
 
@@ -143,8 +125,13 @@ def _cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dbscope" / "mariadb"
 
 
-class ThrowawayServer:
+class ThrowawayServer(ThrowawayProcess):
     """A private MariaDB server on tmpfs for one session; see the module docstring."""
+
+    what = "MariaDB server"
+    prefix = PREFIX
+    server_stop = SERVER_STOP
+    log_file = _LOG_FILE
 
     def __init__(
         self,
@@ -164,50 +151,16 @@ class ThrowawayServer:
         ``cache``: copy an initialised data directory kept between runs (default) rather than install one.
         ``watchdog``: clean up after an owner that is killed (on by default).
         """
+        super().__init__(base_dir=base_dir, port=port, start_timeout=start_timeout, watchdog=watchdog)
         self._bindir = bindir
-        self._base_option = Path(base_dir) if base_dir is not None else None
-        self._port_option = port
         self._cache = cache
-        self._start_timeout = start_timeout
-        self._use_watchdog = watchdog
-        self._lock = threading.RLock()
-        self._state = ServerState.NEW
-        self._owner_pid = os.getpid()
-        self._root: Path | None = None
-        self._port: int | None = None
+        self._programs: tuple[Path, Path] | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._watchdog: Watchdog | None = None
-        self._version: str | None = None
-        self._timings: dict[str, float] = {}
-
-    # -- properties --
-
-    @property
-    def state(self) -> ServerState:
-        return self._state
 
     @property
     def url(self) -> str:
         """``mysql://root@127.0.0.1:<port>/`` (TCP on loopback)."""
-        if self._state is not ServerState.RUNNING or self._port is None:
-            raise BackendUnavailableError(
-                f"the throwaway MariaDB server is {self._state.value}, not running; "
-                + (
-                    "call start() or use it as a context manager"
-                    if self._state is ServerState.NEW
-                    else "create a new ThrowawayServer"
-                )
-            )
-        return f"mysql://root@127.0.0.1:{self._port}/"
-
-    @property
-    def port(self) -> int | None:
-        return self._port
-
-    @property
-    def directory(self) -> Path | None:
-        """The server's own directory (removed by ``stop()``)."""
-        return self._root
+        return f"mysql://root@127.0.0.1:{self._running_port()}/"
 
     @property
     def socket_path(self) -> Path | None:
@@ -217,111 +170,32 @@ class ThrowawayServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._state is ServerState.RUNNING else None
 
-    @property
-    def version(self) -> str | None:
-        """``mariadbd --version``'s version (``10.11.19-MariaDB``), known once started."""
-        return self._version
-
-    @property
-    def on_tmpfs(self) -> bool:
-        return self._root is not None and filesystem_type(self._root) == "tmpfs"
-
-    @property
-    def timings(self) -> dict[str, float]:
-        """Milliseconds spent: ``data_ms`` (install or copy), ``server_start_ms``, ``start_ms`` (all), ``stop_ms``."""
-        return dict(self._timings)
-
     def __repr__(self) -> str:
         where = f" port={self._port}" if self._state is ServerState.RUNNING else ""
         directory = f" dir={str(self._root)!r}" if self._root else ""
         return f"<ThrowawayServer state={self._state.value}{where}{directory}>"
 
-    # -- lifecycle --
-
-    def __enter__(self) -> Self:
-        if self._state is not ServerState.RUNNING:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def start(self) -> Self:
-        """Make the data directory and start the server; returns ``self``. Cleans up fully if it fails."""
-        with self._lock:
-            if self._state is ServerState.RUNNING:
-                raise BackendUnavailableError(f"the throwaway MariaDB server is already running ({self.url})")
-            if self._state is ServerState.STOPPED:
-                raise BackendUnavailableError(
-                    "cannot start a throwaway MariaDB server again once it has been stopped; "
-                    "create a new ThrowawayServer"
-                )
-            began = time.monotonic()
-            server, install = find_programs(self._bindir)
-            base = self._base_option or default_bases()[0]
-            if not base.is_dir():
-                raise BackendUnavailableError(
-                    f"the base directory {str(base)!r} for the throwaway server does not exist"
-                )
-            for directory, removed in clean_stale(
-                PREFIX, [base] if self._base_option else default_bases(), SERVER_STOP
-            ):
-                log.info(
-                    "%s the throwaway MariaDB server %s: its owner process is gone",
-                    "removed" if removed else "could not remove",
-                    directory,
-                )
-            try:
-                self._root = make_owned_directory(PREFIX, base, SERVER_STOP)
-                atexit.register(self._at_exit)
-                if self._use_watchdog:
-                    self._watchdog = Watchdog(self._root)
-                self._version = (
-                    self._run([str(server), "--version"], "mariadbd --version").stdout.split(" Ver ")[-1].split()[0]
-                    or None
-                )
-                self._make_data(server, install)
-                self._start_server(server)
-            except BaseException:  # KeyboardInterrupt too: leave nothing behind
-                self._state = ServerState.STOPPED
-                self._teardown()
-                raise
-            self._state = ServerState.RUNNING
-            self._timings["start_ms"] = (time.monotonic() - began) * 1000
-            log.debug("started %r in %.0f ms", self, self._timings["start_ms"])
-            return self
-
-    def stop(self) -> None:
-        """Kill the server and remove its directory. Idempotent."""
-        with self._lock:
-            if self._state is ServerState.NEW:
-                self._state = ServerState.STOPPED
-                return
-            self._state = ServerState.STOPPED
-            if self._root is None and self._watchdog is None:
-                return
-            began = time.monotonic()
-            problems = self._teardown()
-            self._timings["stop_ms"] = (time.monotonic() - began) * 1000
-            if problems:
-                raise CleanupError(f"stopping the throwaway MariaDB server: {'; '.join(problems)}")
-
     # -- steps --
 
-    def _run(self, args: list[str], what: str) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                args,
-                check=False,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=self._start_timeout + 30,
+    def _prepare(self) -> Path:
+        self._programs = find_programs(self._bindir)
+        base = self._base_directory()
+        for directory, removed in clean_stale(PREFIX, self._stale_bases(base), SERVER_STOP):
+            log.info(
+                "%s the throwaway MariaDB server %s: its owner process is gone",
+                "removed" if removed else "could not remove",
+                directory,
             )
-        except subprocess.TimeoutExpired:
-            raise BackendUnavailableError(f"{what} did not finish within {self._start_timeout + 30:.0f} s") from None
-        except OSError as exc:
-            raise BackendUnavailableError(f"could not run {what} ({args[0]}): {exc}") from exc
+        return base
+
+    def _launch(self) -> None:
+        assert self._programs is not None
+        server, install = self._programs
+        self._version = (
+            self._run([str(server), "--version"], "mariadbd --version").stdout.split(" Ver ")[-1].split()[0] or None
+        )
+        self._make_data(server, install)
+        self._start_server(server)
 
     def _user_options(self) -> list[str]:
         return ["--user=root"] if os.geteuid() == 0 else []  # MariaDB runs as root only when told
@@ -379,7 +253,7 @@ class ThrowawayServer:
         attempts = 1 if self._port_option else _START_ATTEMPTS
         for attempt in range(1, attempts + 1):
             port = self._port_option or free_port()
-            log_start = log_path.stat().st_size if log_path.exists() else 0
+            log_start = self._log_size()
             args = [
                 str(server),
                 "--no-defaults",
@@ -415,7 +289,7 @@ class ThrowawayServer:
             if code is None:
                 self._process.kill()
             self._process.wait()
-            server_log = self._read_log(log_path, log_start)
+            server_log = self._read_log(log_start)
             if attempt < attempts and code is not None and any(marker in server_log for marker in _BIND_FAILURE):
                 log.debug("port %d was taken before the server bound it; retrying on another", port)
                 continue
@@ -441,43 +315,15 @@ class ThrowawayServer:
             delay = min(delay * 1.5, 0.02)
         return False
 
-    @staticmethod
-    def _read_log(path: Path, offset: int) -> str:
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def _teardown(self) -> list[str]:
-        """Kill the server, remove the directory, end the watchdog; return what failed."""
-        problems = []
-        if self._root is not None:
-            if not destroy(self._root, SERVER_STOP):
-                if self._process is not None and pid_alive(self._process.pid):
-                    problems.append(f"the server (pid {self._process.pid}) would not exit")
-                if self._root.exists():
-                    problems.append(f"could not remove {self._root}")
-            self._root = None
-        if self._process is not None:
-            if self._process.poll() is None:
-                self._process.kill()
-            self._process.wait()
-            self._process = None
-        if self._watchdog is not None:
-            self._watchdog.close()
-            self._watchdog = None
-        atexit.unregister(self._at_exit)
-        return problems
-
-    def _at_exit(self) -> None:
-        if os.getpid() != self._owner_pid:
-            return  # a forked child inherited the handler; the server is its parent's
-        try:
-            self.stop()
-        except (CleanupError, OSError) as exc:  # at exit there is no one left to raise to
-            log.warning("%s", exc)
+    def _stop_server(self) -> int | None:
+        if self._process is None:
+            return None
+        pid = self._process.pid
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._process = None
+        return pid
 
 
 def start_server(url: Config | BackendURL | str, **options: Any) -> ThrowawayServer:
@@ -486,75 +332,21 @@ def start_server(url: Config | BackendURL | str, **options: Any) -> ThrowawaySer
     The URL's query may name ``bindir``, ``dir`` (the base directory) and ``port``;
     ``options`` are passed to :class:`ThrowawayServer` and win over the URL's.
     """
-    raw = str(url if isinstance(url, str) else getattr(url, "raw", None) or getattr(url, "url", ""))
-    parts = urlsplit(raw)
-    if parts.scheme.lower() not in ("mysql+proc", "mariadb+proc"):
-        raise ConfigError(f"start_server() needs a mysql+proc:// URL, not {parts.scheme + '://'!r}")
-    if parts.netloc or parts.path.strip("/"):
-        raise ConfigError(
-            f"{raw!r}: mysql+proc:// takes no host, user or database (dbscope chooses them); "
-            "options go in the query: mysql+proc://?bindir=/usr/sbin&dir=/dev/shm&port=3307"
-        )
-    kwargs: dict[str, Any] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "bindir":
-            kwargs["bindir"] = value
-        elif key == "dir":
-            kwargs["base_dir"] = value
-        elif key == "port":
-            if not value.isdigit() or not 0 < int(value) < 65536:
-                raise ConfigError(f"{raw!r}: port must be a number from 1 to 65535, not {value!r}")
-            kwargs["port"] = int(value)
-        else:
-            raise ConfigError(f"{raw!r}: {key!r} is none of bindir, dir and port")
-    kwargs.update(options)
-    return ThrowawayServer(**kwargs).start()
+    kwargs = query_options(url, ("mysql+proc", "mariadb+proc"), "mysql+proc://?bindir=/usr/sbin&dir=/dev/shm&port=3307")
+    return ThrowawayServer(**{**kwargs, **options}).start()
 
 
-def open_server_backend(url: Config | BackendURL | str, *, run_id: str, config: Any = None) -> MariaDBBackend:
-    """A MariaDB backend on a throwaway server of its own: closing the backend stops it.
-
-    For ``open_backend()`` when one process uses ``mysql+proc://`` by itself (the library,
-    or pytest without xdist). Under xdist the controller starts one server with
-    :func:`start_server` and workers get its ``mysql://`` URL instead.
-    """
+def _backend(url: str, **options: Any) -> Backend:
     from .mariadb import MariaDBBackend
 
-    server = start_server(url)
-    try:
-        return MariaDBBackend(server.url, run_id=run_id, config=config, sweep=False, on_close=server.stop)
-    except BaseException:
-        server.stop()
-        raise
+    return MariaDBBackend(url, **options)
 
 
-class _ThrowawayServerType:
-    """``mysql+proc://``: the registry's backend type of a throwaway MariaDB server."""
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    import pymysql
 
-    @property
-    def driver_errors(self) -> tuple[type[BaseException], ...]:
-        import pymysql
-
-        return (pymysql.Error,)
-
-    def open(self, url: BackendURL, *, run_id: str, config: Config | None = None) -> Backend:
-        return open_server_backend(url, run_id=run_id, config=config)
-
-    @property
-    def shares_server(self) -> bool:
-        return True  # one server for every xdist worker, started by the controller
-
-    def start_shared_server(self, url: BackendURL, *, config: Config) -> ThrowawayServer:
-        return start_server(url)
-
-    def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
-        return GarbageList(nothing_because="a throwaway server (mysql+proc://) is removed with its run")
-
-    def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:
-        return templates_note(checkup, fingerprint)
-
-    def advise(self, url: BackendURL, backend: Backend, *, config: Config, clone_ms: float, checkup: Checkup) -> None:
-        pass  # on tmpfs, binary log off: as fast as MariaDB clones get
+    return (pymysql.Error,)
 
 
-PROC = _ThrowawayServerType()
+#: ``mysql+proc://``: the registry's backend type of a throwaway MariaDB server.
+PROC = ThrowawayType(scheme="mysql+proc", start=start_server, backend=_backend, driver_errors=_driver_errors)

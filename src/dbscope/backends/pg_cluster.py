@@ -61,7 +61,6 @@ process is the controller.
 
 from __future__ import annotations
 
-import atexit
 import glob
 import logging
 import os
@@ -69,38 +68,23 @@ import re
 import shlex
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import parse_qsl, quote, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ..errors import BackendUnavailableError, ConfigError
+from .processes import ServerState as ClusterState
+from .processes import ServerStop, clean_stale, default_bases, free_port, read_pid
+from .throwaway import ThrowawayProcess, ThrowawayType, query_options
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..config import Config
     from ..urls import BackendURL
-    from .base import Backend, Checkup, GarbageRequest
-    from .postgresql import PostgreSQLBackend
-
-from ..errors import BackendUnavailableError, CleanupError, ConfigError
-from .base import GarbageList
-from .hostfs import filesystem_type
-from .processes import ServerState as ClusterState
-from .processes import (
-    ServerStop,
-    Watchdog,
-    clean_stale,
-    default_bases,
-    destroy,
-    free_port,
-    make_owned_directory,
-    pid_alive,
-    read_pid,
-)
+    from .base import Backend
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -297,8 +281,13 @@ def clean_stale_clusters(base_dirs: list[Path] | None = None) -> list[Path]:
 # --- the cluster ---
 
 
-class ThrowawayCluster:
+class ThrowawayCluster(ThrowawayProcess):
     """A private PostgreSQL server on tmpfs for one session; see the module docstring."""
+
+    what = "PostgreSQL cluster"
+    prefix = PREFIX
+    server_stop = SERVER_STOP
+    log_file = _LOG_FILE
 
     def __init__(
         self,
@@ -320,34 +309,16 @@ class ThrowawayCluster:
         ``os_user``: who runs the server when dbscope runs as root (default ``postgres``).
         ``watchdog``: clean up after an owner that is killed (on by default).
         """
+        super().__init__(base_dir=base_dir, port=port, start_timeout=start_timeout, watchdog=watchdog)
         self._bindir_option = bindir
-        self._base_option = Path(base_dir) if base_dir is not None else None
-        self._port_option = port
         self._settings = {**DEFAULT_SETTINGS, **{k: str(v) for k, v in (settings or {}).items()}}
         for name in self._settings:
             if not _SETTING_NAME.match(name):
                 raise ConfigError(f"{name!r} is not a PostgreSQL setting name (in the throwaway cluster's settings)")
         self._os_user_option = os_user
-        self._start_timeout = start_timeout
-        self._use_watchdog = watchdog
-        self._lock = threading.RLock()
-        self._state = ClusterState.NEW
-        self._owner_pid = os.getpid()
-        self._root: Path | None = None
         self._bindir: Path | None = None
-        self._version: str | None = None
-        self._port: int | None = None
         self._postmaster_pid: int | None = None
         self._user: _OSUser | None = None
-        self._watchdog: Watchdog | None = None
-        self._timings: dict[str, float] = {}
-        self._torn_down = False  # set once _teardown() has run to its end
-
-    # -- properties --
-
-    @property
-    def state(self) -> ClusterState:
-        return self._state
 
     @property
     def url(self) -> str:
@@ -363,15 +334,6 @@ class ThrowawayCluster:
     @property
     def host(self) -> str:
         return "127.0.0.1"
-
-    @property
-    def port(self) -> int | None:
-        return self._port
-
-    @property
-    def directory(self) -> Path | None:
-        """The cluster's own directory (removed by ``stop()``)."""
-        return self._root
 
     @property
     def data_dir(self) -> Path | None:
@@ -390,11 +352,6 @@ class ThrowawayCluster:
         return self._bindir
 
     @property
-    def version(self) -> str | None:
-        """The server's version (``15.18``), known once started."""
-        return self._version
-
-    @property
     def pid(self) -> int | None:
         """The postmaster's pid while running."""
         return self._postmaster_pid if self._state is ClusterState.RUNNING else None
@@ -408,27 +365,6 @@ class ThrowawayCluster:
     def settings(self) -> dict[str, str]:
         return dict(self._settings)
 
-    @property
-    def on_tmpfs(self) -> bool:
-        return self._root is not None and filesystem_type(self._root) == "tmpfs"
-
-    @property
-    def timings(self) -> dict[str, float]:
-        """Milliseconds spent: ``initdb_ms``, ``server_start_ms``, ``start_ms`` (all), ``stop_ms``."""
-        return dict(self._timings)
-
-    def _running_port(self) -> int:
-        if self._state is not ClusterState.RUNNING or self._port is None:
-            raise BackendUnavailableError(
-                f"the throwaway PostgreSQL cluster is {self._state.value}, not running; "
-                + (
-                    "call start() or use it as a context manager"
-                    if self._state is ClusterState.NEW
-                    else "create a new ThrowawayCluster"
-                )
-            )
-        return self._port
-
     def __repr__(self) -> str:
         if self._state is ClusterState.RUNNING:
             where = f" url={self.url!r}"
@@ -438,104 +374,34 @@ class ThrowawayCluster:
         directory = f" dir={str(self._root)!r}" if self._root else ""
         return f"<ThrowawayCluster state={self._state.value}{where}{version}{directory}>"
 
-    # -- lifecycle --
-
-    def __enter__(self) -> Self:
-        if self._state is not ClusterState.RUNNING:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def start(self) -> Self:
-        """initdb and start the server; returns ``self``. Cleans up fully if it fails."""
-        with self._lock:
-            if self._state is ClusterState.RUNNING:
-                raise BackendUnavailableError(f"the throwaway PostgreSQL cluster is already running ({self.url})")
-            if self._state is ClusterState.STOPPED:
-                raise BackendUnavailableError(
-                    "cannot start a throwaway PostgreSQL cluster again once it has been stopped; "
-                    "create a new ThrowawayCluster"
-                )
-            began = time.monotonic()
-            self._bindir = find_bindir(self._bindir_option)
-            self._user = _resolve_os_user(self._os_user_option)
-            base = self._choose_base(self._user)
-            clean_stale_clusters([base] if self._base_option else default_bases())
-            try:
-                self._make_directory(base, self._user)
-                atexit.register(self._at_exit)
-                if self._use_watchdog:
-                    assert self._root is not None
-                    self._watchdog = Watchdog(self._root)
-                self._initdb()
-                self._start_server()
-            except BaseException:  # KeyboardInterrupt too: leave nothing behind
-                self._state = ClusterState.STOPPED
-                self._teardown()
-                raise
-            self._state = ClusterState.RUNNING
-            self._timings["start_ms"] = (time.monotonic() - began) * 1000
-            log.debug("started %r in %.0f ms", self, self._timings["start_ms"])
-            return self
-
-    def stop(self) -> None:
-        """Stop the server (immediate shutdown) and remove its directory. Idempotent."""
-        with self._lock:
-            if self._state is ClusterState.NEW:
-                self._state = ClusterState.STOPPED
-                return
-            self._state = ClusterState.STOPPED
-            if self._torn_down:
-                return
-            began = time.monotonic()
-            problems = self._teardown()
-            self._timings["stop_ms"] = (time.monotonic() - began) * 1000
-            log.debug("stopped the throwaway cluster %s in %.0f ms", str(self._root), self._timings["stop_ms"])
-            if problems:
-                raise CleanupError(f"stopping the throwaway PostgreSQL cluster: {'; '.join(problems)}")
-
     # -- steps --
 
-    def _choose_base(self, user: _OSUser) -> Path:
-        base = self._base_option or default_bases()[0]
-        if not base.is_dir():
-            raise BackendUnavailableError(f"the base directory {str(base)!r} for the throwaway cluster does not exist")
-        if user.switch:
-            blocked = _reachable_by(base, user)
+    def _prepare(self) -> Path:
+        self._bindir = find_bindir(self._bindir_option)
+        self._user = _resolve_os_user(self._os_user_option)
+        base = self._base_directory()
+        if self._user.switch:
+            blocked = _reachable_by(base, self._user)
             if blocked:
                 raise BackendUnavailableError(
-                    f"the throwaway cluster runs as {user.name!r}, who cannot enter {blocked!r} (on the "
+                    f"the throwaway cluster runs as {self._user.name!r}, who cannot enter {blocked!r} (on the "
                     f"way to {str(base)!r}); choose a base directory it can reach, such as /dev/shm or /tmp"
                 )
+        clean_stale_clusters(self._stale_bases(base))
         return base
 
-    def _make_directory(self, base: Path, user: _OSUser) -> None:
-        self._root = make_owned_directory(PREFIX, base, SERVER_STOP)
-        if user.switch:
-            os.chown(self._root, user.uid, user.gid)
+    def _own_directory(self, root: Path) -> None:
+        assert self._user is not None
+        if self._user.switch:
+            os.chown(root, self._user.uid, self._user.gid)
 
-    def _run(self, args: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    def _launch(self) -> None:
+        self._initdb()
+        self._start_server()
+
+    def _run(self, args: list[str], what: str, **options: Any) -> subprocess.CompletedProcess[str]:
         assert self._user is not None and self._root is not None
-        try:
-            return subprocess.run(
-                args,
-                check=False,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                cwd=self._root,
-                env=self._user.env(),
-                timeout=self._start_timeout + 10,
-                **self._user.subprocess_options(),
-            )
-        except subprocess.TimeoutExpired:
-            raise BackendUnavailableError(
-                f"{what} did not finish within {self._start_timeout + 10:.0f} s (throwaway cluster in {self._root})"
-            ) from None
-        except OSError as exc:
-            raise BackendUnavailableError(f"could not run {what} ({args[0]}): {exc}") from exc
+        return super()._run(args, what, cwd=self._root, env=self._user.env(), **self._user.subprocess_options())
 
     def _initdb(self) -> None:
         assert self._bindir is not None and self._root is not None
@@ -586,7 +452,7 @@ class ThrowawayCluster:
         attempts = 1 if self._port_option else _START_ATTEMPTS
         for attempt in range(1, attempts + 1):
             port = self._port_option or _free_port()
-            log_start = log_path.stat().st_size if log_path.exists() else 0
+            log_start = self._log_size()
             args = [
                 str(self._bindir / "pg_ctl"),
                 "start",
@@ -616,39 +482,9 @@ class ThrowawayCluster:
                 f"directory {self._root}). Server log:\n{tail}"
             )
 
-    def _read_log(self, offset: int) -> str:
-        try:
-            with open(self._root / _LOG_FILE, "rb") as f:  # type: ignore[operator]
-                f.seek(offset)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def _teardown(self) -> list[str]:
-        """Stop the server, remove the directory, end the watchdog; return what failed."""
-        problems = []
-        if self._root is not None:
-            pid = read_pid(self._root / "data" / "postmaster.pid")
-            if not destroy(self._root, SERVER_STOP):
-                if pid is not None and pid_alive(pid):
-                    problems.append(f"the server (pid {pid}) would not exit")
-                if self._root.exists():
-                    problems.append(f"could not remove {self._root}")
-        self._postmaster_pid = None
-        if self._watchdog is not None:
-            self._watchdog.close()
-            self._watchdog = None
-        atexit.unregister(self._at_exit)
-        self._torn_down = True
-        return problems
-
-    def _at_exit(self) -> None:
-        if os.getpid() != self._owner_pid:
-            return  # a forked child inherited the handler; the cluster is its parent's
-        try:
-            self.stop()
-        except (CleanupError, OSError) as exc:  # at exit there is no one left to raise to
-            log.warning("%s", exc)
+    def _stop_server(self) -> int | None:
+        pid, self._postmaster_pid = self._postmaster_pid, None
+        return pid
 
 
 def start_cluster(config: Config | BackendURL | str, **options: Any) -> ThrowawayCluster:
@@ -658,86 +494,47 @@ def start_cluster(config: Config | BackendURL | str, **options: Any) -> Throwawa
     server setting (``postgresql+proc://?max_connections=400&shared_buffers=256MB``).
     ``options`` are passed to ``ThrowawayCluster`` and win over the URL's.
     """
-    raw = config if isinstance(config, str) else getattr(config, "raw", None) or getattr(config, "url", "")
-    parts = urlsplit(str(raw))
-    if parts.scheme.lower() != "postgresql+proc":
-        raise ConfigError(f"start_cluster() needs a postgresql+proc:// URL, not {parts.scheme + '://'!r}")
-    if parts.netloc or parts.path.strip("/"):
-        raise ConfigError(
-            f"{raw!r}: postgresql+proc:// takes no host, user or database (dbscope chooses them); "
-            "options go in the query: postgresql+proc://?bindir=/path/to/bin&dir=/dev/shm&port=5433"
-        )
-    kwargs: dict[str, Any] = {}
     settings: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key == "bindir":
-            kwargs["bindir"] = value
-        elif key == "dir":
-            kwargs["base_dir"] = value
-        elif key == "port":
-            if not value.isdigit() or not 0 < int(value) < 65536:
-                raise ConfigError(f"{raw!r}: port must be a number from 1 to 65535, not {value!r}")
-            kwargs["port"] = int(value)
-        elif _SETTING_NAME.match(key):
+
+    def setting(key: str, value: str) -> bool:
+        if _SETTING_NAME.match(key):
             settings[key] = value
-        else:
-            raise ConfigError(f"{raw!r}: {key!r} is neither bindir, dir, port nor a PostgreSQL setting name")
+            return True
+        return False
+
+    kwargs = query_options(
+        config,
+        ("postgresql+proc",),
+        "postgresql+proc://?bindir=/path/to/bin&dir=/dev/shm&port=5433",
+        setting,
+        "a PostgreSQL setting name",
+    )
     if settings:
         kwargs["settings"] = {**settings, **options.pop("settings", {})}
-    kwargs.update(options)
-    return ThrowawayCluster(**kwargs).start()
+    return ThrowawayCluster(**{**kwargs, **options}).start()
 
 
-def open_cluster_backend(
-    url: Config | BackendURL | str, *, run_id: str, config: Any = None, **options: Any
-) -> PostgreSQLBackend:
+def open_cluster_backend(url: BackendURL | str, *, run_id: str, config: Any = None) -> Backend:
     """A PostgreSQL backend on a throwaway cluster of its own: closing the backend stops it.
 
     For ``open_backend()`` when a process uses ``postgresql+proc://`` by itself (the library,
     or pytest without xdist). Under xdist the controller starts one cluster with
     ``start_cluster()`` and workers get its ``postgresql://`` URL instead.
     """
+    return PROC.open(url, run_id=run_id, config=config)
+
+
+def _backend(url: str, **options: Any) -> Backend:
     from .postgresql import PostgreSQLBackend
 
-    cluster = start_cluster(url)
-    try:
-        return PostgreSQLBackend(
-            cluster.url, run_id=run_id, config=config, sweep=False, on_close=cluster.stop, **options
-        )
-    except BaseException:
-        cluster.stop()
-        raise
+    return PostgreSQLBackend(url, **options)
 
 
-class _ThrowawayClusterType:
-    """``postgresql+proc://``: the registry's backend type of a throwaway cluster (see the module docstring)."""
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    import psycopg
 
-    @property
-    def driver_errors(self) -> tuple[type[BaseException], ...]:
-        import psycopg
-
-        return (psycopg.Error,)
-
-    def open(self, url: BackendURL, *, run_id: str, config: Config | None = None) -> Backend:
-        return open_cluster_backend(url, run_id=run_id, config=config)
-
-    @property
-    def shares_server(self) -> bool:
-        return True  # one cluster for every xdist worker, started by the controller
-
-    def start_shared_server(self, url: BackendURL, *, config: Config) -> ThrowawayCluster:
-        return start_cluster(url)
-
-    def garbage(self, url: BackendURL, *, config: Config, request: GarbageRequest) -> GarbageList:
-        return GarbageList(nothing_because="a throwaway cluster (postgresql+proc://) is removed with its run")
-
-    def inspect_cache(self, backend: Backend, *, fingerprint: str, checkup: Checkup) -> Callable[[], None]:
-        from .servers import templates_note
-
-        return templates_note(checkup, fingerprint)
-
-    def advise(self, url: BackendURL, backend: Backend, *, config: Config, clone_ms: float, checkup: Checkup) -> None:
-        pass  # on tmpfs, durability off: as fast as PostgreSQL clones get
+    return (psycopg.Error,)
 
 
-PROC = _ThrowawayClusterType()
+#: ``postgresql+proc://``: the registry's backend type of a throwaway cluster (see the module docstring).
+PROC = ThrowawayType(scheme="postgresql+proc", start=start_cluster, backend=_backend, driver_errors=_driver_errors)
