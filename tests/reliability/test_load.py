@@ -758,6 +758,7 @@ def janitor_factory(pg_url: str, server: Any) -> Iterator[Callable[..., Any]]:
     import psycopg
 
     from dbscope.backends import postgresql as pg
+    from dbscope.backends.janitor import Janitor
     from dbscope.backends.pg_connect import server_address
     from dbscope.backends.pg_owner import REGISTRY_DB, OwnerRecord
     from dbscope.urls import parse_backend_url
@@ -769,12 +770,15 @@ def janitor_factory(pg_url: str, server: Any) -> Iterator[Callable[..., Any]]:
 
     def make(delay: float, hang: threading.Event | None = None) -> Any:
         run = f"testload{secrets.token_hex(4)}"
-        janitor = pg._Janitor(
-            # SlowLookups stands in for the connection: it forwards all it does not slow down
-            lambda: cast(
-                "psycopg.Connection[Any]", SlowLookups(psycopg.connect(conninfo, autocommit=True), delay, hang)
+        janitor = Janitor(
+            pg._RunSession(
+                # SlowLookups stands in for the connection: it forwards all it does not slow down
+                lambda: cast(
+                    "psycopg.Connection[Any]", SlowLookups(psycopg.connect(conninfo, autocommit=True), delay, hang)
+                ),
+                OwnerRecord.for_run(run),
             ),
-            OwnerRecord.for_run(run),
+            run,
             interval=3600,
         )
         made.append((janitor, run))

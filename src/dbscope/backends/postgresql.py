@@ -45,6 +45,7 @@ from ..migrations import MigrationSet, combined_fingerprint
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
 from . import servers
 from .base import BuildEnvironment, Dialect, Look
+from .janitor import Janitor
 from .pg_connect import (
     START_ADVICE,
     ScopeConnection,
@@ -130,11 +131,6 @@ HEARTBEAT_S = 5.0
 #: create() waits (bounded) while more drops than this are pending, so a server that drops
 #: slower than it clones does not pile up databases (and disk) until the end of the run.
 MAX_PENDING_DROPS = 8
-#: Pauses before the janitor tries a drop again after losing the server (a restart takes a
-#: moment to accept connections); 6.85 s in all, within the wait of ``backend.close()``.
-DROP_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0)
-#: The longest ``backend.close()`` waits for drops that are still finishing one by one.
-CLOSE_WAIT_CAP_S = 120.0
 _MAX_NAME = 63  # NAMEDATALEN - 1, in bytes
 
 
@@ -338,141 +334,33 @@ class PostgreSQLDatabase:
         return f"<PostgreSQLDatabase {self.name} on {self._backend.address.where} {self.state.value}>"
 
 
-class _Janitor:
-    """The run's background thread: drops databases, beats the heartbeat, holds the run's lock."""
+class _RunSession:
+    """What the run's janitor (janitor.py) does on PostgreSQL: its lock is an advisory lock of its session."""
 
-    _BEAT = object()
+    errors: tuple[type[BaseException], ...] = (psycopg.Error,)
+    transient: tuple[type[BaseException], ...] = (psycopg.OperationalError,)
+    gone: tuple[type[BaseException], ...] = (psycopg.errors.InvalidCatalogName,)
 
-    def __init__(
-        self, open_conn: Callable[[], psycopg.Connection[Any]], owner: OwnerRecord, *, interval: float
-    ) -> None:
+    def __init__(self, open_conn: Callable[[], psycopg.Connection[Any]], owner: OwnerRecord) -> None:
         self._open = open_conn
         self._owner = owner
-        self._interval = interval
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._pending: set[str] = set()
-        self._cond = threading.Condition()
-        self.counters: Counter[str] = Counter()
-        self.drop_ms: list[float] = []
-        self._conn = self._open()
-        register_run(self._conn, owner)
-        self._thread = threading.Thread(target=self._run, name=f"dbscope-janitor-{owner.run}", daemon=True)
-        self._thread.start()
 
-    def drop(self, name: str) -> None:
-        with self._cond:
-            self._pending.add(name)
-        self._queue.put(name)
+    def open(self) -> psycopg.Connection[Any]:
+        conn = self._open()
+        register_run(conn, self._owner)
+        return conn
 
-    @property
-    def pending(self) -> list[str]:
-        with self._cond:
-            return sorted(self._pending)
+    def usable(self, conn: psycopg.Connection[Any]) -> bool:
+        return usable(conn)
 
-    def wait(self, timeout: float, *, below: int = 1) -> bool:
-        """Wait until fewer than ``below`` drops are pending (default: none); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self._pending) >= below:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+    def heartbeat(self, conn: psycopg.Connection[Any], run: str) -> None:
+        heartbeat(conn, run)
 
-    def close(self, timeout: float) -> bool:
-        """Finish the pending drops, then stop; False if some are left for the next run's sweep.
+    def unregister(self, conn: psycopg.Connection[Any], run: str) -> None:
+        unregister_run(conn, run)
 
-        Waits as long as drops keep finishing: many scopes ending together (50 at once on a
-        busy server, 0.2-1 s a drop) would outlast any fixed wait and leave their databases
-        behind. Gives up after ``timeout`` s without a drop finishing (a server that hangs),
-        and after ``CLOSE_WAIT_CAP_S`` in all.
-        """
-        self._queue.put(None)
-        deadline = time.monotonic() + max(timeout, CLOSE_WAIT_CAP_S)
-        while True:
-            finished = len(self.drop_ms)  # one entry per drop done, dropped or failed
-            self._thread.join(min(timeout, max(0.0, deadline - time.monotonic())))
-            if not self._thread.is_alive():
-                return True
-            if len(self.drop_ms) == finished or time.monotonic() >= deadline:
-                break
-        log.warning(
-            "dbscope: %d database drop(s) still pending at close: %s; the next run's sweep (or dbscope gc) drops them",
-            len(self._pending),
-            ", ".join(self.pending),
-        )
-        return False
-
-    def _connection(self) -> psycopg.Connection[Any]:
-        if not usable(self._conn):
-            with contextlib.suppress(Exception):
-                self._conn.close()
-            self._conn = self._open()
-            register_run(self._conn, self._owner)  # the lock went with the old session
-        return self._conn
-
-    def _run(self) -> None:
-        next_beat = time.monotonic() + self._interval
-        while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, next_beat - time.monotonic()))
-            except queue.Empty:
-                item = self._BEAT
-            if time.monotonic() >= next_beat:
-                self._beat()
-                next_beat = time.monotonic() + self._interval
-            if item is None:
-                break
-            if isinstance(item, str):
-                self._drop(item)
-        try:
-            unregister_run(self._connection(), self._owner.run)
-        except (psycopg.Error, DbscopeError) as exc:
-            log.debug("could not unregister run %s: %s", self._owner.run, exc)
-        with contextlib.suppress(Exception):
-            self._conn.close()
-
-    def _beat(self) -> None:
-        try:
-            heartbeat(self._connection(), self._owner.run)
-        except (psycopg.Error, DbscopeError) as exc:  # the next beat tries again, with a new connection if needed
-            log.warning("dbscope heartbeat of run %s failed: %s", self._owner.run, mask_password(str(exc)))
-
-    def _drop(self, name: str) -> None:
-        started = time.perf_counter()
-        retries = iter(DROP_RETRY_S)
-        try:
-            while True:
-                # a restart cuts the session, then refuses connections for a moment: try again
-                failure: Exception
-                try:
-                    conn = self._connection()
-                except BackendUnavailableError as exc:
-                    failure = exc
-                else:
-                    try:
-                        if drop_checked(conn, name):
-                            self.counters["dropped"] += 1
-                        break
-                    except psycopg.errors.InvalidCatalogName:
-                        break  # dropped by someone else (a concurrent sweep) meanwhile
-                    except psycopg.OperationalError as exc:
-                        failure = exc
-                delay = next(retries, None)
-                if delay is None:
-                    raise failure
-                self.counters["drop_retries"] += 1
-                log.debug("dropping %s failed (%s); again in %.2f s", name, mask_password(str(failure)), delay)
-                time.sleep(delay)
-        except (psycopg.Error, DbscopeError) as exc:
-            self.counters["drop_failures"] += 1
-            log.warning("dbscope could not drop %s: %s", name, mask_password(str(exc)))
-        finally:
-            self.drop_ms.append((time.perf_counter() - started) * 1000)
-            with self._cond:
-                self._pending.discard(name)
-                self._cond.notify_all()
+    def drop(self, conn: psycopg.Connection[Any], name: str) -> bool:
+        return drop_checked(conn, name)
 
 
 class PostgreSQLBackend:
@@ -539,9 +427,11 @@ class PostgreSQLBackend:
             self._creators.put(self._connect(REGISTRY_DB, autocommit=True, role="create"))
             undo.callback(self._close_creators)
             ensure_schema(self._admin)
-            self._janitor = _Janitor(
-                lambda: self._connect(REGISTRY_DB, autocommit=True, role="janitor", keepalive=True),
-                self.owner,
+            self._janitor = Janitor(
+                _RunSession(
+                    lambda: self._connect(REGISTRY_DB, autocommit=True, role="janitor", keepalive=True), self.owner
+                ),
+                self.run_id,
                 interval=heartbeat_s,
             )
             undo.callback(lambda: self._janitor.close(self.close_timeout))
