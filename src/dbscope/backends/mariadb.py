@@ -45,6 +45,7 @@ from ..migrations import MigrationSet, combined_fingerprint
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
 from . import servers
 from .base import BuildEnvironment, Dialect, Look
+from .janitor import Janitor
 from .mariadb_connect import (
     START_ADVICE,
     Lent,
@@ -317,88 +318,32 @@ class MariaDBDatabase:
         return f"<MariaDBDatabase {self.name} on {self._backend.address.where} {self.state.value}>"
 
 
-class _Janitor:
-    """The run's background thread: drops databases, beats the heartbeat, holds the run's lock."""
+class _RunSession:
+    """What the run's janitor (janitor.py) does on MariaDB: its lock is a named lock of its connection."""
 
-    def __init__(self, backend: MariaDBBackend, *, interval: float) -> None:
+    errors: tuple[type[BaseException], ...] = (pymysql.Error,)
+    transient: tuple[type[BaseException], ...] = (pymysql.OperationalError,)
+    gone: tuple[type[BaseException], ...] = ()  # drop_checked drops only a database that is there
+
+    def __init__(self, backend: MariaDBBackend) -> None:
         self._backend = backend
-        self._interval = interval
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._pending: set[str] = set()
-        self._cond = threading.Condition()
-        self.counters: Counter[str] = Counter()
-        self._conn = self._open()
-        self._thread = threading.Thread(target=self._run, name=f"dbscope-janitor-{backend.run_id}", daemon=True)
-        self._thread.start()
 
-    def _open(self) -> MariaDBConnection:
+    def open(self) -> MariaDBConnection:
         conn = connect(self._backend.address, REGISTRY_DB)
         register_run(conn, self._backend.owner)
         return conn
 
-    def drop(self, name: str) -> None:
-        with self._cond:
-            self._pending.add(name)
-        self._queue.put(name)
+    def usable(self, conn: MariaDBConnection) -> bool:
+        return usable(conn)
 
-    def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+    def heartbeat(self, conn: MariaDBConnection, run: str) -> None:
+        heartbeat(conn, run)
 
-    def _connection(self) -> MariaDBConnection:
-        if not usable(self._conn):
-            self._conn = self._open()  # the run's lock went with the old connection
-        return self._conn
+    def unregister(self, conn: MariaDBConnection, run: str) -> None:
+        unregister_run(conn, run)
 
-    def _run(self) -> None:
-        next_beat = time.monotonic() + self._interval
-        while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, next_beat - time.monotonic()))
-            except queue.Empty:
-                item = ""
-            if time.monotonic() >= next_beat:
-                try:
-                    heartbeat(self._connection(), self._backend.run_id)
-                except (pymysql.Error, DbscopeError) as exc:
-                    log.warning("dbscope heartbeat of run %s failed: %s", self._backend.run_id, exc)
-                next_beat = time.monotonic() + self._interval
-            if item is None:
-                break
-            if item:
-                self._drop(item)
-        try:
-            unregister_run(self._connection(), self._backend.run_id)
-        except (pymysql.Error, DbscopeError) as exc:
-            log.debug("could not unregister run %s: %s", self._backend.run_id, exc)
-        with contextlib.suppress(Exception):
-            self._conn.close()
-
-    def _drop(self, name: str) -> None:
-        try:
-            if drop_checked(self._connection(), name):
-                self.counters["dropped"] += 1
-        except (pymysql.Error, DbscopeError) as exc:
-            self.counters["drop_failures"] += 1
-            log.warning("dbscope could not drop %s: %s", name, mask_password(str(exc)))
-        finally:
-            with self._cond:
-                self._pending.discard(name)
-                self._cond.notify_all()
-
-    def close(self, timeout: float) -> bool:
-        self._queue.put(None)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.warning("dbscope: drops still pending at close: %s; dbscope gc drops them", sorted(self._pending))
-            return False
-        return True
+    def drop(self, conn: MariaDBConnection, name: str) -> bool:
+        return drop_checked(conn, name)
 
 
 class MariaDBBackend:
@@ -460,7 +405,7 @@ class MariaDBBackend:
             undo.callback(self._admin.close)
             self._creators: queue.LifoQueue[MariaDBConnection] = queue.LifoQueue()
             undo.callback(self._close_creators)
-            self._janitor = _Janitor(self, interval=heartbeat_s)
+            self._janitor = Janitor(_RunSession(self), self.run_id, interval=heartbeat_s)
             undo.callback(lambda: self._janitor.close(self.close_timeout))
             if sweep:
                 self._sweep()
