@@ -78,6 +78,7 @@ from .mariadb_schema import (
     Blueprint,
     after_rollback_script,
     clone_script,
+    counters,
     mark_statements,
     present,
     read_blueprint,
@@ -274,7 +275,7 @@ class MariaDBDatabase:
         blueprint = self._backend.blueprint(template)
         conn = self._restore_connection()
         try:
-            run_script(conn, after_rollback_script(blueprint, self.name, present(conn, self.name)))
+            run_script(conn, after_rollback_script(blueprint, self.name, counters(conn, self.name)))
         except pymysql.Error as exc:
             raise self._backend._restore_error(exc, self) from exc
 

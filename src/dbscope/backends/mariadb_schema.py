@@ -39,6 +39,7 @@ __all__ = [
     "Blueprint",
     "after_rollback_script",
     "clone_script",
+    "counters",
     "read_blueprint",
     "restore_script",
     "run_script",
@@ -350,9 +351,25 @@ def _partial_restore(blueprint: Blueprint, database: str, state: Present, quiet:
     ]
 
 
-def after_rollback_script(blueprint: Blueprint, database: str, state: Present) -> list[str]:
-    """``ALTER TABLE ... AUTO_INCREMENT`` for the tables whose counter a rolled-back insert moved."""
-    fixes = _auto_increment_fixes(blueprint, state.tables)
+def counters(conn: Any, database: str) -> dict[str, int | None]:
+    """Each table's next ``AUTO_INCREMENT`` value: :func:`present` without the views and triggers.
+
+    After every rolled-back scope only the counters matter, and reading
+    ``information_schema.TRIGGERS`` costs more than everything else the scope does (MariaDB
+    parses every table's trigger file for it: 2.5-7 ms on the benchmark schema's 30 tables).
+    """
+    found = rows(
+        conn,
+        "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
+        [database],
+    )
+    return {str(name): None if auto is None else int(auto) for name, auto in found}
+
+
+def after_rollback_script(blueprint: Blueprint, database: str, now: dict[str, int | None]) -> list[str]:
+    """``ALTER TABLE ... AUTO_INCREMENT`` for the tables whose counter (``now``) a rolled-back insert moved."""
+    fixes = _auto_increment_fixes(blueprint, now)
     return [f"USE {q(database)}", *fixes] if fixes else []
 
 
