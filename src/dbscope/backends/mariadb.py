@@ -28,20 +28,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import secrets
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Self
+from typing import Any
 
 import pymysql
 
 from ..errors import BackendUnavailableError, CleanupError, ConfigError, DbscopeError, MigrationError
-from ..migrations import MigrationSet, combined_fingerprint
+from ..migrations import MigrationSet
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
 from . import servers
 from .base import BuildEnvironment, Dialect, Look
@@ -98,7 +96,8 @@ from .mariadb_schema import (
     tracking_script,
 )
 from .registry import by_scheme
-from .servers import PREFIX, REGISTRY_DB, STALE_AFTER_S, TEMPLATE_PREFIX, DatabaseState, GarbageItem, OwnerRecord
+from .server_backend import ServerBackend
+from .servers import REGISTRY_DB, STALE_AFTER_S, TEMPLATE_PREFIX, DatabaseState, GarbageItem, OwnerRecord
 
 __all__ = ["DatabaseState", "MariaDBBackend", "MariaDBDatabase", "MariaDBTemplate", "clone_name", "collect_garbage"]
 
@@ -347,10 +346,13 @@ class _RunSession:
         return drop_checked(conn, name)
 
 
-class MariaDBBackend:
+class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
     """Templates and per-scope databases on a MariaDB/MySQL server (``mysql://...``, ``mariadb://...``)."""
 
     dialect = DIALECT
+    what = "MariaDB"
+    driver_errors = (pymysql.Error,)
+    _refusal = staticmethod(refusal)
 
     def __init__(
         self,
@@ -372,20 +374,8 @@ class MariaDBBackend:
         if allow_remote is None:
             allow_remote = bool(getattr(config, "allow_remote", False))
         check_local(self.address, allow_remote=allow_remote)
-        self.close_timeout = float(
-            close_timeout if close_timeout is not None else getattr(config, "close_timeout", 5.0)
-        )
-        self._on_close = on_close
-        self.run_id = run_id or secrets.token_hex(4)
-        self.session = session or os.environ.get("PYTEST_XDIST_TESTRUNUID") or self.run_id
-        self.owner = OwnerRecord.for_run(self.run_id, session=self.session)
+        self._begin_run(run_id=run_id, session=session, config=config, close_timeout=close_timeout, on_close=on_close)
         self.pool_size = DEFAULT_POOL_SIZE
-        self._lock = threading.Lock()
-        self._templates: dict[str, MariaDBTemplate] = {}
-        self._snapshots: list[str] = []
-        self._closed = False
-        self.counters: Counter[str] = Counter()
-        self.create_ms: list[float] = []
         with contextlib.ExitStack() as undo:
             first = connect(self.address, self.address.database)
             undo.callback(first.close)
@@ -404,7 +394,7 @@ class MariaDBBackend:
             first.close()
             self._admin = Lent(lambda: connect(self.address, REGISTRY_DB))
             undo.callback(self._admin.close)
-            self._creators: queue.LifoQueue[MariaDBConnection] = queue.LifoQueue()
+            self._creators = queue.LifoQueue()
             undo.callback(self._close_creators)
             self._janitor = Janitor(_RunSession(self), self.run_id, interval=heartbeat_s)
             undo.callback(lambda: self._janitor.close(self.close_timeout))
@@ -449,26 +439,9 @@ class MariaDBBackend:
 
     # -- templates -------------------------------------------------------------------------------
 
-    def template(
-        self,
-        migrations: MigrationSet,
-        seed: MigrationSet,
-        *,
-        rebuild: bool = False,
-        environment: BuildEnvironment | None = None,
-    ) -> MariaDBTemplate:
-        """The template for these migrations + seed: reused from the server, or built once."""
-        self._check_open()
-        fingerprint = combined_fingerprint(migrations, seed)
-        with self._lock:
-            cached = self._templates.get(fingerprint)
-            if cached is not None:
-                return cached
-            template = self._ensure_template(fingerprint, migrations, seed, rebuild=rebuild, environment=environment)
-            self._templates[fingerprint] = template
-        with contextlib.suppress(pymysql.Error), self._admin.lock:
-            note_template(self._admin.get(), self.run_id, template.name)
-        return template
+    def _note_template(self, name: str) -> None:
+        with self._admin.lock:
+            note_template(self._admin.get(), self.run_id, name)
 
     def _ensure_template(
         self,
@@ -581,15 +554,6 @@ class MariaDBBackend:
             else:
                 self._creators.put(conn)
 
-    def _close_creators(self) -> None:
-        while True:
-            try:
-                self._creators.get_nowait().close()
-            except queue.Empty:
-                return
-            except pymysql.Error as exc:
-                log.debug("closing a connection: %s", exc)
-
     def _clone(self, name: str, blueprint: Blueprint, record: OwnerRecord) -> None:
         """Run the clone script for ``name``; a failure drops what it left (in the background)."""
         with self._creator() as creator:
@@ -659,17 +623,6 @@ class MariaDBBackend:
                 note_owner(database.name, self.owner.but(kind="kept", template=database.template.name)),
             )
 
-    def _schedule_drop(self, name: str) -> None:
-        if not name.startswith(PREFIX):
-            raise refusal(name, f"its name does not start with {PREFIX!r}")
-        if self._closed:
-            log.warning("dbscope backend already closed; %s is left for the next run's sweep", name)
-            return
-        self._janitor.drop(name)
-
-    def wait_for_drops(self, timeout: float | None = None) -> bool:
-        return self._janitor.wait(self.close_timeout if timeout is None else timeout)
-
     def _foreign_connections(
         self, name: str, own: frozenset[int], known: Collection[Hashable] | None = ()
     ) -> dict[Hashable, bool]:
@@ -733,45 +686,16 @@ class MariaDBBackend:
 
     # -- garbage ---------------------------------------------------------------------------------
 
-    def _sweep(self) -> None:
-        """Drop (in the background) what dead runs left; never a live run's databases or templates."""
-        try:
-            with self._admin.lock:
-                items = plan_garbage(self._admin.get())
-                forget_dead_runs(self._admin.get())
-        except pymysql.Error as exc:
-            log.warning("dbscope: the start-up sweep failed: %s", mask_password(str(exc)))
-            return
-        for item in items:
-            if item.action == "drop":
-                log.info("dbscope: dropping %s (%s)", item.name, item.reason)
-                self.counters["swept"] += 1
-                self._janitor.drop(item.name)
+    def _plan_sweep(self) -> list[GarbageItem]:
+        with self._admin.lock:
+            items = plan_garbage(self._admin.get())
+            forget_dead_runs(self._admin.get())
+        return items
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise DbscopeError(f"the MariaDB backend of run {self.run_id} was closed; open a new one")
-
-    def close(self) -> None:
-        """Drop the baselines this run captured, wait (bounded) for pending drops, close every connection."""
-        if self._closed:
-            return
-        for name in self._snapshots:
-            self._janitor.drop(name)
-        self._closed = True
-        self._janitor.close(max(10.0, 2 * self.close_timeout))
-        self._close_creators()
+    def _close_admin(self) -> None:
         self._admin.close()
-        if self._on_close is not None:
-            self._on_close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<MariaDBBackend {self.address.masked_url} run={self.run_id} {'closed' if self._closed else 'open'}>"

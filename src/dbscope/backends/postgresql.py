@@ -32,16 +32,15 @@ import queue
 import secrets
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from ..errors import BackendUnavailableError, ConfigError, DbscopeError, MigrationError
-from ..migrations import MigrationSet, combined_fingerprint
+from ..migrations import MigrationSet
 from ..urls import BackendURL, mask_password, parse_backend_url, without_password
 from . import servers
 from .base import BuildEnvironment, Dialect, Look
@@ -96,6 +95,7 @@ from .pg_snapshot import (
     take_write_marks,
 )
 from .registry import by_scheme
+from .server_backend import ServerBackend
 from .servers import DatabaseState
 
 __all__ = [
@@ -363,10 +363,13 @@ class _RunSession:
         return drop_checked(conn, name)
 
 
-class PostgreSQLBackend:
+class PostgreSQLBackend(ServerBackend[PostgreSQLTemplate, "psycopg.Connection[Any]"]):
     """Templates and per-scope databases on a PostgreSQL server (``postgresql://...``)."""
 
     dialect = DIALECT
+    what = "PostgreSQL"
+    driver_errors = (psycopg.Error,)
+    _refusal = staticmethod(refusal)
 
     def __init__(
         self,
@@ -387,20 +390,9 @@ class PostgreSQLBackend:
         if allow_remote is None:
             allow_remote = bool(getattr(config, "allow_remote", False))
         check_local(self.address, allow_remote=allow_remote)
-        self.close_timeout = float(
-            close_timeout if close_timeout is not None else getattr(config, "close_timeout", 5.0)
-        )
-        self.run_id = run_id or secrets.token_hex(4)
-        self.session = session or os.environ.get("PYTEST_XDIST_TESTRUNUID") or self.run_id
-        self.owner = OwnerRecord.for_run(self.run_id, session=self.session)
+        self._begin_run(run_id=run_id, session=session, config=config, close_timeout=close_timeout, on_close=on_close)
         self.strategy = clone_strategy()
-        self._on_close = on_close
-        self._lock = threading.Lock()
-        self._templates: dict[str, PostgreSQLTemplate] = {}
         self._created: set[str] = set()
-        self._closed = False
-        self.counters: Counter[str] = Counter()
-        self.create_ms: list[float] = []
         self._app = f"dbscope {self.run_id}"
         with contextlib.ExitStack() as undo:
             maintenance = connect(self.address, self.address.maintenance_db, application_name=f"{self._app} setup")
@@ -423,7 +415,7 @@ class PostgreSQLBackend:
             maintenance.close()
             self._admin = self._connect(REGISTRY_DB, autocommit=True, role="admin", budget=False)
             undo.callback(self._admin.close)
-            self._creators: queue.LifoQueue[psycopg.Connection[Any]] = queue.LifoQueue()
+            self._creators = queue.LifoQueue()
             self._creators.put(self._connect(REGISTRY_DB, autocommit=True, role="create"))
             undo.callback(self._close_creators)
             ensure_schema(self._admin)
@@ -514,27 +506,9 @@ class PostgreSQLBackend:
 
     # -- templates ---------------------------------------------------------------------------
 
-    def template(
-        self,
-        migrations: MigrationSet,
-        seed: MigrationSet,
-        *,
-        rebuild: bool = False,
-        environment: BuildEnvironment | None = None,
-    ) -> PostgreSQLTemplate:
-        """The template for these migrations + seed: reused from the server, or built once."""
-        self._check_open()
-        fingerprint = combined_fingerprint(migrations, seed)
-        with self._lock:
-            cached = self._templates.get(fingerprint)
-            if cached is not None:
-                return cached
-            template = self._ensure_template(fingerprint, migrations, seed, rebuild=rebuild, environment=environment)
-            self._templates[fingerprint] = template
-        with contextlib.suppress(psycopg.Error):
-            self._admin = self._live(self._admin)
-            note_template(self._admin, self.run_id, template.name)
-        return template
+    def _note_template(self, name: str) -> None:
+        self._admin = self._live(self._admin)
+        note_template(self._admin, self.run_id, name)
 
     def _ensure_template(
         self,
@@ -675,15 +649,6 @@ class PostgreSQLBackend:
             else:
                 self._creators.put(conn)
 
-    def _close_creators(self) -> None:
-        while True:
-            try:
-                self._creators.get_nowait().close()
-            except queue.Empty:
-                return
-            except psycopg.Error as exc:
-                log.debug("closing a connection: %s", exc)
-
     def _clone(self, creator: psycopg.Connection[Any], statement: sql.Composed, name: str, template: Any) -> None:
         try:
             creator.execute(statement)
@@ -720,18 +685,6 @@ class PostgreSQLBackend:
             return drop_checked(self._admin, name)
         except psycopg.Error as exc:
             raise self._error(exc, f"cannot drop {name}") from exc
-
-    def _schedule_drop(self, name: str) -> None:
-        if not name.startswith(PREFIX):
-            raise refusal(name, f"its name does not start with {PREFIX!r}")
-        if self._closed:
-            log.warning("dbscope backend already closed; %s is left for the next run's sweep", name)
-            return
-        self._janitor.drop(name)
-
-    def wait_for_drops(self, timeout: float | None = None) -> bool:
-        """Block until scheduled drops are done (True), or ``timeout`` passed (False)."""
-        return self._janitor.wait(self.close_timeout if timeout is None else timeout)
 
     def _foreign_connections(
         self, name: str, own: frozenset[int], known: Collection[Hashable] | None = ()
@@ -826,43 +779,15 @@ class PostgreSQLBackend:
 
     # -- garbage -----------------------------------------------------------------------------------
 
-    def _sweep(self) -> None:
-        """Drop (in the background) what dead runs left; never a live run's databases or templates."""
-        try:
-            items = plan_garbage(self._admin, self._admin, stale_after_s=STALE_AFTER_S)
-            forget_dead_runs(self._admin, stale_after_s=STALE_AFTER_S)
-        except psycopg.Error as exc:
-            log.warning("dbscope: the start-up sweep failed: %s", mask_password(str(exc)))
-            return
-        for item in items:
-            if item.action == "drop":
-                log.info("dbscope: dropping %s (%s)", item.name, item.reason)
-                self.counters["swept"] += 1
-                self._janitor.drop(item.name)
+    def _plan_sweep(self) -> list[GarbageItem]:
+        items = plan_garbage(self._admin, self._admin, stale_after_s=STALE_AFTER_S)
+        forget_dead_runs(self._admin, stale_after_s=STALE_AFTER_S)
+        return items
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise DbscopeError(f"the PostgreSQL backend of run {self.run_id} was closed; open a new one")
-
-    def close(self) -> None:
-        """Wait (bounded) for pending drops, leave the registry, close every connection."""
-        if self._closed:
-            return
-        self._closed = True
-        self._janitor.close(max(10.0, 2 * self.close_timeout))
-        self._close_creators()
-        with contextlib.suppress(Exception):
-            self._admin.close()
-        if self._on_close is not None:
-            self._on_close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _close_admin(self) -> None:
+        self._admin.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
