@@ -56,13 +56,13 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
 
     xdist's variables describe the outer worker, not the run a test starts: a project that
     reads ``PYTEST_XDIST_WORKER`` must see it only from its own workers. And the projects leave
-    out the pytest plugins of hypothesis, anyio and pytest-asyncio, which take 1.4 s of every
-    run's start between them (and pytest-asyncio warns in a project without its loop setting);
-    a test of a project that uses one sets ``PYTEST_ADDOPTS`` itself.
+    out the pytest plugins of hypothesis, anyio, pytest-asyncio and Faker (factory_boy's), which
+    take 1.4 s and 0.5 s of every run's start (and pytest-asyncio warns in a project without its
+    loop setting); a test of a project that uses one sets ``PYTEST_ADDOPTS`` itself.
     """
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest -p no:anyio -p no:asyncio")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest -p no:anyio -p no:asyncio -p no:faker")
     return pytester
 
 
