@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import pytest
 
+from . import django as dbscope_django
 from .backends.base import SharedServer
 from .config import (
     SETTINGS,
@@ -57,8 +58,10 @@ MARKER = (
 )
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     group = parser.getgroup("dbscope", "dbscope: a fresh, migrated, isolated database for every test")
+    if not pluginmanager.has_plugin("dbscope-django"):  # its setting, and pytest-django's fixtures when active
+        pluginmanager.register(dbscope_django, "dbscope-django")
     for setting in SETTINGS:
         if setting.cli:
             if setting.flag:
@@ -126,6 +129,7 @@ def _check_names(config: pytest.Config, parser: pytest.Parser, args: list[str]) 
     given = [(name, f"in config file {inipath.name}") for name in config_file_names(inipath)] if inipath else []
     overrides = getattr(config.known_args_namespace, "override_ini", None) or ()
     given += [(entry.partition("=")[0].strip(), "given with -o on the command line") for entry in overrides]
+    given = [(name, where) for name, where in given if name != dbscope_django.INI_NAME]  # dbscope.django's own
     try:
         check_setting_names(given)
         if any(looks_like_ours(str(arg)) for arg in args):

@@ -1,0 +1,370 @@
+"""dbscope.django's databases: a template per alias by fingerprint, a clone per process, restores.
+
+No pytest here (``django.py`` is the plugin). Django is imported inside the functions and
+typed ``Any`` at its boundary: dbscope itself never depends on Django.
+
+* **Fingerprint** of an alias: Django's version, the alias's settings (engine, name, host,
+  port, user, options, the ``TEST`` settings but its per-worker name), the installed apps,
+  the routers, ``AUTH_USER_MODEL`` and the bytes of every installed app's models and
+  migration files. Any change gives another template; nothing is ever reused stale.
+* **SQLite** aliases: the template is the migrated database's image (``serialize()``) in
+  the project's ``.dbscope/cache`` (:class:`~dbscope.backends.sqlite.TemplateCache`, one
+  build under a file lock while other processes wait and load it). The process's test
+  database (Django's own name for it: in memory unless ``TEST NAME`` names a file) is
+  filled from the image with SQLite's backup API; a restore is the same copy again.
+* **PostgreSQL** aliases: the template is a database ``test_dbscope_tpl_<fingerprint>``
+  built under an advisory lock into a temporary name and renamed when complete; the
+  process's test database (Django's test name, with pytest-django's ``_gw<N>`` suffix) is
+  ``CREATE DATABASE ... TEMPLATE``; a restore drops it ``WITH (FORCE)`` and clones again.
+
+Only databases whose names Django gives the test databases are dropped or written, never
+the names in the settings, and a server that is not on this machine is refused unless
+``--dbscope-allow-remote``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .backends.servers import is_local_host
+from .backends.sqlite import TemplateCache
+from .errors import ConfigError
+
+__all__ = ["AliasDatabase", "TemplateStats", "fingerprint", "open_alias"]
+
+#: bumped when the way a template is built changes: older templates are then never reused
+FORMAT = "dbscope.django template 1"
+#: the PostgreSQL templates' prefix: a test_ name, never one a settings NAME or dbscope's gc uses
+PG_TEMPLATE_PREFIX = "test_dbscope_tpl_"
+
+SQLITE_ENGINE = "django.db.backends.sqlite3"
+#: how long a restore waits for a transaction a test left open on its tables
+RESTORE_LOCK_TIMEOUT_S = 5.0
+PG_ENGINES = ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2")
+
+
+@dataclass
+class TemplateStats:
+    """What one alias cost in one process: the report's figures."""
+
+    alias: str
+    engine: str
+    template: str
+    built: bool = False
+    ready_s: float = 0.0
+    restores: int = 0
+    restore_s: float = 0.0
+    restore_times: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "engine": self.engine,
+            "template": self.template,
+            "built": self.built,
+            "ready_s": round(self.ready_s, 4),
+            "restores": self.restores,
+            "restore_s": round(self.restore_s, 4),
+        }
+
+
+def _module(name: str) -> Any:
+    """A Django module, typed Any: dbscope is type-checked without Django or its stubs."""
+    return importlib.import_module(name)
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _sources(app: Any, migration_modules: Any) -> list[Path]:
+    """The files of ``app`` a template depends on: its models module and its migrations."""
+    found: list[Path] = []
+    models = getattr(app, "models_module", None)
+    models_file = getattr(models, "__file__", None)
+    if models_file:
+        path = Path(models_file)
+        found += _files(path.parent) if path.name == "__init__.py" else [path]
+    module = f"{app.name}.migrations"
+    if isinstance(migration_modules, dict) and app.label in migration_modules:
+        module = migration_modules[app.label]
+    if module is None:
+        return found
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        found += _files(Path(location))
+    return found
+
+
+def fingerprint(alias: str, *, use_migrations: bool) -> str:
+    """The fingerprint of ``alias``'s template (see the module's docstring)."""
+    django = _module("django")
+    apps = _module("django.apps").apps
+    settings = _module("django.conf").settings
+    connections = _module("django.db").connections
+
+    digest = hashlib.sha256()
+
+    def add(*parts: Any) -> None:
+        for part in parts:
+            digest.update(part if isinstance(part, bytes) else repr(part).encode())
+            digest.update(b"\0")
+
+    config = connections[alias].settings_dict
+    test = {k: v for k, v in (config.get("TEST") or {}).items() if k != "NAME"}
+    add(FORMAT, django.VERSION, alias, use_migrations)
+    add(config.get("ENGINE"), config.get("NAME"), config.get("HOST"), config.get("PORT"), config.get("USER"))
+    add(sorted((str(k), repr(v)) for k, v in (config.get("OPTIONS") or {}).items()))
+    add(sorted((str(k), repr(v)) for k, v in test.items()), config.get("TIME_ZONE"))
+    routers = [r if isinstance(r, str) else type(r).__qualname__ for r in settings.DATABASE_ROUTERS]
+    migration_modules = settings.MIGRATION_MODULES if use_migrations else None
+    add(list(settings.INSTALLED_APPS), routers, settings.AUTH_USER_MODEL, settings.USE_TZ)
+    add(sorted(migration_modules.items()) if isinstance(migration_modules, dict) else None)
+    for app in apps.get_app_configs():
+        add(app.label, app.name)
+        if not use_migrations:  # the tables come from the models alone
+            paths = _sources(app, {app.label: None})
+        else:
+            paths = _sources(app, migration_modules)
+        for path in paths:
+            add(str(path.name), path.read_bytes())
+    return digest.hexdigest()
+
+
+class AliasDatabase:
+    """One alias's test database in this process: made from its template, restored to it."""
+
+    def __init__(self, connection: Any, fp: str, stats: TemplateStats) -> None:
+        self.connection = connection
+        self.fingerprint = fp
+        self.stats = stats
+        self.old_name: str = connection.settings_dict["NAME"]
+        self.test_name: str = connection.creation._get_test_db_name()
+
+    def setup(self, *, rebuild: bool) -> None:
+        raise NotImplementedError
+
+    def restore(self) -> None:
+        raise NotImplementedError
+
+    def teardown(self, *, keep: bool) -> None:
+        raise NotImplementedError
+
+    def _point_at_test_database(self) -> None:
+        settings = _module("django.conf").settings
+        self.connection.close()
+        settings.DATABASES[self.connection.alias]["NAME"] = self.test_name
+        self.connection.settings_dict["NAME"] = self.test_name
+
+    def _timed_restore(self, restore: Any) -> None:
+        started = time.perf_counter()
+        restore()
+        elapsed = time.perf_counter() - started
+        self.stats.restores += 1
+        self.stats.restore_s += elapsed
+        self.stats.restore_times.append(elapsed)
+
+
+class SQLiteAlias(AliasDatabase):
+    """A SQLite alias: the template's image in the cache, copied in with the backup API."""
+
+    def __init__(self, connection: Any, fp: str, stats: TemplateStats, cache: TemplateCache) -> None:
+        super().__init__(connection, fp, stats)
+        self.cache = cache
+        self.template: sqlite3.Connection | None = None
+
+    def setup(self, *, rebuild: bool) -> None:
+        creation = self.connection.creation
+        with self.cache.locked(self.fingerprint):
+            image = None if rebuild else self.cache.load(self.fingerprint)
+            if image is None:  # build: Django migrates this process's test database, whose image is kept
+                creation.create_test_db(verbosity=0, autoclobber=True, serialize=False, keepdb=False)
+                image = self._raw().serialize()
+                self.cache.store(self.fingerprint, image)
+                self.stats.built = True
+        template = sqlite3.connect(":memory:", check_same_thread=False)
+        template.deserialize(image)
+        self.template = template
+        if not self.stats.built:
+            creation._create_test_db(verbosity=0, autoclobber=True, keepdb=False)  # removes an old file
+            self._point_at_test_database()
+            self._copy_in()
+
+    def _raw(self) -> sqlite3.Connection:
+        self.connection.ensure_connection()
+        raw: sqlite3.Connection = self.connection.connection
+        return raw
+
+    def _copy_in(self) -> None:
+        assert self.template is not None
+        raw = self._raw()
+        if raw.in_transaction:
+            raw.rollback()
+        self.template.backup(raw)
+
+    def restore(self) -> None:
+        self._timed_restore(self._copy_in)
+
+    def teardown(self, *, keep: bool) -> None:
+        if self.template is not None:
+            self.template.close()
+            self.template = None
+        self.connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=keep)
+
+
+class PostgresAlias(AliasDatabase):
+    """A PostgreSQL alias: a template database, cloned by ``CREATE DATABASE ... TEMPLATE``.
+
+    A restore does not clone again (a copy of the template's files and a checkpoint: up to
+    seconds on a busy disk): it is dbscope's in-place reset (``backends/pg_snapshot.py``),
+    from the template's rows read once from the fresh clone.
+    """
+
+    def __init__(self, connection: Any, fp: str, stats: TemplateStats) -> None:
+        super().__init__(connection, fp, stats)
+        self.template = PG_TEMPLATE_PREFIX + fp[:32]
+        self.maintenance: Any = None
+        self._restorer: Any = None
+        self._snapshot: Any = None
+
+    def _connect(self, name: str = "postgres") -> Any:
+        """A DB-API connection (autocommit) to database ``name`` of the alias's server.
+
+        Made from Django's connection parameters but not through its ``ensure_connection``,
+        which pytest-django's blocker patches (and counts as the test's access).
+        """
+        wrapper = self.connection.__class__({**self.connection.settings_dict, "NAME": name}, alias="__dbscope__")
+        conn = wrapper.get_new_connection(wrapper.get_connection_params())
+        conn.autocommit = True
+        return conn
+
+    def _plain_psycopg(self, name: str) -> Any:
+        """A psycopg 3 connection (autocommit, psycopg's own cursors) to ``name``."""
+        try:
+            psycopg = importlib.import_module("psycopg")
+        except ImportError:
+            raise ConfigError(
+                "dbscope.django restores PostgreSQL databases with psycopg 3: pip install 'dbscope[postgres]'"
+            ) from None
+        wrapper = self.connection.__class__({**self.connection.settings_dict, "NAME": name}, alias="__dbscope__")
+        params = wrapper.get_connection_params()
+        for django_only in ("context", "cursor_factory", "prepare_threshold", "server_side_binding"):
+            params.pop(django_only, None)
+        return psycopg.connect(**params, autocommit=True)
+
+    def _cursor(self) -> Any:
+        """A cursor on the server's ``postgres`` database, on one connection kept for the session."""
+        if self.maintenance is None:
+            self.maintenance = self._connect()
+        return self.maintenance.cursor()
+
+    @staticmethod
+    def _quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    def setup(self, *, rebuild: bool) -> None:
+        lock = int.from_bytes(hashlib.sha256(self.template.encode()).digest()[:8], "big", signed=True)
+        with self._cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [lock])
+            try:
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.template])
+                exists = cursor.fetchone() is not None
+                if exists and rebuild:
+                    cursor.execute(f"DROP DATABASE {self._quote(self.template)} WITH (FORCE)")
+                    exists = False
+                if not exists:
+                    self._build(cursor)
+                    self.stats.built = True
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [lock])
+        self.connection.close()
+        with self._cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {self._quote(self.test_name)} WITH (FORCE)")
+            cursor.execute(self._create_sql(self.test_name))
+        self._point_at_test_database()
+        from .backends.pg_snapshot import take_snapshot
+
+        self._restorer = self._plain_psycopg(self.test_name)
+        self._snapshot = take_snapshot(self._restorer)  # the template's rows, read once: every restore's source
+
+    def _create_sql(self, name: str) -> str:
+        return f"CREATE DATABASE {self._quote(name)} TEMPLATE {self._quote(self.template)} STRATEGY FILE_COPY"
+
+    def _build(self, cursor: Any) -> None:
+        """Migrate a database under a temporary name, then rename it: a template is complete or absent."""
+        test = self.connection.settings_dict["TEST"]
+        building = f"{self.template}_b{os.getpid()}"
+        saved = test.get("NAME")
+        test["NAME"] = building
+        try:
+            self.connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False, keepdb=False)
+        finally:
+            test["NAME"] = saved
+            self.connection.close()
+        cursor.execute(f"ALTER DATABASE {self._quote(building)} RENAME TO {self._quote(self.template)}")
+        cursor.execute(
+            f"COMMENT ON DATABASE {self._quote(self.template)} IS %s",
+            [f"dbscope.django template {self.fingerprint}"],
+        )
+
+    def restore(self) -> None:
+        self._timed_restore(self._in_place)
+
+    def _in_place(self) -> None:
+        """dbscope's reset: every table emptied and the template's rows copied back, sequences set, in one
+        transaction (``backends/pg_snapshot.py``); Django's connection stays open."""
+        from .backends.pg_snapshot import restore_snapshot
+
+        restore_snapshot(self._restorer, self._snapshot, database=self.test_name, lock_timeout_s=RESTORE_LOCK_TIMEOUT_S)
+
+    def teardown(self, *, keep: bool) -> None:
+        try:
+            if self._restorer is not None:
+                self._restorer.close()
+                self._restorer = None
+            self.connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=keep)
+        finally:
+            if self.maintenance is not None:
+                self.maintenance.close()
+                self.maintenance = None
+
+
+def open_alias(alias: str, *, use_migrations: bool, cache_dir: Path, allow_remote: bool) -> AliasDatabase | None:
+    """The dbscope-made test database of ``alias``; None for an engine dbscope does not clone yet.
+
+    Raises ConfigError when the test database's name is the settings' own, or when the
+    server is not on this machine and ``allow_remote`` is off.
+    """
+    connection = _module("django.db").connections[alias]
+    config = connection.settings_dict
+    engine = config.get("ENGINE", "")
+    test_name = connection.creation._get_test_db_name()
+    if config.get("NAME") and test_name == config.get("NAME"):
+        raise ConfigError(
+            f"DATABASES[{alias!r}]: the test database's name {test_name!r} is the database named in the settings; "
+            "dbscope never writes to that one (give TEST NAME another name, or leave it unset)"
+        )
+    if engine in PG_ENGINES:
+        host = str(config.get("HOST") or "")
+        if not allow_remote and not is_local_host(host):
+            raise ConfigError(
+                f"DATABASES[{alias!r}] points at {host!r}, which is not this machine; dbscope makes and drops "
+                "databases only on a local server unless --dbscope-allow-remote (dbscope_allow_remote = true)"
+            )
+        fp = fingerprint(alias, use_migrations=use_migrations)
+        return PostgresAlias(connection, fp, TemplateStats(alias, "postgresql", PG_TEMPLATE_PREFIX + fp[:32]))
+    if engine == SQLITE_ENGINE:
+        fp = fingerprint(alias, use_migrations=use_migrations)
+        cache = TemplateCache(cache_dir)
+        return SQLiteAlias(connection, fp, TemplateStats(alias, "sqlite", str(cache.path(fp))), cache)
+    return None
