@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -451,6 +452,24 @@ def test_gc_refuses_a_remote_server_without_allow_remote(project_dir: Path, caps
     assert code == 1 and out == ""
     assert err.startswith("dbscope gc: refusing to use the PostgreSQL server at 203.0.113.5")
     assert "secret" not in err
+
+
+def test_doctor_times_both_clone_strategies_on_a_postgresql_server(
+    project_dir: Path, capsys: pytest.CaptureFixture[str], pg_url: str
+) -> None:
+    code, out, err = run(capsys, "doctor", "--url", pg_url, "--clones", "2")
+    assert code == 0, out + err
+    (line,) = [line for line in out.splitlines() if "clone strategy:" in line]
+    match = re.fullmatch(
+        r"  ok       clone strategy: (FILE_COPY|WAL_LOG) ([\d.]+) ms, (FILE_COPY|WAL_LOG) ([\d.]+) ms "
+        r"\(median of 5 clones each, interleaved\): dbscope uses (FILE_COPY|WAL_LOG)",
+        line,
+    )
+    assert match, line
+    chosen, other = match[1], match[3]
+    assert chosen == match[5] == "FILE_COPY" and other == "WAL_LOG"  # the default, no environment variable
+    advised = f"set DBSCOPE_PG_CLONE_STRATEGY={other.lower()}" in out
+    assert advised == (float(match[4]) < 0.8 * float(match[2]))
 
 
 def test_gc_on_a_real_postgresql_server_only_lists(
