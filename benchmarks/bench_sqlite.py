@@ -15,8 +15,19 @@ ROUNDS times, timing each run's test loop (pytest_runtestloop) so interpreter st
 and collection do not add noise: tests taking no database (the baseline), tests taking dbscope's `db`
 fixture (clone, and the reset and rollback strategies), the same with the JSON report
 on, and tests taking a naive migrate-per-test fixture. Per-test overhead = (run time - baseline run time) / TESTS, medians over rounds.
+Two more suites run a statement: through `db` (dbscope's own connection, which the clone
+pool's thread has had parse the schema), and through a connection the test opens by the
+database's URL, as an app does (it parses the schema itself). The JSON report's run also
+gives dbscope's self-reported overhead (setup + teardown a test), printed beside the
+whole-run figure of that run: the report must not hide cost.
 
-Usage: python benchmarks/bench_sqlite.py [--tests 1000] [--rounds 5] [--json PATH]
+--compare SRC runs every dbscope variant twice in each round, interleaved: with the
+dbscope in SRC (PYTHONPATH=SRC, e.g. a `git worktree` of the commit before a change) and
+with the installed one, and prints both with their ratio. The load average before and
+after is printed and kept: on a shared machine, read the figures with it.
+
+Usage: python benchmarks/bench_sqlite.py [--tests 1000] [--rounds 5] [--json PATH] [--compare SRC]
+       [--skip-clones]
 """
 
 from __future__ import annotations
@@ -128,33 +139,70 @@ def naive_db():
 ''' + LOOP_TIMER
 
 
+#: tests that run one statement: through `db`, and through a connection of their own opened by
+#: the database's URL (what an app's engine does), closed before the test ends
+STATEMENT_TESTS = '''
+import sqlite3
+import pytest
+
+@pytest.mark.parametrize("n", range({tests}))
+def test_query(db, n):
+    db.execute("SELECT count(*) FROM users")
+
+@pytest.mark.parametrize("n", range({tests}))
+def test_app_connection(db_url, n):
+    conn = sqlite3.connect(db_url.split(":///", 1)[1])
+    conn.execute("SELECT count(*) FROM users").fetchall()
+    conn.close()
+'''
+
+
 def write_suite(root: Path, tests: int) -> None:
     (root / "pytest.ini").write_text(
         f"[pytest]\ndbscope_migrations = {SCHEMA / 'migrations'}\ndbscope_seed = {SCHEMA / 'seed.sql'}\n"
     )
     (root / "conftest.py").write_text(CONFTEST.format(migrations=str(SCHEMA / "migrations"), seed=str(SCHEMA / "seed.sql")))
     write_tests(root, tests, {"none": "", "dbscope": "db", "naive": "naive_db"})
+    (root / "test_statements.py").write_text(STATEMENT_TESTS.format(tests=tests))
 
 
-def pytest_costs(tests: int, rounds: int) -> dict[str, dict[str, float]]:
-    variants = {
-        "no database (baseline)": ("test_none.py", []),
-        "dbscope db fixture": ("test_dbscope.py", []),
-        "dbscope db, strategy reset": ("test_dbscope.py", ["--dbscope-strategy=reset"]),
-        "dbscope db, strategy rollback": ("test_dbscope.py", ["--dbscope-strategy=rollback"]),
-        "dbscope db + JSON report": ("test_dbscope.py", ["--dbscope-report=report.json"]),
-        "naive migrate-per-test fixture": ("test_naive.py", []),
-    }
-    times: dict[str, list[float]] = {name: [] for name in variants}
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "no database (baseline)": ("test_none.py", []),
+    "dbscope db fixture": ("test_dbscope.py", []),
+    "dbscope db, strategy reset": ("test_dbscope.py", ["--dbscope-strategy=reset"]),
+    "dbscope db, strategy rollback": ("test_dbscope.py", ["--dbscope-strategy=rollback"]),
+    "dbscope db + JSON report": ("test_dbscope.py", ["--dbscope-report=report.json"]),
+    "dbscope db, one query": ("test_statements.py::test_query", []),
+    "dbscope db_url, app's own connection, one query": ("test_statements.py::test_app_connection", []),
+    "naive migrate-per-test fixture": ("test_naive.py", []),
+}
+REPORTED = "dbscope db + JSON report"
+
+
+def pytest_costs(tests: int, rounds: int, compare: str | None = None) -> dict[str, dict[str, float]]:
+    """Per-test overheads of every variant; with ``compare``, each dbscope variant also as "<name> [before]"."""
+    runs: dict[str, tuple[str, list[str], dict[str, str]]] = {}
+    for name, (file, extra) in VARIANTS.items():
+        if compare is not None and name.startswith("dbscope"):
+            runs[f"{name} [before]"] = (file, extra, {"PYTHONPATH": compare})
+        runs[name] = (file, extra, {})
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    reported: dict[str, list[float]] = {name: [] for name in runs if name.startswith(REPORTED)}
     with tempfile.TemporaryDirectory(prefix="dbscope_bench_") as tmp:
         root = Path(tmp)
         write_suite(root, tests)
-        for name, (file, extra) in variants.items():  # warm-up: imports, bytecode, page cache
-            run_suite(root, file, extra)
+        for name, (file, extra, env) in runs.items():  # warm-up: imports, bytecode, page cache
+            run_suite(root, file, extra, env=env)
         for _ in range(rounds):
-            for name, (file, extra) in variants.items():
-                times[name].append(run_suite(root, file, extra))
-    return overheads(times, "no database (baseline)", tests)
+            for name, (file, extra, env) in runs.items():
+                times[name].append(run_suite(root, file, extra, env=env))
+                if name in reported:
+                    summary = json.loads((root / "report.json").read_text())["summary"]
+                    reported[name].append(summary["average_setup_ms"] + summary["average_teardown_ms"])
+    results = overheads(times, "no database (baseline)", tests)
+    for name, values in reported.items():
+        results[name]["self_reported_ms"] = statistics.median(values)
+    return results
 
 
 def main() -> None:
@@ -164,10 +212,14 @@ def main() -> None:
     parser.add_argument("--clones", type=int, default=2000)
     parser.add_argument("--json", default=str(HERE / "results" / "bench_sqlite.json"))
     parser.add_argument("--report-supported", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--compare", metavar="SRC", help="also run each dbscope variant with the dbscope in SRC")
+    parser.add_argument("--skip-clones", action="store_true", help="only the whole pytest runs")
     args = parser.parse_args()
 
-    clones = clone_costs(args.clones)
-    runs = pytest_costs(args.tests, args.rounds)
+    load_before = os.getloadavg()
+    clones = clone_costs(args.clones) if not args.skip_clones else {"_statements": {"count": 0.0, "image_kb": 0.0}}
+    runs = pytest_costs(args.tests, args.rounds, args.compare)
+    load_after = os.getloadavg()
     info = clones.pop("_statements")
 
     print(f"\nSQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs; "
@@ -180,7 +232,20 @@ def main() -> None:
     print(f"{'variant':40} {'run s':>8} {'per-test overhead ms (median, min-max)':>40}")
     for name, r in runs.items():
         spread = f"{r['overhead_per_test_ms']:.3f} ({r['overhead_min_ms']:.3f}-{r['overhead_max_ms']:.3f})"
-        print(f"{name:40} {r['loop_median_s']:>8.3f} {spread:>40}")
+        print(f"{name:56} {r['loop_median_s']:>8.3f} {spread:>40}")
+    for name, r in runs.items():
+        if "self_reported_ms" in r:
+            gap = r["overhead_per_test_ms"] - r["self_reported_ms"]
+            print(f"{name}: self-reported {r['self_reported_ms']:.3f} ms a test, whole run "
+                  f"{r['overhead_per_test_ms']:.3f} ms (unreported {gap:.3f} ms)")
+    if args.compare:
+        print(f"\nbefore ({args.compare}) -> after, per-test overhead (median ms)")
+        for name, r in runs.items():
+            before = runs.get(f"{name} [before]")
+            if before is not None:
+                b, a = before["overhead_per_test_ms"], r["overhead_per_test_ms"]
+                print(f"{name:56} {b:>7.3f} -> {a:>7.3f}  ({a / b if b > 0 else float('nan'):.2f}x)")
+    print(f"\nload average (1, 5, 15 min): before {load_before}, after {load_after}")
     ours = runs["dbscope db fixture"]["overhead_per_test_ms"]
     naive = runs["naive migrate-per-test fixture"]["overhead_per_test_ms"]
     ratio = naive / ours if ours > 0 else float("inf")
@@ -191,7 +256,8 @@ def main() -> None:
     out.write_text(json.dumps({
         "machine": {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "cpus": os.cpu_count()},
         "schema": info, "clone": clones, "pytest": runs, "naive_over_dbscope": ratio,
-        "tests": args.tests, "rounds": args.rounds,
+        "tests": args.tests, "rounds": args.rounds, "compare": args.compare,
+        "load_average": {"before": load_before, "after": load_after},
     }, indent=2))
     print(f"wrote {out}")
 
