@@ -22,14 +22,14 @@ scope ends every joined connection is closed; a thread or task still using one g
 :class:`~dbscope.ClientClosedError` naming the test that owned it.
 
 SQLAlchemy is imported only when an engine or session is asked for (``dbscope[sqlalchemy]``).
-An async engine joins through :class:`AsyncJoinedConnection`, a joined connection in an async
-driver's shape whose calls run in a worker thread (as aiosqlite runs sqlite3's): aiosqlite's
-dialect on SQLite; on PostgreSQL psycopg's async dialect, since asyncpg speaks its own protocol
-and cannot use psycopg's connection, so an app's ``postgresql+asyncpg://`` engine runs psycopg's
-async dialect for the length of the scope (its URL, options and engine events stay its own).
+An async engine joins with its driver's shape over joined connections, each call run in a
+worker thread: aiosqlite's own connection on SQLite, an :class:`AsyncJoinedConnection` in
+aiomysql's shape on MariaDB and in psycopg's on PostgreSQL. asyncpg speaks its own protocol and
+cannot use psycopg's connection, so an app's ``postgresql+asyncpg://`` engine runs psycopg's
+async dialect for the length of the scope (its URL, options and engine events stay its own;
+its pool's connect listeners, written for asyncpg, do not run then).
 
-What cannot join raises :class:`JoinUnsupportedError`: an async engine on MariaDB (aiomysql
-cannot use PyMySQL's connection), and a plain DB-API
+What cannot join raises :class:`JoinUnsupportedError`: a plain DB-API
 connection the application opens itself with ``sqlite3.connect()`` or ``psycopg.connect()``,
 whose commits dbscope notices and undoes by restoring the database instead.
 """
@@ -251,11 +251,12 @@ class JoinedDatabase:
     def async_creator(self) -> Callable[[], Any]:
         """What ``create_async_engine(async_creator=...)`` takes: an async connection on a joined one."""
         backend = self.async_url.partition(":")[0]
-        if backend.startswith("postgresql"):
+        if backend.startswith(("postgresql", "mysql")):
+            shape = AsyncJoinedConnection.shaped_for(backend)
 
             async def joined_async() -> AsyncJoinedConnection:
                 self.check_open()
-                return AsyncJoinedConnection(self.connect())
+                return shape(self.connect())
 
             return joined_async
         if not backend.startswith("sqlite"):
@@ -592,14 +593,19 @@ class JoinedCursor:
 
 
 class AsyncJoinedConnection:
-    """A joined connection in the shape of psycopg's ``AsyncConnection``, for SQLAlchemy's async dialect.
+    """A joined connection in an async driver's shape, for SQLAlchemy's async dialects.
 
     Each call that may reach the database runs the :class:`JoinedConnection`'s own in a worker
     thread (``asyncio.to_thread``), as aiosqlite runs sqlite3's: the event loop never waits on
     the scope's lock, and the statement holds that lock in the worker as a thread's does, so
     the app's tasks, the test and its threads take turns one statement at a time. Rows are read
-    under the lock by the JoinedCursor; fetching them is local.
+    under the lock by the JoinedCursor; fetching them is local. The subclasses add what one
+    driver's adapter in SQLAlchemy calls: psycopg's ``AsyncConnection``, aiomysql's ``Connection``.
     """
+
+    @staticmethod
+    def shaped_for(url: str) -> type[AsyncJoinedConnection]:
+        return _AiomysqlShape if url.startswith("mysql") else _PsycopgShape
 
     def __init__(self, connection: JoinedConnection) -> None:
         self._connection = connection
@@ -620,6 +626,18 @@ class AsyncJoinedConnection:
     async def rollback(self) -> None:
         await self._call(self._connection.rollback)
 
+    @property
+    def closed(self) -> bool:
+        return self._connection.closed
+
+    def __getattr__(self, name: str) -> Any:  # info, adapters, character_set_name, add_notice_handler: its own
+        return getattr(self._connection, name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._connection!r}>"
+
+
+class _PsycopgShape(AsyncJoinedConnection):
     async def close(self) -> None:
         await self._call(self._connection.close)
 
@@ -636,10 +654,6 @@ class AsyncJoinedConnection:
         await self._call(setattr, self._connection, "deferrable", value)
 
     @property
-    def closed(self) -> bool:
-        return self._connection.closed
-
-    @property
     def broken(self) -> bool:
         return False
 
@@ -647,11 +661,22 @@ class AsyncJoinedConnection:
     def autocommit(self) -> bool:
         return self._connection.autocommit
 
-    def __getattr__(self, name: str) -> Any:  # info, adapters, read_only, add_notice_handler: the connection's
-        return getattr(self._connection, name)
 
-    def __repr__(self) -> str:
-        return f"<AsyncJoinedConnection {self._connection!r}>"
+class _AiomysqlShape(AsyncJoinedConnection):
+    async def autocommit(self, value: bool) -> None:
+        await self._call(setattr, self._connection, "autocommit", bool(value))
+
+    def get_autocommit(self) -> bool:
+        return self._connection.autocommit
+
+    async def ping(self, reconnect: bool = False) -> None:
+        self._connection._check()  # the test's connection is dbscope's to keep alive
+
+    async def ensure_closed(self) -> None:
+        await self._call(self._connection.close)
+
+    def close(self) -> None:  # SQLAlchemy's forced close, outside the event loop
+        self._connection.close()
 
 
 class AsyncJoinedCursor:
