@@ -215,3 +215,59 @@ def test_the_app_joins_the_tests_transaction(
     assert all(record["outcome"] == "passed" for record in records.values()), failures
     # nothing was committed behind the test's back: no restore was needed
     assert "committed to" not in result.stdout.str() + result.stderr.str()
+
+
+FLASK_APP = """
+import os
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import text
+
+db = SQLAlchemy()
+app = Flask(__name__)
+app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+db.init_app(app)  # the engine is built here, at import; db.session finds it through the app
+
+@app.post("/items/<name>")
+def add(name):
+    count = db.session.execute(text("SELECT count(*) FROM items")).scalar_one()
+    db.session.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": name})
+    db.session.commit()
+    return {"count": count}
+"""
+
+FLASK_TESTS = """
+import pytest
+import flaskapp
+from sqlalchemy import text
+
+@pytest.mark.parametrize("n", range(2))
+def test_a_request_commits_through_db_session(n, db):
+    with flaskapp.app.test_client() as client:
+        assert client.post(f"/items/request-{n}").get_json() == {"count": 1}
+    assert db.execute("SELECT count(*) FROM items").scalar() == 2  # the test sees what the app committed
+
+@pytest.mark.parametrize("n", range(2))
+def test_an_app_context_commits(n):
+    with flaskapp.app.app_context():
+        session = flaskapp.db.session
+        assert session.execute(text("SELECT count(*) FROM items")).scalar_one() == 1
+        session.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": f"context-{n}"})
+        session.commit()
+
+def test_z_the_next_test_sees_nothing(db):
+    assert [tuple(r) for r in db.execute("SELECT id, name FROM items").rows] == [(1, "seeded")]
+"""
+
+
+def test_a_flask_apps_engines_join_when_the_setting_names_the_app(
+    request: pytest.FixtureRequest, backend_url: str, make_project: MakeCellProject
+) -> None:
+    """``dbscope_app_engines = module:app`` of a Flask app: the engines its Flask-SQLAlchemy made join."""
+    cell = _rollback_cell(request, backend_url)
+    pytester = make_project(cell, files={"flaskapp.py": FLASK_APP, "test_flask.py": FLASK_TESTS})
+    _settings(pytester, "dbscope_app_engines = flaskapp:app\n")
+    result = _run(pytester, "serial")
+    failures = "\n".join(line for line in result.outlines if "FAILED" in line or "ERROR" in line)
+    assert result.parseoutcomes().get("passed") == 5, failures or result.stdout.str()[-3000:]
+    assert "committed to" not in result.stdout.str() + result.stderr.str()
