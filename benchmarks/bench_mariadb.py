@@ -46,6 +46,8 @@ from suite_runner import LOOP_TIMER, overheads, run_suite, write_tests
 HERE = Path(__file__).resolve().parent
 SCHEMA = HERE / "schema" / "mariadb"
 PMY_DB = "bench_pytest_mysql"
+BASELINE = "no database (baseline)"
+PMY = "pytest-mysql mysql fixture + schema"
 
 CONFTEST = """
 import json
@@ -186,7 +188,7 @@ def measure(args: argparse.Namespace) -> None:
     server = server_facts(args.url)
     no_dbscope = ["-p", "no:dbscope"]
     variants: dict[str, tuple[str, list[str]]] = {
-        "no database (baseline)": ("test_none.py", no_dbscope),
+        BASELINE: ("test_none.py", no_dbscope),
         "dbscope clone": ("test_dbscope.py", []),
         "dbscope reset": ("test_dbscope.py", ["--dbscope-strategy=reset"]),
         "dbscope reset, test inserts a row": ("test_writes.py", ["--dbscope-strategy=reset"]),
@@ -194,7 +196,7 @@ def measure(args: argparse.Namespace) -> None:
         "dbscope rollback, test inserts a row": ("test_writes.py", ["--dbscope-strategy=rollback"]),
     }
     if have_pmy:
-        variants["pytest-mysql mysql fixture + schema"] = ("test_pmy.py", no_dbscope)
+        variants[PMY] = ("test_pmy.py", no_dbscope)
 
     times: dict[str, list[float]] = {name: [] for name in variants}
     steady: dict[str, list[float]] = {name: [] for name in variants}
@@ -212,8 +214,8 @@ def measure(args: argparse.Namespace) -> None:
                 times[name].append(loop)
                 steady[name].append(loop - float(first.read_text()))
 
-    whole = overheads(times, "no database (baseline)", args.tests)
-    results = overheads(steady, "no database (baseline)", args.tests - 1)
+    whole = overheads(times, BASELINE, args.tests)
+    results = overheads(steady, BASELINE, args.tests - 1)
     where = "throwaway mariadbd on tmpfs" if args.proc else "system server"
     load = os.getloadavg()
     lines = [
@@ -230,13 +232,22 @@ def measure(args: argparse.Namespace) -> None:
             f"{name:40} {whole[name]['loop_median_s']:>8.2f} {spread:>44} {whole[name]['overhead_per_test_ms']:>11.2f}"
         )
     ratios: dict[str, float] = {}
+    round_ratios: dict[str, list[float]] = {}
     if have_pmy:
-        pmy = results["pytest-mysql mysql fixture + schema"]["overhead_per_test_ms"]
+        pmy = results[PMY]["overhead_per_test_ms"]
         for name in variants:
             if name.startswith("dbscope"):
                 ours = results[name]["overhead_per_test_ms"]
                 ratios[name] = pmy / ours if ours > 0 else float("inf")
-                lines.append(f"pytest-mysql / {name}: {ratios[name]:.1f}x")
+                # round by round too: on a shared machine one round's noise can hit one variant only
+                by_round = [
+                    (p - base) / (o - base) if o > base else float("inf")
+                    for p, o, base in zip(steady[PMY], steady[name], steady[BASELINE], strict=True)
+                ]
+                round_ratios[name] = by_round
+                lines.append(
+                    f"pytest-mysql / {name}: {ratios[name]:.1f}x (rounds: {', '.join(f'{r:.1f}x' for r in by_round)})"
+                )
     table = "\n".join(lines)
     print("\n" + table)
 
@@ -253,6 +264,7 @@ def measure(args: argparse.Namespace) -> None:
         "pytest": results,
         "pytest_whole_loop": whole,
         "ratios": ratios,
+        "ratios_by_round": round_ratios,
         "raw_loop_s": times,
         "raw_steady_s": steady,
     }
