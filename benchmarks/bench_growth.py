@@ -20,7 +20,7 @@ URL shared by every manager, as pytest-xdist's workers share it.
 
 Usage: python benchmarks/bench_growth.py [--backends sqlite,pg-proc] [--strategies clone,reset,rollback]
        [--pg-url postgresql://postgres@127.0.0.1:5432/postgres] [--mysql-url mysql://root@127.0.0.1:3306/]
-       [--cell-budget 8] [--long-budget 45] [--full] [--json PATH] [--svg PATH]
+       [--cell-budget 8] [--long-budget 60] [--full] [--replot] [--json PATH] [--svg PATH]
 Backends: sqlite (sqlite://), pg-proc (postgresql+proc://), pg (postgresql://, a running
 server), mysql-proc (mysql+proc://), mysql (a running MariaDB).
 """
@@ -54,6 +54,7 @@ BACKENDS = {
     "mysql": ("mysql://", "mariadb"),
 }
 WRITE_ID = 1_000_000_000
+TITLE = "dbscope: ms a scope as the schema, the seed data and the test count grow"
 
 
 # -- schemas ---------------------------------------------------------------------------------
@@ -231,8 +232,10 @@ def sweep(args: argparse.Namespace) -> dict:
                         entry = {"backend": label, "strategy": strategy, "tables": tables, "rows": rows}
                         entry |= {"setup_s": cell["setup_s"], "asked": scopes, **summary(times)}
                         if long:
-                            # a test-count point only where the run got that far (its budget may end it first)
-                            entry["by_tests"] = {str(n): summary(times[:n]) for n in TESTS if len(times) >= n}
+                            # the medians of its first 100, 1,000 and 10,000 scopes; when its budget ended
+                            # it short of one, that point rests on the scopes it ran (they say how many)
+                            reached = [n for i, n in enumerate(TESTS) if len(times) > ([0, *TESTS])[i]]
+                            entry["by_tests"] = {str(n): summary(times[:n]) for n in reached}
                         results["cells"].append(entry)
                         print(
                             f"  {label:<20} {strategy:<9} {tables:>4} tables {rows:>7} rows: "
@@ -326,12 +329,15 @@ def svg_chart(pts: dict, title: str) -> str:
     for p, (dimension, by_key) in enumerate(pts.items()):
         x0, y0 = p * panel_w + left, top
         values = sorted({v for by in by_key.values() for v in by})
-        # log x; the seed's 0 rows sits one decade left of the smallest other value
+        # log x; 0 seed rows sit one decade left of the smallest other value
         shown = {v: (v if v > 0 else min(x for x in values if x > 0) / 10) for v in values}
         xlo, xhi = math.log10(min(shown.values())), math.log10(max(shown.values()))
 
-        def x(v: int, shown: dict = shown, xlo: float = xlo, xhi: float = xhi, x0: int = x0) -> float:
-            return x0 + (math.log10(shown[v]) - xlo) / ((xhi - xlo) or 1) * plot_w
+        def xs(value: float, xlo: float = xlo, xhi: float = xhi, x0: int = x0) -> float:
+            return x0 + (math.log10(value) - xlo) / ((xhi - xlo) or 1) * plot_w
+
+        def x(v: int, shown: dict = shown, xs: object = xs) -> float:
+            return xs(shown[v])
 
         def y(ms: float, y0: int = y0) -> float:
             return y0 + plot_h - (math.log10(ms) - math.log10(lo)) / (math.log10(hi) - math.log10(lo)) * plot_h
@@ -355,8 +361,13 @@ def svg_chart(pts: dict, title: str) -> str:
                 f'<text x="14" y="{y0 + plot_h / 2}" text-anchor="middle" '
                 f'transform="rotate(-90 14 {y0 + plot_h / 2})">ms a scope (median, log scale)</text>'
             )
+
+        def at(v: int, s: dict, dimension: str = dimension, x: object = x, xs: object = xs) -> float:
+            """A test-count point sits at the scopes it rests on (fewer when its budget ran out)."""
+            return xs(s["scopes"]) if dimension == "tests" else x(v)
+
         for (backend, strategy), by in sorted(by_key.items()):
-            path = " ".join(f"{x(v):.1f},{y(s['median_ms']):.1f}" for v, s in sorted(by.items()))
+            path = " ".join(f"{at(v, s):.1f},{y(s['median_ms']):.1f}" for v, s in sorted(by.items()))
             dash = DASHES[backends.index(backend) % len(DASHES)]
             color = COLORS.get(strategy, "#333")
             out.append(
@@ -365,7 +376,7 @@ def svg_chart(pts: dict, title: str) -> str:
                 + "/>"
             )
             for v, s in sorted(by.items()):
-                out.append(f'<circle cx="{x(v):.1f}" cy="{y(s["median_ms"]):.1f}" r="2.5" fill="{color}"/>')
+                out.append(f'<circle cx="{at(v, s):.1f}" cy="{y(s["median_ms"]):.1f}" r="2.5" fill="{color}"/>')
     # legend
     lx, ly = left, panel_h + 40
     keys = sorted({k for by_key in pts.values() for k in by_key})
@@ -388,14 +399,23 @@ def main() -> None:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--mysql-url", default="mysql://root@127.0.0.1:3306/")
     parser.add_argument("--cell-budget", type=float, default=8.0, help="seconds a cell of the default sweep may run")
-    parser.add_argument("--long-budget", type=float, default=40.0, help="seconds the test-count run may take")
+    parser.add_argument("--long-budget", type=float, default=60.0, help="seconds the test-count run may take")
     parser.add_argument("--min-scopes", type=int, default=10, help="scopes a cell runs even over its budget")
     parser.add_argument("--warm", type=int, default=5, help="untimed scopes first (templates, pools)")
     parser.add_argument("--full", action="store_true", help="every tables x rows pair, 10,000 scopes each, no budget")
+    parser.add_argument("--replot", action="store_true", help="print the table and draw the chart from --json")
     parser.add_argument("--json", default=str(HERE / "results" / "growth.json"))
     parser.add_argument("--svg", default=str(HERE / "results" / "growth.svg"))
     args = parser.parse_args()
 
+    if args.replot:  # the table and the chart again, from a run's JSON
+        results = json.loads(Path(args.json).read_text())
+        pts = points(results)
+        print(table_text(pts))
+        print(f"\n{results['mode']}.\n{results['machine']}")
+        Path(args.svg).write_text(svg_chart(pts, TITLE))
+        print(f"wrote {args.svg}")
+        return
     started = time.perf_counter()
     load_before = os.getloadavg()
     mode = (
@@ -428,8 +448,7 @@ def main() -> None:
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=2))
-    title = "dbscope: ms a scope as the schema, the seed data and the test count grow"
-    Path(args.svg).write_text(svg_chart(pts, title))
+    Path(args.svg).write_text(svg_chart(pts, TITLE))
     print(f"wrote {args.json} and {args.svg}")
 
 
