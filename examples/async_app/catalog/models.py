@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -19,10 +19,7 @@ class Author(Base):
 
 class Book(Base):
     __tablename__ = "books"
-    __table_args__ = (
-        UniqueConstraint("author_id", "title"),
-        CheckConstraint("copies >= 0", name="copies_not_negative"),
-    )
+    __table_args__ = (UniqueConstraint("author_id", "title"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"))

@@ -71,11 +71,11 @@ async def borrow(book_id: int) -> int:
         if book is None:
             raise NoSuchBook(book_id)
         book.copies -= 1
-        try:
-            await session.commit()  # below zero, the table's CHECK refuses it
-        except IntegrityError:
+        await session.flush()  # the UPDATE is sent; below zero, the app takes it back
+        if book.copies < 0:
             await session.rollback()
-            raise OutOfCopies(book_id) from None
+            raise OutOfCopies(book_id)
+        await session.commit()
         return book.copies
 
 

@@ -56,7 +56,7 @@ async def test_borrowing_takes_a_copy_off_the_shelf() -> None:
 async def test_the_last_copy_then_the_app_rolls_back(db: Any) -> None:
     book = BookFactory(copies=1)
     assert await service.borrow(book.id) == 0
-    with pytest.raises(service.OutOfCopies):  # the CHECK refused -1; the app rolled its session back
+    with pytest.raises(service.OutOfCopies):  # it sent copies = -1, then rolled its session back
         await service.borrow(book.id)
     assert db.execute("SELECT copies FROM books WHERE id = ?", [book.id]).scalar() == 0
 
