@@ -288,9 +288,13 @@ class PostgresAlias(AliasDatabase):
             finally:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [lock])
         self.connection.close()
-        with self._cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {self._quote(self.test_name)} WITH (FORCE)")
-            cursor.execute(self._create_sql(self.test_name))
+        with self._cursor() as cursor:  # shared: a process rebuilding the template waits for the clones
+            cursor.execute("SELECT pg_advisory_lock_shared(%s)", [lock])
+            try:
+                cursor.execute(f"DROP DATABASE IF EXISTS {self._quote(self.test_name)} WITH (FORCE)")
+                cursor.execute(self._create_sql(self.test_name))
+            finally:
+                cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [lock])
         self._point_at_test_database()
         from .backends.pg_snapshot import take_snapshot
 
@@ -314,7 +318,7 @@ class PostgresAlias(AliasDatabase):
         cursor.execute(f"ALTER DATABASE {self._quote(building)} RENAME TO {self._quote(self.template)}")
         cursor.execute(
             f"COMMENT ON DATABASE {self._quote(self.template)} IS %s",
-            [f"dbscope.django template {self.fingerprint}"],
+            [f"dbscope.django template of {self.connection.alias} ({self.old_name}) {self.fingerprint}"],
         )
 
     def restore(self) -> None:

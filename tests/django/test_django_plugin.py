@@ -1,0 +1,289 @@
+"""dbscope.django, end to end: the example Django project (examples/django_project) copied into
+a sandbox and run by pytest in a subprocess of this venv, with pytest-django alone and with
+``--dbscope-django``, on SQLite and on PostgreSQL.
+
+pytest-django defines a ``db`` fixture as dbscope does, so these tests run only in a venv
+of their own that has Django and pytest-django (``.venv-django``); anywhere else they are
+skipped with the reason. PostgreSQL: DBSCOPE_TEST_PG_URL, as for the rest of the tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+HAVE_DJANGO = importlib.util.find_spec("django") is not None and importlib.util.find_spec("pytest_django") is not None
+pytestmark = pytest.mark.skipif(
+    not HAVE_DJANGO,
+    reason="dbscope.django's tests need Django and pytest-django, which live in a venv of their own "
+    "(.venv-django: pytest-django's db fixture would replace dbscope's in the main venv)",
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_project"
+PG_URL = urlsplit(os.environ.get("DBSCOPE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+ENGINES = ["sqlite", "postgresql"]
+
+
+def _pg_reason() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed"
+    try:
+        with psycopg.connect(PG_URL.geturl(), connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"no PostgreSQL server at {PG_URL.hostname}:{PG_URL.port} ({str(exc).strip().splitlines()[0]})"
+
+
+def _pg_databases(prefix: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [f"%{prefix}%"]).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
+def _pg_templates_of(prefix: str) -> list[str]:
+    """The templates dbscope.django built for the settings' databases named ``prefix...``."""
+    import psycopg
+
+    with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT d.datname FROM pg_database d JOIN pg_shdescription s ON s.objoid = d.oid "
+            "WHERE s.description LIKE %s",
+            [f"dbscope.django template of % ({prefix}%"],
+        ).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
+class Sandbox:
+    """A copy of the example project with databases of its own: runs pytest in it."""
+
+    def __init__(self, root: Path, engine: str) -> None:
+        self.root = root
+        self.engine = engine
+        self.prefix = f"djt{uuid.uuid4().hex[:10]}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "DBSCOPE_", "DJANGO_"))}
+        env.update(DJANGO_DB=self.engine, DJANGO_DB_PREFIX=self.prefix, PYTHONDONTWRITEBYTECODE="1")
+        if self.engine == "postgresql":
+            env.update(
+                DJANGO_DB_HOST=PG_URL.hostname or "127.0.0.1",
+                DJANGO_DB_PORT=str(PG_URL.port or 5432),
+                DJANGO_DB_USER=PG_URL.username or "postgres",
+            )
+        return env
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            cwd=self.root,
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return result
+
+    def write(self, relative: str, text: str) -> None:
+        (self.root / relative).write_text(text)
+
+
+def _passed(result: subprocess.CompletedProcess[str]) -> int:
+    match = re.search(r"(\d+) passed", result.stdout)
+    return int(match.group(1)) if match else 0
+
+
+def _summary(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """dbscope's lines about the Django test databases (one per alias, per worker)."""
+    return re.findall(r"^(?:\[gw\d\] )?\w+ \((?:sqlite|postgresql)\): .*$", result.stdout, re.MULTILINE)
+
+
+@pytest.fixture(params=ENGINES)
+def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]:
+    engine = str(request.param)
+    if engine == "postgresql":
+        reason = _pg_reason()
+        if reason:
+            pytest.skip(reason)
+    shutil.copytree(
+        EXAMPLE, tmp_path / "project", ignore=shutil.ignore_patterns(".dbscope", "__pycache__", "*.sqlite3")
+    )
+    box = Sandbox(tmp_path / "project", engine)
+    yield box
+    if engine == "postgresql":
+        import psycopg
+
+        with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:  # the templates this sandbox built
+            for name in _pg_templates_of(box.prefix):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_the_example_suite_passes_with_pytest_django_alone_and_with_dbscope(
+    sandbox: Sandbox, workers: list[str]
+) -> None:
+    alone = sandbox.run("-p", "no:dbscope", *workers)
+    assert alone.returncode == 0, alone.stdout[-3000:]
+    ours = sandbox.run("--dbscope-django", *workers)
+    assert ours.returncode == 0, ours.stdout[-3000:]
+    assert _passed(alone) == _passed(ours) >= 40
+    lines = _summary(ours)
+    assert len(lines) == (4 if workers else 2), ours.stdout[-2000:]  # two aliases, per worker
+    assert all("transactional restores" in line for line in lines)
+    if sandbox.engine == "postgresql":  # nothing left but the templates; the settings' databases never made
+        left = _pg_databases(sandbox.prefix)
+        assert left == [], left
+    else:
+        assert not list(sandbox.root.glob("*.sqlite3")), "a database the settings name was created"
+
+
+def test_a_second_run_reuses_the_templates_and_a_new_migration_rebuilds_them(sandbox: Sandbox) -> None:
+    first = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+    second = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+    assert first.returncode == 0 and second.returncode == 0, first.stdout[-2000:] + second.stdout[-2000:]
+    assert all("template built" in line for line in _summary(first)), first.stdout[-2000:]
+    assert all("template reused" in line for line in _summary(second)), second.stdout[-2000:]
+
+    # a migration added between runs: a new column and a data change, no --create-db needed
+    sandbox.write(
+        "catalog/migrations/0003_category_slug.py",
+        "from django.db import migrations, models\n\n\n"
+        "def fill(apps, schema_editor):\n"
+        "    Category = apps.get_model('catalog', 'Category')\n"
+        "    for c in Category.objects.using(schema_editor.connection.alias).all():\n"
+        "        c.slug = c.name.upper()\n"
+        "        c.save()\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        "    dependencies = [('catalog', '0002_seed_categories')]\n"
+        "    operations = [\n"
+        "        migrations.AddField('category', 'slug', models.CharField(max_length=50, default='')),\n"
+        "        migrations.RunPython(fill, migrations.RunPython.noop),\n"
+        "    ]\n",
+    )
+    models = (sandbox.root / "catalog" / "models.py").read_text()
+    sandbox.write(
+        "catalog/models.py",
+        models.replace(
+            "    name = models.CharField(max_length=50, unique=True)\n",
+            "    name = models.CharField(max_length=50, unique=True)\n"
+            "    slug = models.CharField(max_length=50, default='')\n",
+            1,
+        ),
+    )
+    sandbox.write(
+        "tests/test_slug.py",
+        "from catalog.models import Category\n\n\n"
+        "def test_the_new_migration_ran(db):\n"
+        "    assert sorted(Category.objects.values_list('slug', flat=True)) == ['BOOKS', 'GAMES', 'MUSIC']\n",
+    )
+    third = sandbox.run("--dbscope-django", "tests/test_catalog.py", "tests/test_slug.py")
+    assert third.returncode == 0, third.stdout[-3000:]
+    default = [line for line in _summary(third) if line.startswith("default")]
+    assert default and "template built" in default[0], third.stdout[-2000:]
+    # the fingerprint covers every installed app's migrations: the "other" alias's template is new too
+    assert all("template built" in line for line in _summary(third)), third.stdout[-2000:]
+
+
+def test_reuse_db_keeps_a_stale_data_migration_and_dbscope_does_not(sandbox: Sandbox) -> None:
+    if sandbox.engine != "postgresql":
+        pytest.skip("pytest-django's --reuse-db keeps nothing on SQLite (its test database is in memory)")
+    sandbox.write(
+        "tests/test_four.py",
+        "from catalog.models import Category\n\n\n"
+        "def test_four_categories(db):\n"
+        "    assert Category.objects.count() == 4\n",
+    )
+    migration = sandbox.root / "catalog" / "migrations" / "0002_seed_categories.py"
+    warm = sandbox.run("-p", "no:dbscope", "--reuse-db", "tests/test_catalog.py")
+    assert warm.returncode == 0, warm.stdout[-2000:]
+    migration.write_text(
+        migration.read_text().replace(
+            'CATEGORIES = ["books", "games", "music"]', 'CATEGORIES = ["books", "films", "games", "music"]'
+        )
+    )
+    stale = sandbox.run("-p", "no:dbscope", "--reuse-db", "tests/test_four.py")
+    assert stale.returncode == 1 and "assert 3 == 4" in stale.stdout, stale.stdout[-2000:]
+    ours = sandbox.run("--dbscope-django", "tests/test_four.py")
+    assert ours.returncode == 0, ours.stdout[-2000:]
+    import psycopg
+
+    with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:  # pytest-django kept it (--reuse-db)
+        conn.execute(f'DROP DATABASE IF EXISTS "test_{sandbox.prefix}" WITH (FORCE)')
+        conn.execute(f'DROP DATABASE IF EXISTS "test_{sandbox.prefix}_audit" WITH (FORCE)')
+
+
+TRANSACTIONAL = """
+import pytest
+from catalog.models import Category
+
+
+@pytest.mark.django_db(transaction=True)
+def test_1_deletes_every_category():
+    Category.objects.all().delete()
+    assert Category.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_2_the_data_migrations_rows_are_back():
+    assert Category.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_3_serialized_rollback_is_accepted():
+    assert Category.objects.count() == 3
+"""
+
+
+def test_a_transactional_test_is_restored_from_the_template_not_flushed(sandbox: Sandbox) -> None:
+    sandbox.write("tests/test_restore.py", TRANSACTIONAL)
+    ours = sandbox.run("--dbscope-django", "-p", "no:randomly", "tests/test_restore.py")
+    assert ours.returncode == 0, ours.stdout[-3000:]
+    assert "3 transactional restores" in ours.stdout
+    # pytest-django's flush empties the tables the data migration filled, and its
+    # serialized_rollback collides with the content types the flush's post_migrate made again
+    alone = sandbox.run("-p", "no:dbscope", "-p", "no:randomly", "tests/test_restore.py")
+    assert alone.returncode == 1 and "test_2_the_data_migrations_rows_are_back" in alone.stdout
+
+
+def test_with_dbscope_django_off_db_is_pytest_djangos(sandbox: Sandbox) -> None:
+    sandbox.write(
+        "tests/test_which_db.py",
+        "from catalog.models import Category\n\n\n"
+        "def test_db_is_pytest_djangos(db, request):\n"
+        "    assert db is None\n"
+        "    assert Category.objects.count() == 3\n"
+        "    assert request.config.pluginmanager.has_plugin('dbscope-django-fixtures')\n",
+    )
+    result = sandbox.run("-v", "tests/test_which_db.py")  # -q -v: the header too
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "dbscope: pytest-django is active, so the db fixture is pytest-django's" in result.stdout
+
+
+def test_dbscope_django_without_pytest_django_is_a_usage_error(tmp_path: Path) -> None:
+    sandbox = Sandbox(tmp_path, "sqlite")
+    (tmp_path / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
+    result = sandbox.run("-p", "no:django", "--dbscope-django")
+    assert result.returncode == 4
+    assert "dbscope_django is on, but pytest-django is not active" in result.stderr
+
+
+def test_a_remote_database_server_is_refused(tmp_path: Path) -> None:
+    shutil.copytree(EXAMPLE, tmp_path / "project", ignore=shutil.ignore_patterns(".dbscope", "__pycache__"))
+    box = Sandbox(tmp_path / "project", "postgresql")
+    env = {**box.env(), "DJANGO_DB_HOST": "db.example.com"}
+    result = box.run("--dbscope-django", "tests/test_catalog.py", "-x", env=env)
+    assert result.returncode == 1
+    assert "points at 'db.example.com', which is not this machine" in result.stdout
