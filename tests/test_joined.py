@@ -6,7 +6,9 @@ Real databases: SQLite always, PostgreSQL when the test server answers (``pg_url
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,6 +203,38 @@ def test_the_async_engine_joins(manager: IsolationManager) -> None:
 
         assert asyncio.run(main()) == 1
         assert names(scope.client()) == ["from a task"]
+
+
+def test_the_apps_async_engine_joins_and_gets_its_own_driver_back(
+    manager: IsolationManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    module = types.ModuleType("async_app_of_this_test")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+    async def insert(engine: Any, name: str) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": name})
+
+    async def app_work(engine: Any) -> None:
+        await asyncio.gather(*(insert(engine, f"task {i}") for i in range(3)))  # statements take turns
+        with pytest.raises(IntegrityError):  # SQLAlchemy's error, whichever driver runs it
+            await insert(engine, "task 0")
+        await insert(engine, "after the error")  # rolled back to its savepoint only
+
+    for round_ in range(2):
+        with manager.scope("t") as scope:
+            joined = joined_of(scope)
+            engine = create_async_engine(joined.async_url)  # asyncpg on PostgreSQL
+            setattr(module, "engine", engine)  # noqa: B010 -- the app's module attribute
+            own = (engine.sync_engine.dialect, engine.sync_engine.pool, engine.url)
+            joined.bind_app(engines=[f"{module.__name__}:engine"])
+            asyncio.run(app_work(engine))
+            assert sorted(names(scope.client())) == ["after the error"] + [f"task {i}" for i in range(3)]
+            assert engine.url is own[2]
+        assert (engine.sync_engine.dialect, engine.sync_engine.pool, engine.url) == own, round_
 
 
 # -- the app's engines and sessionmakers, from settings -----------------------------------------
