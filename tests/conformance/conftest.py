@@ -376,7 +376,11 @@ class Cell:
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of each backend: in memory, files, the test server, a throwaway cluster."""
-    name = request.param
+    return url_of(str(request.param), request, tmp_path)
+
+
+def url_of(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of backend ``name`` (one of :data:`BACKENDS`); skips when its server is missing."""
     if name == "sqlite-memory":
         return "sqlite://"
     if name == "sqlite-file":

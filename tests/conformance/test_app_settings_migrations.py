@@ -14,6 +14,8 @@ import uuid
 import pytest
 from test_sqlalchemy_sources import make_alembic
 
+from .conftest import url_of
+
 APP_SETTINGS = """
 import os
 
@@ -41,13 +43,9 @@ def test_the_template_has_the_table(db):
 """
 
 
-@pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgresql"])
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgresql", "mariadb"])
 def url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "sqlite-memory":
-        return "sqlite://"
-    if request.param == "sqlite-file":
-        return f"sqlite:///{tmp_path_factory.mktemp('dbs')}"
-    return str(request.getfixturevalue("pg_url"))
+    return url_of(str(request.param), request, tmp_path_factory.mktemp("dbs"))
 
 
 def project(pytester: pytest.Pytester, url: str, env_var: str) -> None:

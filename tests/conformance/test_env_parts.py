@@ -25,12 +25,13 @@ from dbscope.backends.sqlite import SQLiteBackend, SQLiteFileDatabase
 from dbscope.errors import ConfigError
 from dbscope.migrations import MigrationSet
 
-from .conftest import Cell, MakeCellProject
+from .conftest import Cell, MakeCellProject, url_of
 
 MODES = {"serial": (), "xdist": ("-n", "2")}
 SERVER_PARTS = (
     "POSTGRES_SERVER:host, POSTGRES_PORT:port, POSTGRES_USER:user, POSTGRES_PASSWORD:password, POSTGRES_DB:database"
 )
+MARIADB_PARTS = "MYSQL_HOST:host, MYSQL_PORT:port, MYSQL_USER:user, MYSQL_PASSWORD:password, MYSQL_DATABASE:database"
 #: a password the test server is given in its URL when it lets any password in (trust)
 SECRET = "s3cret-part-pw"
 
@@ -178,6 +179,28 @@ def identity(conn):
     return conn.execute("SELECT current_database()").fetchone()[0]
 """
 
+MARIADB_CONFTEST = """
+import os
+from urllib.parse import quote
+
+import app
+
+# as an app's settings module does, at import (MYSQL_* as the official images name them)
+APP_URL = "mysql://{user}:{password}@{host}:{port}/{database}".format(
+    user=quote(os.environ.get("MYSQL_USER", "app"), safe=""),
+    password=quote(os.environ.get("MYSQL_PASSWORD", ""), safe=""),
+    host=os.environ.get("MYSQL_HOST", "localhost"),
+    port=os.environ.get("MYSQL_PORT", "3306"),
+    database=os.environ.get("MYSQL_DATABASE", "app"),
+)
+
+def connect():
+    return app.MySQLConnection(APP_URL)
+
+def identity(conn):
+    return conn.execute("SELECT DATABASE()").fetchone()[0]
+"""
+
 APP_TESTS = """
 import os, pathlib
 import pytest, conftest
@@ -201,6 +224,12 @@ def test_the_parts_are_those_of_the_whole_url():
     url = os.environ["DATABASE_URL"]
     if "DB_PATH" in os.environ:
         assert url.endswith("/" + os.environ["DB_PATH"].lstrip("/"))
+    elif "MYSQL_HOST" in os.environ:
+        parts = __import__("urllib.parse").parse.urlsplit(url)
+        assert (parts.hostname, parts.port, parts.path) == (
+            os.environ["MYSQL_HOST"], int(os.environ["MYSQL_PORT"]), "/" + os.environ["MYSQL_DATABASE"]
+        )
+        assert (parts.username or "", parts.password or "") == (os.environ["MYSQL_USER"], os.environ["MYSQL_PASSWORD"])
     else:
         parts = __import__("urllib.parse").parse.urlsplit(url)
         assert (parts.hostname, parts.port, parts.path) == (
@@ -238,13 +267,17 @@ def _server_url_with_secret(pg_url: str) -> tuple[str, str | None]:
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
-@pytest.mark.parametrize("backend", ["sqlite-file", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite-file", "postgresql", "mariadb"])
 def test_an_app_that_builds_its_url_from_parts_at_import_is_isolated(
     backend: str, mode: str, pytester: pytest.Pytester, make_project: MakeCellProject, request: pytest.FixtureRequest
 ) -> None:
     secret: str | None = None
     if backend == "sqlite-file":
         url, env_var, conftest = f"sqlite:///{pytester.path}/dbs", "DB_PATH:path", SQLITE_CONFTEST
+    elif backend == "mariadb":
+        url = url_of(backend, request, pytester.path)
+        secret = urlsplit(url).password  # the test server's own, if it has one
+        env_var, conftest = MARIADB_PARTS, MARIADB_CONFTEST
     else:
         url, secret = _server_url_with_secret(str(request.getfixturevalue("pg_url")))
         env_var, conftest = SERVER_PARTS, SERVER_CONFTEST

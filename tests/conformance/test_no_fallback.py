@@ -8,9 +8,11 @@ The suite's own fallback (a shared developer database) must never be used.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from .conftest import Cell, MakeCellProject
+from .conftest import Cell, MakeCellProject, url_of
 
 CONFTEST = """
 import os
@@ -40,12 +42,16 @@ INVOCATIONS = {
 
 @pytest.mark.parametrize("invocation", sorted(INVOCATIONS))
 @pytest.mark.parametrize("strategy", ["reset", "rollback", "worker"])
-@pytest.mark.parametrize("url", ["sqlite://", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite-memory", "postgresql", "mariadb"])
 def test_a_run_in_this_process_gets_the_workers_database(
-    url: str, strategy: str, invocation: str, make_project: MakeCellProject, request: pytest.FixtureRequest
+    backend: str,
+    strategy: str,
+    invocation: str,
+    make_project: MakeCellProject,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
 ) -> None:
-    backend = "sqlite-memory" if url == "sqlite://" else "postgresql"
-    real_url = url if url == "sqlite://" else str(request.getfixturevalue("pg_url"))
+    real_url = url_of(backend, request, tmp_path)
     pytester = make_project(Cell(backend, strategy, real_url), files={"conftest.py": CONFTEST, "test_app.py": TESTS})
     result = pytester.runpytest_subprocess(*INVOCATIONS[invocation], "-p", "no:randomly")
     seen = (pytester.path / "url_seen_at_import.txt").read_text()
