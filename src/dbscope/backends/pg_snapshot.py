@@ -19,6 +19,16 @@ restore is, in one transaction on the database:
    foreign-key order;
 4. ``setval`` every sequence to the template's value.
 
+Only the tables written: where the worker's database has write tracking (statement
+triggers ``ENABLE ALWAYS`` on every table, :func:`install_write_tracking`: they fire for
+every session, for ``TRUNCATE``, for the writes of user triggers and of foreign-key
+cascades, and under ``session_replication_role = replica``) and dbscope knows the database
+held the snapshot when the marks were last emptied, steps 2-4 touch only the tables marked
+since (plus, for a role that is not superuser, the tables holding rows that reference
+them, and for a TRUNCATE every referencing table: see :func:`_restore_set`) and the
+sequences that moved. Anything unproven (a table without its enabled trigger, inheritance
+or partitions, an unknown starting point) restores every table, as above.
+
 Open connections stay open. The restore first takes ``EXCLUSIVE`` locks on every table:
 it waits (up to ``lock_timeout``) for a transaction that wrote and is still open, and
 writers wait for the restore; readers are never blocked. Schema changes other than new tables (an added column keeps its
@@ -28,7 +38,7 @@ default; a dropped table is an error) are not undone.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
@@ -43,6 +53,8 @@ __all__ = [
     "TRACK_SCHEMA",
     "Snapshot",
     "install_write_tracking",
+    "Restored",
+    "restore",
     "restore_sequences",
     "restore_snapshot",
     "take_snapshot",
@@ -75,6 +87,11 @@ class Snapshot:
     sequences: tuple[tuple[Table, int, bool], ...]  # (sequence, last_value, is_called)
     trigger_tables: tuple[Table, ...]  # tables with user triggers
     superuser: bool
+    #: each table's referencing tables (foreign keys), for a restore of some tables only
+    referencers: dict[Table, tuple[Table, ...]] = field(default_factory=dict)
+    #: some table inherits from another (or is a partition): a write to the parent reaches the
+    #: children without firing their statement triggers, so every restore restores every table
+    inherits: bool = True
 
     @property
     def size(self) -> int:
@@ -91,8 +108,8 @@ def _tables(conn: psycopg.Connection[Any]) -> list[Table]:
     ]
 
 
-def _fk_order(conn: psycopg.Connection[Any], tables: list[Table]) -> list[Table]:
-    """Tables with every referenced table before the ones referencing it (cycles: any order)."""
+def _references(conn: psycopg.Connection[Any], tables: list[Table]) -> dict[Table, set[Table]]:
+    """Each table's referenced tables (its foreign keys' targets, itself left out)."""
     edges: dict[Table, set[Table]] = {t: set() for t in tables}
     for cs, cn, ps, pn in conn.execute(
         "SELECT cn.nspname, cc.relname, pn.nspname, pc.relname FROM pg_constraint k "
@@ -103,6 +120,12 @@ def _fk_order(conn: psycopg.Connection[Any], tables: list[Table]) -> list[Table]
         child, parent = (str(cs), str(cn)), (str(ps), str(pn))
         if child in edges and parent in edges and child != parent:
             edges[child].add(parent)
+    return edges
+
+
+def _fk_order(edges: dict[Table, set[Table]]) -> list[Table]:
+    """Tables with every referenced table before the ones referencing it (cycles: any order)."""
+    tables = list(edges)
     ordered: list[Table] = []
     state: dict[Table, int] = {}
 
@@ -161,6 +184,10 @@ def install_write_tracking(conn: psycopg.Connection[Any], *, superuser: bool) ->
                     "FOR EACH STATEMENT EXECUTE FUNCTION {}.note()"
                 ).format(sql.Identifier(_TRACK_TRIGGER), _ident(table), track)
             )
+            # ALWAYS: also under session_replication_role = replica (a superuser's bulk load)
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}").format(_ident(table), sql.Identifier(_TRACK_TRIGGER))
+            )
         if not superuser:  # event triggers are a superuser's: the schema is then compared in full each time
             return False
         # a row per DDL command, not a counter to update: no row lock for two sessions to wait on
@@ -207,13 +234,15 @@ class Glance:
 
     ddl: int | None  # None: DDL is not counted here
     written: list[str]
+    written_oids: list[int]  # the same tables' oids (what a restore of only those needs)
     sessions: dict[int, bool]  # pid -> holds a transaction
 
 
 #: one statement with one parameter, so psycopg prepares it once it has run a few times
 _GLANCE = (
-    "WITH written AS (DELETE FROM {track}.dirty RETURNING tbl::text AS name) "
-    "SELECT {ddl}, ARRAY(SELECT DISTINCT name FROM written ORDER BY 1), coalesce(a.pids, '{{}}'), "
+    "WITH written AS (DELETE FROM {track}.dirty RETURNING tbl::text AS name, tbl::oid AS id) "
+    "SELECT {ddl}, ARRAY(SELECT DISTINCT name FROM written ORDER BY 1), "
+    "ARRAY(SELECT DISTINCT id FROM written), coalesce(a.pids, '{{}}'), "
     "coalesce(a.busy, '{{}}') FROM (SELECT array_agg(pid ORDER BY pid) AS pids, "
     "array_agg(coalesce(state = 'active' OR position('transaction' IN state) > 0, false) ORDER BY pid) AS busy "
     "FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' "
@@ -231,10 +260,11 @@ def glance(conn: psycopg.Connection[Any], *, own: Collection[int], ddl_counted: 
     ddl = sql.SQL("(SELECT count(*) FROM {}.ddl)").format(track) if ddl_counted else sql.SQL("NULL::bigint")
     row = conn.execute(sql.SQL(_GLANCE).format(track=track, ddl=ddl), [sorted(own)]).fetchone()
     assert row is not None
-    ddl_count, written, pids, busy = row
+    ddl_count, written, oids, pids, busy = row
     return Glance(
         ddl=None if ddl_count is None else int(ddl_count),
         written=[str(name) for name in written],
+        written_oids=[int(oid) for oid in oids],
         sessions={int(pid): bool(holds) for pid, holds in zip(pids, busy, strict=True)},
     )
 
@@ -264,7 +294,17 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
     """Read every table's rows and every sequence's value from ``conn``'s database."""
     row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
     superuser = bool(row and row[0])
-    tables = _fk_order(conn, _tables(conn))
+    edges = _references(conn, _tables(conn))
+    tables = _fk_order(edges)
+    referencers: dict[Table, list[Table]] = {t: [] for t in tables}
+    for child, parents in edges.items():
+        for parent in parents:
+            referencers[parent].append(child)
+    inherit_row = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '{TRACK_SCHEMA}'))"
+    ).fetchone()
     columns: dict[Table, list[str]] = {t: [] for t in tables}
     for schema, name, column in conn.execute(
         "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
@@ -311,6 +351,8 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
         tuple(sequences),
         tuple(t for t in trigger_tables if t in columns),
         superuser,
+        {t: tuple(sorted(c)) for t, c in referencers.items()},
+        bool(inherit_row and inherit_row[0]),
     )
 
 
@@ -322,43 +364,135 @@ def restore_snapshot(
     True when it dropped tables the snapshot lacks: DDL that, as a superuser's restore
     runs with triggers off, no event trigger counted.
     """
+    return restore(conn, snapshot, database=database, lock_timeout_s=lock_timeout_s).dropped
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What :func:`restore` did."""
+
+    dropped: bool  # it dropped tables the snapshot lacks
+    tables: tuple[Table, ...]  # the tables it emptied and filled again
+    partial: bool  # it restored only the tables written (and those a restore of them reaches)
+    untracked: tuple[Table, ...] = ()  # (with tracking) tables without their enabled tracking trigger
+
+
+def _restore_set(snapshot: Snapshot, written: set[Table], sizes: dict[Table, int]) -> tuple[set[Table], set[Table]]:
+    """The tables to restore when ``written`` are the only ones that differ from the snapshot, and
+    which of them to TRUNCATE.
+
+    A superuser's restore runs with ``session_replication_role = replica``: emptying a table
+    fires no foreign-key action or check, and the rows put back have the keys the unchanged
+    tables referenced, so the written tables are enough. Otherwise deleting a table's rows
+    would hit (cascade into, or fail on) rows of the tables referencing it: those that hold
+    rows are restored too, and so on. TRUNCATE (big tables) needs every referencing table in
+    the same statement, empty or not, whoever restores.
+    """
+    restore: set[Table] = set()
+    truncate: set[Table] = set()
+    pending = [(table, sizes.get(table, 0) > TRUNCATE_ABOVE_BYTES) for table in written]
+    while pending:
+        table, truncated = pending.pop()
+        if table in restore and (table in truncate or not truncated):
+            continue
+        restore.add(table)
+        if truncated:
+            truncate.add(table)
+        for child in snapshot.referencers.get(table, ()):
+            if truncated:
+                pending.append((child, True))
+            elif not snapshot.superuser and sizes.get(child, 0) > 0:
+                pending.append((child, sizes[child] > TRUNCATE_ABOVE_BYTES))
+    return restore, truncate
+
+
+def restore(
+    conn: psycopg.Connection[Any],
+    snapshot: Snapshot,
+    *,
+    database: str,
+    lock_timeout_s: float,
+    written: Collection[int] | None = None,
+    tracking: bool = False,
+) -> Restored:
+    """Put ``snapshot`` back into ``conn``'s database in one transaction (``conn`` is autocommit).
+
+    ``written``: the oids of the tables written since the database last held exactly
+    ``snapshot`` (the write marks already taken, see :func:`glance`), or None when that is
+    not known. With ``tracking`` (:func:`install_write_tracking` ran here), the marks still
+    in ``dbscope_track.dirty`` are read once every table is locked (every writer has
+    committed or rolled back by then, and no new one can start) and, given ``written``, only
+    those tables are restored (see :func:`_restore_set`). Every table is restored instead
+    when that is not proven enough: ``written`` unknown, a table without its enabled
+    tracking trigger (created later, or a test disabled its triggers), or tables that
+    inherit. The marks of the restore's own writes are dropped before it commits.
+    """
     try:
         with conn.transaction():
             conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
             if snapshot.superuser:
                 conn.execute("SET LOCAL session_replication_role = replica")
-            present = set(_tables(conn))
-            missing = [t for t in snapshot.tables if t not in present]
+            oids: dict[Table, int] = {}
+            tracked: set[Table] = set()
+            for oid, schema, name, noted in conn.execute(
+                "SELECT c.oid, n.nspname, c.relname, EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid "
+                f"AND t.tgname = '{_TRACK_TRIGGER}' AND t.tgenabled = 'A') {_USER_RELATIONS} AND c.relkind = 'r'"
+            ):
+                table = (str(schema), str(name))
+                oids[table] = int(oid)
+                if noted:
+                    tracked.add(table)
+            missing = [t for t in snapshot.tables if t not in oids]
             if missing:
                 shown = ", ".join(".".join(t) for t in missing[:5])
                 raise CleanupError(
                     f"cannot restore {database} in place: the test dropped table(s) {shown} of the template; "
                     "use the clone strategy for tests that change the schema"
                 )
-            extra = sorted(present - set(snapshot.tables))
+            extra = sorted(set(oids) - set(snapshot.tables))
             if extra:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.SQL(", ").join(map(_ident, extra))))
             if snapshot.tables:  # wait for writers still in a transaction (bounded), keep new ones out
                 conn.execute(
                     sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.SQL(", ").join(map(_ident, snapshot.tables)))
                 )
+            marks: set[int] = set()
+            if tracking:
+                statement = sql.SQL("DELETE FROM {}.dirty RETURNING tbl::oid").format(sql.Identifier(TRACK_SCHEMA))
+                marks = {int(row[0]) for row in conn.execute(statement)}
             sizes = {
                 (str(schema), str(name)): int(size)
                 for schema, name, size in conn.execute(
                     f"SELECT n.nspname, c.relname, pg_relation_size(c.oid) {_USER_RELATIONS} AND c.relkind = 'r'"
                 )
             }
-            big = [t for t in snapshot.tables if sizes[t] > TRUNCATE_ABOVE_BYTES]
-            if big:
-                conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(map(_ident, big))))
-            toggled = [] if snapshot.superuser else list(snapshot.trigger_tables)
+            partial = (
+                tracking
+                and written is not None
+                and not snapshot.inherits
+                and all(table in tracked for table in snapshot.tables)
+            )
+            if partial:
+                by_oid = {oids[table]: table for table in snapshot.tables}
+                dirty = {by_oid[oid] for oid in {*(written or ()), *marks} if oid in by_oid}
+                chosen, big = _restore_set(snapshot, dirty, sizes)
+                tables = [t for t in snapshot.tables if t in chosen]
+                if big:
+                    conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(_ident, sorted(big)))))
+            else:
+                tables = list(snapshot.tables)
+                big = {t for t in tables if sizes[t] > TRUNCATE_ABOVE_BYTES}
+                if big:
+                    conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(map(_ident, sorted(big)))))
+            chosen_set = set(tables)
+            toggled = [] if snapshot.superuser else [t for t in snapshot.trigger_tables if t in chosen_set]
             for table in toggled:
                 conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(_ident(table)))
-            for table in reversed(snapshot.tables):  # children before the tables they reference
+            for table in reversed(tables):  # children before the tables they reference
                 if table not in big and sizes[table] > 0:
                     conn.execute(sql.SQL("DELETE FROM {}").format(_ident(table)))
             with conn.cursor() as cur:
-                for table in snapshot.tables:
+                for table in tables:
                     payload = snapshot.data.get(table)
                     if payload is None:
                         continue
@@ -368,9 +502,15 @@ def restore_snapshot(
                     with cur.copy(statement) as copy:
                         copy.write(payload)
             for table in toggled:
-                conn.execute(sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(_ident(table)))
-            restore_sequences(conn, snapshot)
-        return bool(extra)
+                enable = sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(_ident(table))
+                if table in tracked:  # ENABLE TRIGGER USER leaves the tracking trigger ENABLE (not ALWAYS)
+                    enable = sql.SQL("{}, ENABLE ALWAYS TRIGGER {}").format(enable, sql.Identifier(_TRACK_TRIGGER))
+                conn.execute(enable)
+            restore_sequences(conn, changed_sequences(conn, snapshot) if partial else snapshot)
+            if tracking:  # the restore's own writes are not a test's (every table is still locked)
+                conn.execute(sql.SQL("DELETE FROM {}.dirty").format(sql.Identifier(TRACK_SCHEMA)))
+        untracked = tuple(t for t in snapshot.tables if t not in tracked) if tracking else ()
+        return Restored(bool(extra), tuple(tables), partial, untracked)
     except psycopg.errors.LockNotAvailable as exc:
         holders = ""
         try:

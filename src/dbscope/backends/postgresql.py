@@ -84,15 +84,15 @@ from .pg_owner import (
 )
 from .pg_snapshot import (
     SCHEMA_SIGNATURE,
+    Restored,
     Snapshot,
     changed_sequences,
     ddl_count,
     glance,
     install_write_tracking,
+    restore,
     restore_sequences,
-    restore_snapshot,
     take_snapshot,
-    take_write_marks,
 )
 from .registry import by_scheme
 from .server_backend import ServerBackend
@@ -180,6 +180,11 @@ class PostgreSQLDatabase:
         self._ddl_counted = False  # an event trigger counts DDL: the catalog is read only after some
         self._ddl_seen = -1
         self._signature: str | None = None
+        #: the snapshot this database held when the write marks were last emptied, and the tables
+        #: written since (oids, from the looks): a restore to it restores only those (see restore())
+        self._clean_as: Snapshot | None = None
+        self._written: set[int] = set()
+        self.last_restore: Restored | None = None  # what the last restore did (tests, benchmarks)
         self._lock = threading.Lock()
 
     def url(self, fmt: str = "sqlalchemy") -> str:
@@ -236,11 +241,15 @@ class PostgreSQLDatabase:
     def capture(self, template: Any) -> PostgreSQLTemplate:
         """This database's rows and sequences now, as a snapshot ``restore()`` takes (the suite's baseline)."""
         snapshot = take_snapshot(self._restore_connection())
+        # the rows as they are now: only what is written from here on differs (marks left
+        # unread are of writes the snapshot may hold already: restoring those tables is harmless)
+        self._clean_as, self._written = snapshot, set()
         return PostgreSQLTemplate(template.fingerprint, template.name, snapshot=snapshot)
 
     def recreate(self, template: Any) -> None:
         """Drop (closing every session on it) and create it again under the same name."""
         self.release()
+        self._clean_as, self._written = None, set()
         self._backend._recreate(self, template)
         self._tracking = False
         self.open_primary()
@@ -274,6 +283,7 @@ class PostgreSQLDatabase:
         :meth:`foreign_connections` does (one that just closed may still be on its way out).
         """
         found = glance(conn, own=self._pids, ddl_counted=self._ddl_counted)
+        self._written.update(found.written_oids)  # for the next restore: the look emptied the marks
         if not self._ddl_counted or found.ddl != self._ddl_seen:  # DDL committed since the last look
             self.schema_signature()
         sessions: Mapping[Hashable, bool] = {pid: holds for pid, holds in found.sessions.items()}
@@ -759,23 +769,44 @@ class PostgreSQLBackend(ServerBackend[PostgreSQLTemplate, "psycopg.Connection[An
             return template.snapshot
 
     def _restore(self, database: PostgreSQLDatabase, template: Any) -> bool:
-        """Restore ``database`` from ``template``'s snapshot; True when that dropped tables."""
+        """Restore ``database`` from ``template``'s snapshot; True when that dropped tables.
+
+        Only the tables written since the database last held that snapshot, when dbscope
+        knows which (its write tracking, see pg_snapshot.restore); every table otherwise.
+        """
         if database.state is DatabaseState.DROPPED:
             raise BackendUnavailableError(f"cannot restore {database.name}: it was dropped")
         snap = self.snapshot(template)
         started = time.perf_counter()
+        written = set(database._written) if database._clean_as is snap and database._tracking else None
+        database._clean_as = None  # until this restore commits
         try:
             conn = database._restore_connection()
-            dropped = restore_snapshot(conn, snap, database=database.name, lock_timeout_s=self.close_timeout)
-            if database._tracking:  # the restore's own writes are not a test's
-                take_write_marks(conn)
+            done = restore(
+                conn,
+                snap,
+                database=database.name,
+                lock_timeout_s=self.close_timeout,
+                written=written,
+                tracking=database._tracking,
+            )
         except psycopg.Error as exc:
             raise self._error(exc, f"cannot restore {database.name} from {template.name}") from exc
+        database._clean_as, database._written, database.last_restore = snap, set(), done
         self.counters["restores"] += 1
+        if done.untracked:
+            # a table lacked its enabled tracking trigger (created later, or its triggers were
+            # disabled): put the triggers back so that the next restores are partial again
+            database._tracking = False
+            database.watch_writes()
         log.debug(
-            "restored %s from %s in %.1f ms", database.name, template.name, (time.perf_counter() - started) * 1000
+            "restored %s from %s in %.1f ms (%s)",
+            database.name,
+            template.name,
+            (time.perf_counter() - started) * 1000,
+            f"{len(done.tables)} of {len(snap.tables)} tables" if done.partial else "every table",
         )
-        return dropped
+        return done.dropped
 
     # -- garbage -----------------------------------------------------------------------------------
 
