@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from dbscope import IsolationManager
 from dbscope.backends.sqlite import SQLiteBackend, SQLiteFileDatabase, SQLiteMemoryDatabase
 from dbscope.errors import BackendUnavailableError, MigrationError
 from dbscope.migrations import MigrationSet, load_migrations
@@ -986,3 +987,90 @@ def test_a_run_on_sqlite_memory_leaves_no_file_behind_even_when_killed(
     pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=1)
     assert not killed.exists()  # the next run on the host removed what the killed one left
     assert not Path((pytester.path / "where.txt").read_text()).exists()
+
+
+# --- the clone pool: clones made ahead by its thread ----------------------------------
+
+
+def pool_threads() -> set[threading.Thread]:
+    return {thread for thread in threading.enumerate() if thread.name == "dbscope-pool"}
+
+
+def run_directory(scope: Any) -> Path:
+    """The run's private directory, where a scope's database of sqlite:// is."""
+    assert isinstance(scope.database, SQLiteMemoryDatabase)
+    return scope.database.path.parent
+
+
+def test_a_clone_made_ahead_is_the_template_byte_for_byte_and_its_connection_is_dbscopes_own(
+    migrations: MigrationSet, tmp_path: Path
+) -> None:
+    with IsolationManager("sqlite://", migrations=str(tmp_path / "migrations")) as manager:
+        with manager.scope("made while it waits") as scope:
+            scope.client().execute("INSERT INTO users (name) VALUES ('Ana')")
+            assert manager.wait_for_pools(30)
+        (template,) = run_directory(scope).glob("dbscope_tpl_*.sqlite3")
+
+        with manager.scope("made ahead") as scope:
+            database = scope.database
+            assert isinstance(database, SQLiteMemoryDatabase)
+            wal = Path(f"{database.path}-wal")
+            assert database.path.read_bytes() == template.read_bytes()
+            assert not wal.exists() or wal.stat().st_size == 0
+            client = scope.client()
+            assert client._conn is database.primary_connection()  # db borrows the pool's connection
+            assert client.execute("SELECT count(*) FROM users").scalar() == 0
+            assert database.foreign_connections() == {}  # the pool's connection is dbscope's own
+        assert scope.leaked_connections == 0
+        assert manager.metrics["pool_hits"] == 1
+
+
+def test_closing_the_manager_stops_the_pool_thread_and_removes_its_clones(
+    migrations: MigrationSet, tmp_path: Path
+) -> None:
+    before = pool_threads()
+    manager = IsolationManager("sqlite://", migrations=str(tmp_path / "migrations"))
+    with manager.scope("first") as scope:
+        directory = run_directory(scope)
+    assert manager.wait_for_pools(30)
+    assert manager.pool_ready == manager.pool_size
+    threads = pool_threads() - before
+    assert len(threads) == 1
+
+    manager.close()
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert not directory.exists()  # the clones made ahead went with the run's directory
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_never_takes_the_clones_its_parent_made_ahead(migrations: MigrationSet, tmp_path: Path) -> None:
+    with IsolationManager("sqlite://", migrations=str(tmp_path / "migrations")) as manager:
+        with manager.scope("first") as scope:
+            directory = run_directory(scope)
+        assert manager.wait_for_pools(30)
+        waiting = {p.name for p in directory.glob("dbscope_*.sqlite3") if not p.name.startswith("dbscope_tpl_")}
+        assert len(waiting) == manager.pool_size
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: a scope, then out without any teardown (pytest-forked's way)
+            code = 1
+            try:
+                with manager.scope("in the child") as scope:
+                    scope.client().execute("INSERT INTO users (name) VALUES ('child')")
+                    os.write(write, f"{scope.database.name}.sqlite3".encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        taken = os.read(read, 4096).decode()
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert taken and taken not in waiting  # the child cloned its own
+        assert not (directory / taken).exists()  # and dropped it
+        with manager.scope("the parent's next") as scope:  # the parent's clones are intact, its thread runs
+            assert f"{scope.database.name}.sqlite3" in waiting
+            assert scope.client().execute("SELECT count(*) FROM users").scalar() == 0
+        assert manager.wait_for_pools(30)

@@ -145,6 +145,13 @@ class IsolationManager:
         """Clones made ahead that wait ready now, over every pool (``pool_size`` each when caught up)."""
         return sum(pool.ready for pool in list(self._pools.values()))
 
+    def wait_for_pools(self, timeout: float = 10.0) -> bool:
+        """Wait until every pool holds its clones made ahead (``pool_ready``); False if not within ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        return all(
+            pool.wait_ready(timeout=max(0.0, deadline - time.monotonic())) for pool in list(self._pools.values())
+        )
+
     def get_stats(self) -> dict[str, Any]:
         """A snapshot: test mode, current scope, active scopes and their connections."""
         scopes = list(self.active_scopes.values())

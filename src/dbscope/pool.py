@@ -5,12 +5,18 @@ file copy and the connect release the GIL, so the thread works while pytest
 runs the test; for PostgreSQL it hides ``CREATE DATABASE ... TEMPLATE``. When the pool
 is empty, ``take()`` clones synchronously, so a slow pool never blocks a test for
 longer than cloning would.
+
+At ``os.fork()`` the thread is paused outside any clone (so the child inherits no lock
+it holds); the child forgets the parent's waiting clones (they stay the parent's: never
+closed nor dropped there) and clones synchronously, with no thread of its own.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +26,30 @@ from .backends.base import release_and_drop
 __all__ = ["ClonePool"]
 
 log = logging.getLogger("dbscope.database")
+
+#: the parent's clones a forked child inherited: referenced, so that the child's garbage
+#: collector never closes their connections (they are the parent's to close and drop)
+_INHERITED: list[Any] = []
+_POOLS: weakref.WeakSet[ClonePool] = weakref.WeakSet()
+
+
+def _before_fork() -> None:
+    for pool in list(_POOLS):
+        pool._pause()
+
+
+def _after_fork_in_parent() -> None:
+    for pool in list(_POOLS):
+        pool._resume()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_POOLS):
+        pool._forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 class ClonePool:
@@ -36,6 +66,9 @@ class ClonePool:
         self.failure: BaseException | None = None
         self._name = name
         self._thread: threading.Thread | None = None
+        self._busy = False  # the thread is making a clone (holding the backend's locks)
+        self._paused = False  # a fork is under way
+        _POOLS.add(self)
         if size > 0:
             self._thread = threading.Thread(target=self._fill, name=name, daemon=True)
             self._thread.start()
@@ -46,6 +79,12 @@ class ClonePool:
         with self._cond:
             return len(self._ready)
 
+    def wait_ready(self, count: int | None = None, timeout: float = 10.0) -> bool:
+        """Wait until ``count`` databases (default: ``size``) wait ready; False if not within ``timeout`` s."""
+        wanted = self._size if count is None else min(count, self._size)
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed or len(self._ready) >= wanted, timeout) and not self._closed
+
     def take(self) -> Any:
         """A ready database if there is one, else a freshly cloned one."""
         with self._cond:
@@ -54,10 +93,10 @@ class ClonePool:
             if self._ready:
                 self.hits += 1
                 database = self._ready.popleft()
-                self._cond.notify()
+                self._cond.notify_all()  # the thread, among wait_ready()'s waiters
                 return database
             self.misses += 1
-            self._cond.notify()
+            self._cond.notify_all()
         database = self._create()
         self._revive()
         return database
@@ -76,22 +115,50 @@ class ClonePool:
     def _fill(self) -> None:
         while True:
             with self._cond:
-                while not self._closed and len(self._ready) >= self._size:
+                while not self._closed and (self._paused or len(self._ready) >= self._size):
                     self._cond.wait()
                 if self._closed:
                     return
+                self._busy = True
             try:
                 database = self._create()
             except BaseException as exc:  # take() clones synchronously and raises it there
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
                 self.failure = exc
                 log.warning("clone pool stopped filling: %s", exc)
                 return
             with self._cond:
+                self._busy = False
                 if not self._closed:
                     self._ready.append(database)
+                self._cond.notify_all()
+                if not self._closed:
                     continue
             release_and_drop(database, "dropping a clone the pool no longer needs")
             return
+
+    def _pause(self, timeout: float = 10.0) -> None:
+        """Before a fork: wait (bounded) until the thread is between clones, and keep it there."""
+        with self._cond:
+            self._paused = True
+            self._cond.wait_for(lambda: not self._busy, timeout)
+
+    def _resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the waiting clones are the parent's; this pool clones synchronously."""
+        _INHERITED.extend(self._ready)
+        self._ready = deque()
+        self._cond = threading.Condition()
+        self._thread = None
+        self._size = 0
+        self._paused = self._busy = False
+        self.failure = None
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the thread and drop every database still waiting in the pool."""

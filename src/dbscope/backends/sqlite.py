@@ -464,7 +464,6 @@ class SQLiteMemoryDatabase(_SQLiteDatabase):
         self.path = path
         self._uri = str(path)
         self._key = os.path.realpath(path)
-        WATCH.watch(self._key)
         self._alias = alias
         self._baseline: sqlite3.Connection | None = None  # the latest capture()
         # after a restore: from which template, and PRAGMA data_version then on the watcher, a
@@ -472,7 +471,8 @@ class SQLiteMemoryDatabase(_SQLiteDatabase):
         self._watcher: sqlite3.Connection | None = None
         self._restored_from: Any = None
         self._restored_version = 0
-        _copy_new(template.path, path)
+        _copy_new(template.path, path)  # FileExistsError: the name is another process's
+        WATCH.watch(self._key)
         try:
             self._anchor: sqlite3.Connection | None = _open(self._uri, uri=False, autocommit=True)
         except BaseException:
@@ -576,8 +576,8 @@ class SQLiteFileDatabase(_SQLiteDatabase):
         self.name = path.stem
         self.path = path
         self._key = os.path.realpath(path)
+        _copy_new(template.path, path)  # FileExistsError: the name is another process's
         WATCH.watch(self._key)
-        _copy_new(template.path, path)
         if not template.wal:  # a template an older dbscope cached: readers would wait for writers
             try:
                 conn = sqlite3.connect(str(path))
@@ -1029,10 +1029,14 @@ class SQLiteBackend:
             # a label given again while its database lives (a worker's database of the reset
             # strategy for other migrations: "gw0_reset" twice) gets a number, not the same file
             number = 1
-            while not self._name_free(name):
+            while True:
+                if self._name_free(name):
+                    try:
+                        return self._database(name, template)
+                    except FileExistsError:  # another process took the name meanwhile (a forked child)
+                        pass
                 number += 1
                 name = f"{base}_{number}"
-            return self._database(name, template)
 
     def _name_free(self, name: str) -> bool:
         assert self.directory is not None  # sqlite:// too: its databases are files in the run's private directory
@@ -1045,6 +1049,8 @@ class SQLiteBackend:
                 alias = self.alias.path if self.alias is not None else None
                 return SQLiteMemoryDatabase(self.directory / f"{name}.sqlite3", template, alias)
             return SQLiteFileDatabase(self.directory / f"{name}.sqlite3", template)
+        except FileExistsError:
+            raise
         except OSError as exc:
             raise BackendUnavailableError(
                 f"cannot create the database file {name}.sqlite3 in {self.directory}: {exc.strerror}; "
