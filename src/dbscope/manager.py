@@ -490,12 +490,14 @@ class IsolationManager:
         return {spec.name: url_of(spec.format) for spec in self.config.env_vars}
 
     def _enter(self, scope_id: str) -> None:
+        started = time.perf_counter()
         scope = self.active_scopes[scope_id]
         saved: dict[str, str | None] = {}
         change_env(saved, {spec.name: scope.url(spec.format) for spec in self.config.env_vars})
         self._saved_env[scope_id] = saved
         self._process_scope = scope_id
         self._context_tokens[scope_id] = self._context_scope.set(scope_id)
+        scope.setup_ms += (time.perf_counter() - started) * 1000  # the app's variables are dbscope's setup too
 
     def _restore_env(self, scope_id: str) -> None:
         restore_env(self._saved_env.pop(scope_id, {}))
