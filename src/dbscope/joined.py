@@ -29,9 +29,19 @@ cannot use psycopg's connection, so an app's ``postgresql+asyncpg://`` engine ru
 async dialect for the length of the scope (its URL, options and engine events stay its own;
 its pool's connect listeners, written for asyncpg, do not run then).
 
+A sync SQLAlchemy engine the settings do not name joins too (:func:`install_engine_hooks`):
+one the app builds lazily inside the test, or rebuilds at every scope boundary, gets a joined
+connection whenever it connects to the test's database with the test's driver, and a pooled
+connection of an ended scope is replaced at its next checkout. An explicit transaction of the
+app (``BEGIN``/``BEGIN IMMEDIATE`` sent as text with ``isolation_level = None``, or ``begin()``)
+is a savepoint that holds the test's connection until it ends, so concurrent writers queue as
+SQLite's write lock makes them; per-connection callbacks (``set_progress_handler``) apply to the
+app connection's own statements only, never staying on the test's connection.
+
 What cannot join raises :class:`JoinUnsupportedError`: a plain DB-API
 connection the application opens itself with ``sqlite3.connect()`` or ``psycopg.connect()``,
-whose commits dbscope notices and undoes by restoring the database instead.
+whose commits dbscope notices and undoes by restoring the database instead; so is an engine
+on another driver than the test's connection (psycopg2 where dbscope uses psycopg).
 """
 
 from __future__ import annotations
@@ -109,6 +119,8 @@ class JoinedDatabase:
         self._bindings: list[AppBinding] = []
         self._aio: list[Any] = []  # aiosqlite connections: their threads are stopped at close
         self._books = threading.Lock()  # for the two lists above; never the scope's lock, which a test may hold
+        self._targets: dict[tuple[str, str], tuple[str, ...] | None] = {}  # per SQLAlchemy dialect: what it connects to
+        _open_joined(self)
 
     # -- state -------------------------------------------------------------------------
 
@@ -128,19 +140,23 @@ class JoinedDatabase:
     @contextmanager
     def statement(self) -> Iterator[None]:
         """Hold the test's connection for one statement (or savepoint command)."""
-        self.check_open()
-        if not self.lock.acquire(timeout=self.lock_wait):
-            raise DbscopeError(
-                f"the connection of test {self.test_name!r} (scope {self.scope_id}) was held by another thread for "
-                f"more than {self.lock_wait:g} s (a `db` transaction left open while the app runs in another thread "
-                "waits for it?); end the transaction before calling the app, or give that code "
-                "@pytest.mark.dbscope(strategy='clone')"
-            )
+        self.acquire()
         try:
             self.check_open()
             yield
         finally:
             self.lock.release()
+
+    def acquire(self) -> None:
+        """Take the scope's lock (for a statement, or an explicit transaction), or fail naming the test."""
+        self.check_open()
+        if not self.lock.acquire(timeout=self.lock_wait):
+            raise DbscopeError(
+                f"the connection of test {self.test_name!r} (scope {self.scope_id}) was held by another thread for "
+                f"more than {self.lock_wait:g} s (a `db` transaction, or a transaction the app began with BEGIN, "
+                "left open while code in another thread waits for it?); end the transaction before calling the "
+                "app, or give that code @pytest.mark.dbscope(strategy='clone')"
+            )
 
     def _run(self, sql: str) -> None:
         cursor = self.conn.cursor()
@@ -201,6 +217,23 @@ class JoinedDatabase:
                 f"savepoint {name} of test {self.test_name!r} is gone: a statement sent through another connection "
                 "ended it (a COMMIT or ROLLBACK TO SAVEPOINT on the test's connection)"
             )
+
+    def is_target(self, dialect: Any, target: tuple[str, ...]) -> bool:
+        """Whether a SQLAlchemy dialect connecting to ``target`` (see :func:`_connect_target`) reaches
+        this test's database with the driver of the test's connection."""
+        key = (dialect.name, dialect.driver)
+        if key not in self._targets:
+            from sqlalchemy.engine import make_url
+
+            mine = make_url(self.url)
+            ours: tuple[str, ...] | None = None
+            if (mine.get_backend_name(), mine.get_driver_name()) == key:
+                try:
+                    ours = _connect_target(dialect, *dialect.create_connect_args(mine))
+                except Exception:  # a dialect that cannot read our URL: never ours
+                    ours = None
+            self._targets[key] = ours
+        return self._targets[key] == target
 
     # -- connections ------------------------------------------------------------------
 
@@ -318,6 +351,7 @@ class JoinedDatabase:
         """End every joined connection and give the application its engines back."""
         if self.closed:
             return
+        _close_joined(self)
         for binding in reversed(self._bindings):
             binding.restore()
         self._bindings.clear()
@@ -353,10 +387,18 @@ class JoinedConnection:
     ``close()`` rolls back what is still open. Everything else is the driver connection's.
     """
 
-    _own = frozenset({"_joined", "_savepoint", "_closed", "_autocommit", "_settings"})
+    _own = frozenset({"_joined", "_savepoint", "_closed", "_autocommit", "_settings", "_hooks", "_holds", "_held"})
     #: what a driver's connect hook adds to every new connection (SQLAlchemy's psycopg dialect, a
     #: notice handler): kept on this connection, never piled up on the test's one
     _local_calls = frozenset({"add_notice_handler", "remove_notice_handler", "add_notify_handler"})
+    #: sqlite3's per-connection callbacks (an app's statement timeout through a progress handler):
+    #: kept on this connection, installed on the test's connection for this connection's own
+    #: statements only, and taken off after each (with these arguments)
+    _statement_hooks: dict[str, tuple[Any, ...]] = {
+        "set_progress_handler": (None, 0),
+        "set_authorizer": (None,),
+        "set_trace_callback": (None,),
+    }
 
     def __init__(self, joined: JoinedDatabase) -> None:
         object.__setattr__(self, "_joined", joined)
@@ -364,6 +406,13 @@ class JoinedConnection:
         object.__setattr__(self, "_closed", False)
         object.__setattr__(self, "_autocommit", False)
         object.__setattr__(self, "_settings", {})
+        object.__setattr__(self, "_hooks", {})
+        #: an explicit transaction (BEGIN, begin()) holds the scope's lock until it ends, as a `db`
+        #: transaction does: another thread's statements wait (BEGIN IMMEDIATE's promise), and no
+        #: transaction of another thread nests in it. Not for an async driver's shape, whose calls
+        #: run in whichever worker thread is free.
+        object.__setattr__(self, "_holds", True)
+        object.__setattr__(self, "_held", False)
 
     @property
     def closed(self) -> bool:
@@ -379,13 +428,37 @@ class JoinedConnection:
             raise DbscopeError("this joined connection was closed; ask its engine for a new one")
 
     def begin(self) -> None:
-        """Open this connection's transaction (a savepoint) now, not at its first statement."""
-        self._check()
-        with self._joined.statement():
-            self._begin_locked()
+        """Open this connection's transaction (a savepoint) now, not at its first statement.
 
-    def _begin_locked(self) -> None:
-        if self._savepoint is None and not self._autocommit:
+        As an explicit ``BEGIN`` does on sqlite3 with ``isolation_level = None``, it opens one in
+        autocommit mode too, which ``commit()`` or ``rollback()`` then ends.
+        """
+        self._check()
+        if not self._holds or self._savepoint is not None:
+            with self._joined.statement():
+                self._begin_locked(explicit=True)
+            return
+        joined = self._joined
+        joined.acquire()
+        try:
+            joined.check_open()
+            self._begin_locked(explicit=True)
+        except BaseException:
+            joined.lock.release()
+            raise
+        object.__setattr__(self, "_held", True)  # released when this transaction ends
+
+    def _let_go(self) -> None:
+        """This connection's explicit transaction ended: the scope's lock is the others' again."""
+        if self._held:
+            object.__setattr__(self, "_held", False)
+            try:
+                self._joined.lock.release()
+            except RuntimeError:  # ended by another thread than the one that began it
+                log.warning("a joined transaction of test %r ended in another thread", self._joined.test_name)
+
+    def _begin_locked(self, *, explicit: bool = False) -> None:
+        if self._savepoint is None and (explicit or not self._autocommit):
             object.__setattr__(self, "_savepoint", self._joined.open_savepoint())
 
     def commit(self) -> None:
@@ -395,6 +468,7 @@ class JoinedConnection:
     def rollback(self) -> None:
         if self._joined.closed:  # the scope's rollback undid it all: nothing left to undo
             object.__setattr__(self, "_savepoint", None)
+            self._let_go()
             return
         self._check()
         self._end_savepoint(self._joined.rollback_to)
@@ -405,8 +479,11 @@ class JoinedConnection:
         if name is None:
             return
         object.__setattr__(self, "_savepoint", None)
-        with self._joined.statement():
-            end(name)
+        try:
+            with self._joined.statement():
+                end(name)
+        finally:
+            self._let_go()
 
     def close(self) -> None:
         if self._closed:
@@ -416,6 +493,7 @@ class JoinedConnection:
                 self.rollback()
         finally:
             object.__setattr__(self, "_closed", True)
+            self._let_go()
 
     def cursor(self, *args: Any, **kwargs: Any) -> JoinedCursor:
         self._check()
@@ -465,6 +543,14 @@ class JoinedConnection:
             return settings[name]
         if name in self._local_calls:
             return lambda *args, **kwargs: None
+        if name in self._statement_hooks:
+            hooks = self._hooks
+
+            def keep(*args: Any, **kwargs: Any) -> None:
+                getattr(self._joined.conn, name)  # AttributeError where the driver has no such call
+                hooks[name] = (args, kwargs)
+
+            return keep
         value = getattr(self._joined.conn, name)
         if not callable(value):
             return value
@@ -523,12 +609,19 @@ class JoinedCursor:
             if self._cursor is None:
                 self._cursor = joined.conn.cursor(*self._args, **self._kwargs)
             cursor = self._cursor
-            if parameters is None:
-                getattr(cursor, method)(sql)
-            else:
-                getattr(cursor, method)(sql, parameters)
-            self.description = cursor.description
-            self._rows = list(cursor.fetchall()) if cursor.description else []
+            hooks = dict(connection._hooks)
+            for name, (args, kwargs) in hooks.items():  # this connection's callbacks, for its statement only
+                getattr(joined.conn, name)(*args, **kwargs)
+            try:
+                if parameters is None:
+                    getattr(cursor, method)(sql)
+                else:
+                    getattr(cursor, method)(sql, parameters)
+                self.description = cursor.description
+                self._rows = list(cursor.fetchall()) if cursor.description else []
+            finally:
+                for name in hooks:
+                    getattr(joined.conn, name)(*JoinedConnection._statement_hooks[name])
             self._position = 0
             self.rowcount = cursor.rowcount
             self.lastrowid = getattr(cursor, "lastrowid", None)
@@ -608,6 +701,7 @@ class AsyncJoinedConnection:
         return _AiomysqlShape if url.startswith("mysql") else _PsycopgShape
 
     def __init__(self, connection: JoinedConnection) -> None:
+        object.__setattr__(connection, "_holds", False)  # its calls run in any free worker thread
         self._connection = connection
 
     @staticmethod
@@ -949,3 +1043,106 @@ def _sqlalchemy(what: str) -> Any:
     except ImportError:
         raise DbscopeError(f"{what} needs SQLAlchemy: pip install 'dbscope[sqlalchemy]'") from None
     return sqlalchemy
+
+
+# -- every engine that points at the test's database ----------------------------------------------
+
+#: the JoinedDatabases of the scopes open now (one per rollback scope), which SQLAlchemy engines
+#: the settings do not name join too
+_OPEN: list[JoinedDatabase] = []
+_OPEN_LOCK = threading.Lock()
+_HOOKS: list[bool] = []  # [True] once the engine hooks are installed in this process
+_TARGET = "dbscope_connect_target"  # a pooled connection's record: (dialect, what it connected to)
+
+
+def install_engine_hooks() -> bool:
+    """Join every sync SQLAlchemy engine that connects to a rollback scope's database (once a process).
+
+    Two class-level SQLAlchemy events: ``do_connect`` gives an engine that connects to the database
+    of an open :class:`JoinedDatabase` (the same file or server database, the same driver) a
+    joined connection instead of a connection of its own, whether the engine was built at import,
+    lazily in the test, or by code dbscope was never told of; a pool's ``checkout`` replaces a
+    pooled connection that is a joined one of an ended scope, or a connection of its own made
+    before the scope to the database a scope now joins. False without SQLAlchemy.
+    """
+    with _OPEN_LOCK:
+        if _HOOKS:
+            return True
+        try:
+            from sqlalchemy import event
+            from sqlalchemy.engine import Engine
+            from sqlalchemy.pool import Pool
+        except ImportError:
+            return False
+        event.listen(Engine, "do_connect", _on_do_connect)
+        event.listen(Pool, "checkout", _on_checkout)
+        _HOOKS.append(True)
+        return True
+
+
+def _open_joined(joined: JoinedDatabase) -> None:
+    install_engine_hooks()
+    with _OPEN_LOCK:
+        _OPEN.append(joined)
+
+
+def _close_joined(joined: JoinedDatabase) -> None:
+    with _OPEN_LOCK:
+        if joined in _OPEN:
+            _OPEN.remove(joined)
+
+
+def _joined_for(dialect: Any, target: tuple[str, ...]) -> JoinedDatabase | None:
+    with _OPEN_LOCK:
+        candidates = list(_OPEN)
+    for joined in reversed(candidates):  # the scope opened last first
+        if not joined.closed and joined.is_target(dialect, target):
+            return joined
+    return None
+
+
+def _connect_target(dialect: Any, cargs: Sequence[Any], cparams: dict[str, Any]) -> tuple[str, ...] | None:
+    """What a SQLAlchemy dialect's connect arguments reach: a file (SQLite) or a server's database."""
+    if dialect.name == "sqlite":
+        database = cargs[0] if cargs else cparams.get("database")
+        if not isinstance(database, str) or database in ("", ":memory:"):
+            return None  # a private in-memory database: nobody else's
+        if database.startswith("file:"):
+            database = database[len("file:") :].partition("?")[0]
+        return ("sqlite", os.path.realpath(database))
+    if cargs:
+        return None  # a DSN string: not compared
+    database = cparams.get("dbname") or cparams.get("database") or cparams.get("db")
+    if not database:
+        return None
+    host = cparams.get("host") or cparams.get("unix_socket") or ""
+    return (str(dialect.name), str(host), str(cparams.get("port") or ""), str(database))
+
+
+def _on_do_connect(dialect: Any, record: Any, cargs: Sequence[Any], cparams: dict[str, Any]) -> Any:
+    if getattr(dialect, "is_async", False):
+        return None  # an async engine joins when the settings name it (dbscope_app_engines)
+    target = _connect_target(dialect, cargs, cparams)
+    if target is None:
+        return None
+    if record is not None:
+        record.info[_TARGET] = (dialect, target)
+    joined = _joined_for(dialect, target)
+    if joined is None:
+        return None
+    if dialect.server_version_info is None:  # its first connection is this joined one
+        for name, value in _dialect_options(joined.url).items():
+            setattr(dialect, name, value)
+    return joined.connect()
+
+
+def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    if isinstance(dbapi_connection, JoinedConnection):
+        stale = dbapi_connection.closed  # its scope ended: the pool connects again, joined to today's
+    else:
+        found = record.info.get(_TARGET)  # a connection of its own, made before a scope joined its database
+        stale = found is not None and _joined_for(*found) is not None
+    if stale:
+        from sqlalchemy.exc import DisconnectionError
+
+        raise DisconnectionError("dbscope: a new connection, joined to the current test's transaction or not")
