@@ -193,6 +193,7 @@ class WorkerDatabase:
     signature: str | None = None  # the baseline's schema signature
     mark: Any = None  # the write mark taken when the database was last restored
     dirty_after: str | None = None  # the test after which the database could not be restored
+    in_use_by: str | None = None  # the test whose scope has the database now (reset, rollback)
 
     @property
     def restore_point(self) -> Template:
@@ -208,15 +209,24 @@ class _Shared:
     scope starts, a database that changed since the last restore (another connection
     committed, or the schema changed) is taken as the new baseline, and every scope ends
     restored to it.
+
+    The worker's database is one scope's at a time: a scope opened while another has it (a
+    test opening extra scopes with the manager's API, or scopes opened from threads) gets a
+    fresh clone of the template of its own, as under ``clone``, dropped at its end. Sharing
+    it would start that scope on the other test's rows, and its end (a restore, or the
+    rollback of a transaction it cannot open inside the other's) would undo the other's.
     """
 
     name = "shared"
     fixed_url = True
     _keeps_for_next = "restores its database for the next test"
+    #: whether a scope opened while another has the worker's database gets a clone of its own
+    _one_scope_at_a_time = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._workers: dict[tuple[str, str | None, str | None], WorkerDatabase] = {}
+        self._clones = CloneStrategy()  # for a scope opened while the worker's database is in use
 
     def _worker(self, resources: Resources, opts: ScopeOptions) -> WorkerDatabase:
         key = (opts.url, opts.migrations, opts.seed)
@@ -246,22 +256,54 @@ class _Shared:
 
     def open(self, resources: Resources, opts: ScopeOptions, test_name: str) -> Database:
         worker = self._worker(resources, opts)
-        if worker.dirty_after is not None:  # never hand out the worker's database with another test's data
-            try:
-                self._restore(worker)
-            except DbscopeError as exc:
-                raise IsolationError(
-                    f"the {self.name} strategy's database {worker.database.name} could not be restored after test "
-                    f"{worker.dirty_after!r}, so test {test_name!r} cannot start on a clean database: {exc}"
-                ) from exc
-            worker.dirty_after = None
+        if self._one_scope_at_a_time:
+            with self._lock:
+                holder = worker.in_use_by
+                if holder is None:
+                    worker.in_use_by = test_name
+            if holder is not None:
+                log.debug(
+                    "%s is in use by the scope of %r: scope %r gets a clone of its own",
+                    worker.database.name,
+                    holder,
+                    test_name,
+                )
+                return self._clones.open(resources, opts, test_name)
+        try:
+            if worker.dirty_after is not None:  # never hand out the worker's database with another test's data
+                try:
+                    self._restore(worker)
+                except DbscopeError as exc:
+                    raise IsolationError(
+                        f"the {self.name} strategy's database {worker.database.name} could not be restored after "
+                        f"test {worker.dirty_after!r}, so test {test_name!r} cannot start on a clean database: {exc}"
+                    ) from exc
+                worker.dirty_after = None
+        except BaseException:
+            worker.in_use_by = None
+            raise
         return worker.database
+
+    def _worker_of(self, scope: Scope) -> WorkerDatabase | None:
+        """The worker database a scope has; None for a clone of its own."""
+        for worker in list(self._workers.values()):
+            if worker.database is scope.database:
+                return worker
+        return None
+
+    def _free(self, scope: Scope) -> None:
+        worker = self._worker_of(scope)
+        if worker is not None:
+            worker.in_use_by = None
 
     def _opening(self, database: Database) -> str | None:
         """A statement run on dbscope's connection right after the look that starts a scope."""
         return None
 
     def attach(self, scope: Scope) -> None:
+        if self._worker_of(scope) is None:
+            self._clones.attach(scope)
+            return
         worker = self._workers_of(scope)
         scope.strategy_state = worker
         database = scope.database
@@ -294,6 +336,15 @@ class _Shared:
         return None
 
     def end(self, scope: Scope) -> None:
+        if scope.strategy_state is None:  # a clone of its own
+            self._clones.end(scope)
+            return
+        try:
+            self._end_shared(scope)
+        finally:
+            self._free(scope)
+
+    def _end_shared(self, scope: Scope) -> None:
         worker: WorkerDatabase = scope.strategy_state
         before = scope.connections_before or {}
         database = scope.database
@@ -352,16 +403,20 @@ class _Shared:
         return True
 
     def emergency(self, scope: Scope) -> bool:
+        if self._worker_of(scope) is None:
+            return self._clones.emergency(scope)
         worker: WorkerDatabase | None = scope.strategy_state
-        if worker is None:
-            return True
         try:
+            if worker is None:  # it failed before it was attached: nothing of it in the database yet
+                return True
             self._restore(worker)
             worker.dirty_after = None
             return True
         except Exception as exc:
             log.error("emergency cleanup of scope %s: could not restore %s: %s", scope.id, scope.database.name, exc)
             return False
+        finally:
+            self._free(scope)
 
     def close(self) -> None:
         with self._lock:
@@ -406,7 +461,12 @@ class RollbackStrategy(_Shared):
 
     def attach(self, scope: Scope) -> None:
         super().attach(scope)
-        worker: WorkerDatabase = scope.strategy_state
+        worker: WorkerDatabase | None = scope.strategy_state
+        if worker is None:  # a clone of its own: a scope opened while the worker's database is in use
+            return
+        # a lock of this scope's own: a thread of an earlier test that still holds its lock (in a
+        # transaction it began) cannot hold up this one; its next statement names its test
+        worker.lock = threading.RLock()
         scope.lend = lambda: (worker.outer, worker.lock, True)
         database = scope.database
         scope.joined = JoinedDatabase(
@@ -480,6 +540,7 @@ class WorkerStrategy(_Shared):
 
     name = "worker"
     _keeps_for_next = "hands its database to the tests that follow"
+    _one_scope_at_a_time = False  # no isolation to keep: every scope of the worker shares its database
 
     def attach(self, scope: Scope) -> None:
         scope.strategy_state = self._workers_of(scope)
