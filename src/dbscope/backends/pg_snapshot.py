@@ -37,6 +37,7 @@ default; a dropped table is an error) are not undone.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -427,91 +428,117 @@ def restore(
     tracking trigger (created later, or a test disabled its triggers), or tables that
     inherit. The marks of the restore's own writes are dropped before it commits.
     """
+    track = sql.Identifier(TRACK_SCHEMA)
+    settings = "SELECT set_config('lock_timeout', %s, true)" + (
+        ", set_config('session_replication_role', 'replica', true)" if snapshot.superuser else ""
+    )
+    # round trips are most of a small restore's cost: the statements go in three pipelines
+    # (and one COPY a table), in a transaction begun and ended by hand (COPY cannot be pipelined)
     try:
-        with conn.transaction():
-            conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_s * 1000)}ms")))
-            if snapshot.superuser:
-                conn.execute("SET LOCAL session_replication_role = replica")
-            oids: dict[Table, int] = {}
-            tracked: set[Table] = set()
-            for oid, schema, name, noted in conn.execute(
-                "SELECT c.oid, n.nspname, c.relname, EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid "
-                f"AND t.tgname = '{_TRACK_TRIGGER}' AND t.tgenabled = 'A') {_USER_RELATIONS} AND c.relkind = 'r'"
-            ):
-                table = (str(schema), str(name))
-                oids[table] = int(oid)
-                if noted:
-                    tracked.add(table)
-            missing = [t for t in snapshot.tables if t not in oids]
-            if missing:
-                shown = ", ".join(".".join(t) for t in missing[:5])
-                raise CleanupError(
-                    f"cannot restore {database} in place: the test dropped table(s) {shown} of the template; "
-                    "use the clone strategy for tests that change the schema"
+        try:
+            with conn.pipeline():
+                conn.execute("BEGIN")
+                conn.execute(settings, [f"{int(lock_timeout_s * 1000)}ms"])
+                relations = conn.execute(
+                    "SELECT c.oid, n.nspname, c.relname, EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid "
+                    f"AND t.tgname = '{_TRACK_TRIGGER}' AND t.tgenabled = 'A') {_USER_RELATIONS} AND c.relkind = 'r'"
                 )
-            extra = sorted(set(oids) - set(snapshot.tables))
-            if extra:
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.SQL(", ").join(map(_ident, extra))))
-            if snapshot.tables:  # wait for writers still in a transaction (bounded), keep new ones out
-                conn.execute(
-                    sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.SQL(", ").join(map(_ident, snapshot.tables)))
-                )
-            marks: set[int] = set()
-            if tracking:
-                statement = sql.SQL("DELETE FROM {}.dirty RETURNING tbl::oid").format(sql.Identifier(TRACK_SCHEMA))
-                marks = {int(row[0]) for row in conn.execute(statement)}
-            sizes = {
-                (str(schema), str(name)): int(size)
-                for schema, name, size in conn.execute(
+                locked = sizes_cursor = marks_cursor = sequences_cursor = None
+                if snapshot.tables:  # wait for writers still in a transaction (bounded), keep new ones out
+                    locked = conn.execute(
+                        sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
+                            sql.SQL(", ").join(map(_ident, snapshot.tables))
+                        )
+                    )
+                if tracking:  # read once every table is locked: every writer has committed or rolled back
+                    marks_cursor = conn.execute(sql.SQL("DELETE FROM {}.dirty RETURNING tbl::oid").format(track))
+                sizes_cursor = conn.execute(
                     f"SELECT n.nspname, c.relname, pg_relation_size(c.oid) {_USER_RELATIONS} AND c.relkind = 'r'"
                 )
-            }
-            partial = (
-                tracking
-                and written is not None
-                and not snapshot.inherits
-                and all(table in tracked for table in snapshot.tables)
+                sequences_cursor = conn.execute("SELECT schemaname, sequencename, last_value FROM pg_sequences")
+                rows = relations.fetchall()
+        except psycopg.errors.UndefinedTable:
+            rows, locked = [], None  # a table of the snapshot is gone: said below
+        oids: dict[Table, int] = {}
+        tracked: set[Table] = set()
+        for oid, schema, name, noted in rows:
+            table = (str(schema), str(name))
+            oids[table] = int(oid)
+            if noted:
+                tracked.add(table)
+        if locked is None and snapshot.tables:
+            conn.execute("ROLLBACK")
+            present = set(_tables(conn))
+            shown = ", ".join(".".join(t) for t in snapshot.tables if t not in present) or "?"
+            raise CleanupError(
+                f"cannot restore {database} in place: the test dropped table(s) {shown} of the template; "
+                "use the clone strategy for tests that change the schema"
             )
-            if partial:
-                by_oid = {oids[table]: table for table in snapshot.tables}
-                dirty = {by_oid[oid] for oid in {*(written or ()), *marks} if oid in by_oid}
-                chosen, big = _restore_set(snapshot, dirty, sizes)
-                tables = [t for t in snapshot.tables if t in chosen]
-                if big:
-                    conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(_ident, sorted(big)))))
-            else:
-                tables = list(snapshot.tables)
-                big = {t for t in tables if sizes[t] > TRUNCATE_ABOVE_BYTES}
-                if big:
-                    conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(sql.SQL(", ").join(map(_ident, sorted(big)))))
-            chosen_set = set(tables)
-            toggled = [] if snapshot.superuser else [t for t in snapshot.trigger_tables if t in chosen_set]
+        assert sizes_cursor is not None and sequences_cursor is not None
+        marks = {int(row[0]) for row in marks_cursor.fetchall()} if marks_cursor is not None else set()
+        sizes = {(str(schema), str(name)): int(size) for schema, name, size in sizes_cursor.fetchall()}
+        current = {
+            (str(schema), str(name)): (None if value is None else int(value))
+            for schema, name, value in sequences_cursor.fetchall()
+        }
+        extra = sorted(set(oids) - set(snapshot.tables))
+        partial = (
+            tracking
+            and written is not None
+            and not snapshot.inherits
+            and all(table in tracked for table in snapshot.tables)
+        )
+        if partial:
+            by_oid = {oids[table]: table for table in snapshot.tables}
+            dirty = {by_oid[oid] for oid in {*(written or ()), *marks} if oid in by_oid}
+            chosen, big = _restore_set(snapshot, dirty, sizes)
+            tables = [t for t in snapshot.tables if t in chosen]
+            sequences = tuple(
+                (seq, value, called)
+                for seq, value, called in snapshot.sequences
+                if current.get(seq, -1) != (value if called else None)
+            )
+        else:
+            tables = list(snapshot.tables)
+            big = {t for t in tables if sizes[t] > TRUNCATE_ABOVE_BYTES}
+            sequences = snapshot.sequences
+        chosen_set = set(tables)
+        toggled = [] if snapshot.superuser else [t for t in snapshot.trigger_tables if t in chosen_set]
+        with conn.pipeline():
+            if extra:
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.SQL(", ").join(map(_ident, extra))))
+            if big:
+                truncate = "TRUNCATE {}" if partial else "TRUNCATE {} CASCADE"  # partial: referencers are in
+                conn.execute(sql.SQL(truncate).format(sql.SQL(", ").join(map(_ident, sorted(big)))))
             for table in toggled:
                 conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(_ident(table)))
             for table in reversed(tables):  # children before the tables they reference
                 if table not in big and sizes[table] > 0:
                     conn.execute(sql.SQL("DELETE FROM {}").format(_ident(table)))
-            with conn.cursor() as cur:
-                for table in tables:
-                    payload = snapshot.data.get(table)
-                    if payload is None:
-                        continue
-                    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-                        _ident(table), sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table]))
-                    )
-                    with cur.copy(statement) as copy:
-                        copy.write(payload)
+        with conn.cursor() as cur:
+            for table in tables:
+                payload = snapshot.data.get(table)
+                if payload is None:
+                    continue
+                statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+                    _ident(table), sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table]))
+                )
+                with cur.copy(statement) as copy:
+                    copy.write(payload)
+        with conn.pipeline():
             for table in toggled:
                 enable = sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(_ident(table))
                 if table in tracked:  # ENABLE TRIGGER USER leaves the tracking trigger ENABLE (not ALWAYS)
                     enable = sql.SQL("{}, ENABLE ALWAYS TRIGGER {}").format(enable, sql.Identifier(_TRACK_TRIGGER))
                 conn.execute(enable)
-            restore_sequences(conn, changed_sequences(conn, snapshot) if partial else snapshot)
+            restore_sequences(conn, replace(snapshot, sequences=sequences))
             if tracking:  # the restore's own writes are not a test's (every table is still locked)
-                conn.execute(sql.SQL("DELETE FROM {}.dirty").format(sql.Identifier(TRACK_SCHEMA)))
+                conn.execute(sql.SQL("DELETE FROM {}.dirty").format(track))
+            conn.execute("COMMIT")
         untracked = tuple(t for t in snapshot.tables if t not in tracked) if tracking else ()
         return Restored(bool(extra), tuple(tables), partial, untracked)
     except psycopg.errors.LockNotAvailable as exc:
+        _roll_back(conn)
         holders = ""
         try:
             rows = conn.execute(
@@ -526,3 +553,13 @@ def restore(
             f"{lock_timeout_s:g} s{(': ' + holders) if holders else ''}. End the transactions the test "
             "left open (commit or roll back) before the test ends."
         ) from exc
+    except BaseException:
+        _roll_back(conn)
+        raise
+
+
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    """End the restore's transaction after an error (it is begun by hand, see :func:`restore`)."""
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
