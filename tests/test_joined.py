@@ -6,15 +6,19 @@ Real databases: SQLite always, PostgreSQL when the test server answers (``pg_url
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from dbscope import ClientClosedError, DbscopeError, IsolationManager
@@ -369,3 +373,108 @@ def test_a_sessionmaker_unbound_before_is_unbound_again(tmp_path: Path) -> None:
     finally:
         del sys.modules[module.__name__]
     create_engine("sqlite://").dispose()
+
+
+# -- engines the settings never named (issue 12) -------------------------------------------------
+
+SLOW = {
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000) "
+    "SELECT count(*) FROM c",
+    "postgresql": "SELECT pg_sleep(30)",
+}
+
+
+def test_an_engine_built_inside_the_test_joins_and_its_pool_follows_the_scopes(manager: IsolationManager) -> None:
+    engine: Any = None
+    for n in range(2):
+        with manager.scope(f"t{n}") as scope:
+            engine = engine or create_engine(scope.url())  # not named in any setting, built lazily
+            with engine.begin() as conn:
+                new_id = conn.execute(text("INSERT INTO items (name) VALUES (:n) RETURNING id"), {"n": f"t{n}"})
+                assert new_id.scalar_one() == 1  # the test's transaction: rolled back after each
+            assert names(scope.client()) == [f"t{n}"]  # the test sees what the app committed
+    with engine.connect() as conn:  # between scopes: a connection of its own, kept in its pool
+        assert conn.execute(text("SELECT count(*) FROM items")).scalar_one() == 0
+    with manager.scope("again") as scope:
+        with engine.begin() as conn:  # that pooled connection is replaced by a joined one
+            conn.execute(text("INSERT INTO items (name) VALUES ('again')"))
+        assert names(scope.client()) == ["again"]
+        assert scope.database.in_transaction(scope.strategy_state.outer)
+    engine.dispose()
+
+
+def test_an_apps_explicit_begin_immediate_is_a_savepoint_that_queues_writers_and_its_callbacks_stay_its_own(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "m.sql").write_text(TABLE["sqlite"])
+    stop: list[bool] = []
+    with (
+        IsolationManager("sqlite://", migrations=str(tmp_path / "m.sql"), strategy="rollback", env_var=[]) as manager,
+        manager.scope("t") as scope,
+    ):
+        db = scope.client()
+        engine = create_engine(scope.url())
+
+        @event.listens_for(engine, "connect")
+        def on_connect(dbapi_connection: Any, record: Any) -> None:  # the festival's own setup
+            dbapi_connection.isolation_level = None  # the driver never begins: on_begin does
+            dbapi_connection.execute("PRAGMA foreign_keys = ON")
+            dbapi_connection.set_progress_handler(lambda: 1 if stop else 0, 100)
+
+        @event.listens_for(engine, "begin")
+        def on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        with engine.connect() as conn:
+            with conn.begin():
+                conn.execute(text("INSERT INTO items (name) VALUES ('kept')"))
+            undone = conn.begin()
+            conn.execute(text("INSERT INTO items (name) VALUES ('undone')"))
+            undone.rollback()
+        assert names(db) == ["kept"]
+
+        def write(i: int) -> None:  # read, then write what was read: writers must not interleave
+            with engine.begin() as conn:
+                count = conn.execute(text("SELECT count(*) FROM items")).scalar_one()
+                conn.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": f"after {count}"})
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(12)))
+        assert db.execute("SELECT count(*) FROM items").scalar() == 13
+
+        stop.append(True)  # the app's progress handler now interrupts every statement of the app's...
+        with pytest.raises(OperationalError, match="interrupted"), engine.connect() as conn:
+            conn.execute(text(SLOW["sqlite"]))
+        many = "SELECT count(*) FROM items AS a, items AS b, items AS c"
+        assert db.execute(many).scalar() == 13**3  # ...and never one of the test's, long as it runs
+        engine.dispose()
+
+
+def test_closing_a_busy_client_interrupts_its_statement_on_the_shared_connection(manager: IsolationManager) -> None:
+    with manager.scope("t") as scope:
+        db = scope.client()
+        lock = scope.strategy_state.lock
+        outcome: list[str] = []
+
+        def slow() -> None:
+            try:
+                db.execute(SLOW[scope.database.dialect.name])
+                outcome.append("finished")
+            except Exception as exc:
+                outcome.append(f"{type(exc).__name__}: {exc}")
+
+        worker = threading.Thread(target=slow)
+        worker.start()
+        while lock.acquire(blocking=False):  # until the statement holds the test's connection
+            lock.release()
+            if outcome:
+                break
+            threading.Event().wait(0.005)
+        started = time.monotonic()
+        assert db.close(timeout=0.2) is False  # not a clean close: the statement was interrupted
+        worker.join(10)
+        assert time.monotonic() - started < 2
+        assert outcome and re.search("interrupted|cancel", outcome[0]), outcome
+        assert db.closed
+    with manager.scope("next") as scope:
+        assert scope.client().execute("SELECT count(*) FROM items").scalar() == 0
