@@ -206,6 +206,25 @@ def test_a_failing_migration_names_the_statement_and_leaves_no_template(mariadb_
     assert template not in databases()
 
 
+def test_a_trigger_with_if_and_case_blocks_migrates_and_fires(mariadb_url: str, tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "0001.sql").write_text(
+        "CREATE TABLE x (a int, b int, c varchar(10));\n"
+        "CREATE TRIGGER clamp BEFORE INSERT ON x FOR EACH ROW\nBEGIN\n"
+        "  IF NEW.a < 0 THEN SET NEW.a = 0; ELSEIF NEW.a > 9 THEN SET NEW.a = 9; END IF;\n"
+        "  CASE NEW.b WHEN 1 THEN SET NEW.c = 'one'; ELSE SET NEW.c = 'many'; END CASE;\n"
+        "END;\n"
+        "INSERT INTO x (a, b) VALUES (-5, 1);\n"
+    )
+    with IsolationManager(mariadb_url, migrations=str(tmp_path / "m")) as manager, manager.scope("t") as scope:
+        db = scope.client()
+        db.execute("INSERT INTO x (a, b) VALUES (?, ?)", [42, 2])
+        assert [(row["a"], row["b"], row["c"]) for row in db.execute("SELECT a, b, c FROM x ORDER BY b").rows] == [
+            (0, 1, "one"),
+            (9, 2, "many"),
+        ]
+
+
 # -- clone ----------------------------------------------------------------------------------------------
 
 

@@ -380,6 +380,25 @@ def test_trigger_bodies_with_case_are_one_statement(conn: sqlite3.Connection) ->
     assert conn.execute("SELECT msg FROM audit").fetchall() == [("first",), ("later",), ("gone;bob",)]
 
 
+MARIADB_TRIGGER = """CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW
+BEGIN
+  DECLARE i INT DEFAULT 0;
+  IF NEW.a < 0 THEN SET NEW.a = 0; ELSEIF NEW.a > 9 THEN SET NEW.a = 9; END IF;
+  CASE NEW.b WHEN 1 THEN SET NEW.c = 'one'; ELSE SET NEW.c = CASE WHEN NEW.b > 1 THEN 'many' END; END CASE;
+  WHILE i < 2 DO SET i = i + 1; END WHILE;
+  lbl: LOOP LEAVE lbl; END LOOP;
+  REPEAT SET i = i - 1; UNTIL i = 0 END REPEAT;
+END"""
+
+
+def test_a_mariadb_trigger_with_if_case_and_loops_is_one_statement() -> None:
+    assert sqls(f"CREATE TABLE x (a int);\n{MARIADB_TRIGGER};\nSELECT 1;") == [
+        "CREATE TABLE x (a int)",
+        MARIADB_TRIGGER,
+        "SELECT 1",
+    ]
+
+
 def test_a_postgres_trigger_without_a_body_ends_at_its_semicolon() -> None:
     text = "CREATE TRIGGER t BEFORE INSERT ON x FOR EACH ROW EXECUTE FUNCTION f(); BEGIN; SELECT 1; END;"
     assert sqls(text) == [

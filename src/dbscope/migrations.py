@@ -494,13 +494,18 @@ def combined_fingerprint(*sets: MigrationSet) -> str:
     return digest.hexdigest()[:16]
 
 
+#: Words that, after END, close a compound statement of a MariaDB/MySQL trigger body, not its BEGIN.
+_END_OF_BLOCK = frozenset({"IF", "LOOP", "WHILE", "REPEAT"})
+
+
 def split_statements(sql: str) -> list[Statement]:
     """Split SQL text on ``;`` the way a database would read it.
 
     A ``;`` does not end a statement inside quotes ('', "", ``, []), comments, a
     PostgreSQL ``E'...'`` string (``\\'`` escapes the quote) or dollar-quoted body
     (``$$``, ``$tag$``, ``$é$``), or the BEGIN ... END body of a CREATE TRIGGER
-    (where CASE ... END nests). Quotes and comments are found by :mod:`dbscope.sqlscan`,
+    (where CASE ... END nests, and MariaDB's IF ... END IF, CASE ... END CASE, LOOP,
+    WHILE and REPEAT blocks hold ``;`` too). Quotes and comments are found by :mod:`dbscope.sqlscan`,
     with SQLite's rules where the two databases differ: backticks and brackets quote, and
     a ``/* ... */`` comment ends at its first ``*/``. Comment-only pieces are dropped. A
     statement's text runs from its first to its last character that is not whitespace or
@@ -511,6 +516,7 @@ def split_statements(sql: str) -> list[Statement]:
     end = 0  # offset just past its last token so far
     words: list[str] = []  # its first three words, to recognise CREATE [TEMP] TRIGGER
     depth = 0  # > 0 inside a trigger body: BEGIN and CASE open, END closes
+    previous = ""  # the keyword just before, when the last token was one (END IF is not END)
     line, counted = 1, 0  # line number at offset `counted`
     for kind, lo, hi in sqlscan.scan(sql, nested_comments=False, backticks=True, brackets=True):
         if kind == sqlscan.COMMENT:
@@ -534,10 +540,18 @@ def split_statements(sql: str) -> list[Statement]:
                 if len(words) < 3:
                     words.append(keyword)
                 if _is_trigger(words):
-                    if keyword == "BEGIN" or (keyword == "CASE" and depth > 0):
+                    if previous == "END" and keyword in _END_OF_BLOCK:
+                        # END IF, END LOOP, END WHILE, END REPEAT (MariaDB/MySQL) closed no BEGIN
+                        depth += 1
+                    elif previous == "END" and keyword == "CASE":
+                        pass  # END CASE closed the CASE its END counted
+                    elif keyword == "BEGIN" or (keyword == "CASE" and depth > 0):
                         depth += 1
                     elif keyword == "END" and depth > 0:
                         depth -= 1
+                previous = keyword
+            else:
+                previous = ""
     if start is not None:
         line += sql.count("\n", counted, start)
         statements.append(Statement(sql[start:end], line))
