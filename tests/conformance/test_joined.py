@@ -13,6 +13,9 @@ gets an error naming that test. DDL through the joined connection is undone with
 The app's async engine joins on every backend (see dbscope.joined): aiosqlite's on SQLite,
 aiomysql's on MariaDB, and on PostgreSQL the app's asyncpg engine runs psycopg's async
 dialect on the test's connection for the length of each test.
+
+A scope the test opens itself (the manager's API) while its own holds the worker's database
+gets a clone of its own: it starts on the seeded row, and neither sees the other's writes.
 """
 
 from __future__ import annotations
@@ -180,6 +183,23 @@ def test_2_that_thread_is_told_whose_connection_it_was():
     assert "test_1_leaves_a_thread_running" in OUTCOME[0], OUTCOME
 """
 
+EXTRA_SCOPE_TESTS = """
+import pytest
+
+@pytest.mark.parametrize("n", range(2))
+def test_an_extra_scope_gets_a_database_of_its_own(n, db, dbscope):
+    db.execute("INSERT INTO items (name) VALUES ('the test')")
+    with dbscope.scope(f"extra {n}") as extra:  # the worker's database is in the test's transaction
+        other = extra.client()
+        assert [tuple(r) for r in other.execute("SELECT id, name FROM items").rows] == [(1, "seeded")]
+        with other.transaction() as tx:
+            tx.execute("INSERT INTO items (name) VALUES ('the extra scope')")
+    assert [r[0] for r in db.execute("SELECT name FROM items ORDER BY id").rows] == ["seeded", "the test"]
+
+def test_z_nothing_of_either_is_left(db):
+    assert [tuple(r) for r in db.execute("SELECT id, name FROM items").rows] == [(1, "seeded")]
+"""
+
 
 def _rollback_cell(request: pytest.FixtureRequest, backend_url: str) -> Cell:
     return Cell(request.node.callspec.params["backend_url"], "rollback", backend_url)
@@ -202,6 +222,7 @@ def test_the_app_joins_the_tests_transaction(
 ) -> None:
     cell = _rollback_cell(request, backend_url)
     files = {"joinapp.py": JOIN_APP, "test_joined.py": JOIN_TESTS, "test_late_thread.py": LATE_THREAD_TESTS}
+    files["test_extra_scope.py"] = EXTRA_SCOPE_TESTS
     if cell.dialect != "mysql":  # MariaDB commits DDL at once, whatever the transaction
         files["test_ddl.py"] = DDL_TESTS
     pytester = make_project(cell, files=files)
@@ -210,7 +231,7 @@ def test_the_app_joins_the_tests_transaction(
     result = _run(pytester, mode)
     records = report_records(pytester)
     failures = "\n".join(line for line in result.outlines if "FAILED" in line or "ERROR" in line)
-    expected = 16 + 2 + (2 if cell.dialect != "mysql" else 0)
+    expected = 16 + 2 + 3 + (2 if cell.dialect != "mysql" else 0)
     assert result.parseoutcomes().get("passed") == expected, failures or result.stdout.str()[-3000:]
     assert all(record["outcome"] == "passed" for record in records.values()), failures
     # nothing was committed behind the test's back: no restore was needed
