@@ -295,6 +295,36 @@ def test_the_apps_engine_and_sessionmaker_join_each_test_and_are_given_back(proj
     result.assert_outcomes(passed=3)
 
 
+def test_an_engine_the_app_connects_at_import_joins_without_being_named(project: MakeProject) -> None:
+    pytester = project(ini="dbscope_strategy = rollback\n")
+    pytester.makepyfile(
+        app="""
+        import os
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(os.environ["DATABASE_URL"])
+        with engine.connect() as conn:  # a connection made at import, kept in the engine's pool
+            conn.execute(text("SELECT 1"))
+        """,
+        test_app="""
+        from sqlalchemy import text
+        import app
+
+        def test_commits(db):
+            with app.engine.begin() as conn:
+                conn.execute(text("INSERT INTO users (name, email) VALUES ('a', 'a@x')"))
+            assert db.execute("SELECT count(*) FROM users").scalar() == 1
+
+        def test_sees_nothing(db):
+            assert db.execute("SELECT count(*) FROM users").scalar() == 0
+        """,
+    )
+    result = pytester.runpytest("-p", "no:randomly", "-rA")
+    result.assert_outcomes(passed=2)
+    # joined, not restored: the pooled connection of the import was replaced by the test's
+    assert "committed to" not in result.stdout.str() + result.stderr.str()
+
+
 @pytest.mark.parametrize(
     ("engines", "found"),
     [

@@ -454,6 +454,14 @@ class RollbackStrategy(_Shared):
 
     name = "rollback"
 
+    def environment(self, resources: Resources, opts: ScopeOptions) -> Database | None:
+        # before any conftest or app module is imported: an engine the app builds and connects
+        # at import gets its connections noted, so the first test's scope can replace them
+        from .joined import install_engine_hooks
+
+        install_engine_hooks()
+        return super().environment(resources, opts)
+
     def _opening(self, database: Database) -> str | None:
         # after the look that starts the scope: its write mark is read before BEGIN (inside
         # the transaction the read could hold a lock all test long)
