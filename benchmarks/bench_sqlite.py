@@ -224,8 +224,9 @@ def main() -> None:
 
     print(f"\nSQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs; "
           f"schema: {int(info['count'])} statements, image {info['image_kb']:.0f} kB")
-    print(f"\nA fresh database alone ({args.clones} each, interleaved)")
-    print(f"{'method':40} {'median ms':>10} {'p95 ms':>10}")
+    if clones:
+        print(f"\nA fresh database alone ({args.clones} each, interleaved)")
+        print(f"{'method':40} {'median ms':>10} {'p95 ms':>10}")
     for name, r in clones.items():
         print(f"{name:40} {r['median_ms']:>10.3f} {r['p95_ms']:>10.3f}")
     print(f"\nWhole pytest runs, {args.tests} tests each, {args.rounds} interleaved rounds")
