@@ -429,7 +429,9 @@ def restore(
     inherit. The marks of the restore's own writes are dropped before it commits.
     """
     track = sql.Identifier(TRACK_SCHEMA)
-    settings = "SELECT set_config('lock_timeout', %s, true)" + (
+    # synchronous_commit off: a restore waits for no WAL flush (a crash may lose the restore, never
+    # corrupt the database; a test database does not outlive a crash of its server anyway)
+    settings = "SELECT set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true)" + (
         ", set_config('session_replication_role', 'replica', true)" if snapshot.superuser else ""
     )
     # round trips are most of a small restore's cost: the statements go in three pipelines
@@ -469,7 +471,12 @@ def restore(
         if locked is None and snapshot.tables:
             conn.execute("ROLLBACK")
             present = set(_tables(conn))
-            shown = ", ".join(".".join(t) for t in snapshot.tables if t not in present) or "?"
+            shown = ", ".join(".".join(t) for t in snapshot.tables if t not in present)
+            if not shown:
+                raise CleanupError(
+                    f"cannot restore {database}: dbscope's write tracking ({TRACK_SCHEMA}.dirty) is gone; "
+                    "a test dropped it"
+                )
             raise CleanupError(
                 f"cannot restore {database} in place: the test dropped table(s) {shown} of the template; "
                 "use the clone strategy for tests that change the schema"
