@@ -18,6 +18,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from dbscope import IsolationManager
 
@@ -28,6 +29,24 @@ WRITES = (
     "UPDATE products SET stock = stock + 1 WHERE id = 1",
     "DELETE FROM sessions",
 )
+
+
+def time_restores() -> list[float]:
+    """Milliseconds of each PostgreSQL restore from now on (the backend's restore, timed from outside)."""
+    from dbscope.backends import postgresql
+
+    restores: list[float] = []
+    restore = postgresql.PostgreSQLBackend._restore
+
+    def timed(self: postgresql.PostgreSQLBackend, database: Any, template: Any) -> bool:
+        started = time.perf_counter()
+        try:
+            return restore(self, database, template)
+        finally:
+            restores.append((time.perf_counter() - started) * 1000)
+
+    postgresql.PostgreSQLBackend._restore = timed  # type: ignore[method-assign]
+    return restores
 
 
 def main() -> None:
@@ -41,6 +60,7 @@ def main() -> None:
     args = parser.parse_args()
 
     dialect = "sqlite" if args.url.startswith("sqlite") else "postgresql"
+    restores = time_restores() if dialect == "postgresql" else None
     schema = HERE / "schema" / dialect
     strategies = args.strategies.split(",")
     times: dict[str, list[float]] = {name: [] for name in strategies}
@@ -55,6 +75,8 @@ def main() -> None:
             for i in range(30):
                 with manager.scope(f"warm {i}") as scope:
                     scope.client().execute("SELECT 1")
+        if restores is not None:
+            restores.clear()
         for _ in range(args.rounds):
             for name, manager in managers.items():
                 started = time.perf_counter()
@@ -73,9 +95,20 @@ def main() -> None:
     print(f"{args.url}: ms a scope{writes}, {args.scopes} scopes x {args.rounds} rounds, interleaved")
     for name, values in times.items():
         print(f"{name:<10} median {statistics.median(values):7.3f}   min {min(values):7.3f}   max {max(values):7.3f}")
+    if restores:  # reset, and rollback after another connection's commit
+        print(f"restore    median {statistics.median(restores):7.3f} ms  ({len(restores)} restores on PostgreSQL)")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(
-        json.dumps({"url": args.url, "scopes": args.scopes, "writes": args.writes, "ms_a_scope": times}, indent=2)
+        json.dumps(
+            {
+                "url": args.url,
+                "scopes": args.scopes,
+                "writes": args.writes,
+                "ms_a_scope": times,
+                "restore_ms_median": statistics.median(restores) if restores else None,
+            },
+            indent=2,
+        )
     )
     print(f"wrote {args.json}")
 
