@@ -237,17 +237,6 @@ class PostgresAlias(AliasDatabase):
         self._restorer: Any = None
         self._snapshot: Any = None
 
-    def _connect(self, name: str = "postgres") -> Any:
-        """A DB-API connection (autocommit) to database ``name`` of the alias's server.
-
-        Made from Django's connection parameters but not through its ``ensure_connection``,
-        which pytest-django's blocker patches (and counts as the test's access).
-        """
-        wrapper = self.connection.__class__({**self.connection.settings_dict, "NAME": name}, alias="__dbscope__")
-        conn = wrapper.get_new_connection(wrapper.get_connection_params())
-        conn.autocommit = True
-        return conn
-
     def _plain_psycopg(self, name: str) -> Any:
         """A psycopg 3 connection (autocommit, psycopg's own cursors) to ``name``."""
         try:
@@ -265,12 +254,15 @@ class PostgresAlias(AliasDatabase):
     def _cursor(self) -> Any:
         """A cursor on the server's ``postgres`` database, on one connection kept for the session."""
         if self.maintenance is None:
-            self.maintenance = self._connect()
+            self.maintenance = self._plain_psycopg("postgres")
         return self.maintenance.cursor()
 
     @staticmethod
-    def _quote(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
+    def _statement(text: str, *names: str) -> Any:
+        """``text`` with each ``{}`` replaced by a database name, quoted by psycopg (never formatted in)."""
+        from psycopg import sql
+
+        return sql.SQL(text).format(*(sql.Identifier(name) for name in names))
 
     def setup(self, *, rebuild: bool) -> None:
         lock = int.from_bytes(hashlib.sha256(self.template.encode()).digest()[:8], "big", signed=True)
@@ -280,7 +272,7 @@ class PostgresAlias(AliasDatabase):
                 cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.template])
                 exists = cursor.fetchone() is not None
                 if exists and rebuild:
-                    cursor.execute(f"DROP DATABASE {self._quote(self.template)} WITH (FORCE)")
+                    cursor.execute(self._statement("DROP DATABASE {} WITH (FORCE)", self.template))
                     exists = False
                 if not exists:
                     self._build(cursor)
@@ -291,7 +283,7 @@ class PostgresAlias(AliasDatabase):
         with self._cursor() as cursor:  # shared: a process rebuilding the template waits for the clones
             cursor.execute("SELECT pg_advisory_lock_shared(%s)", [lock])
             try:
-                cursor.execute(f"DROP DATABASE IF EXISTS {self._quote(self.test_name)} WITH (FORCE)")
+                cursor.execute(self._statement("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.test_name))
                 cursor.execute(self._create_sql(self.test_name))
             finally:
                 cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [lock])
@@ -301,8 +293,8 @@ class PostgresAlias(AliasDatabase):
         self._restorer = self._plain_psycopg(self.test_name)
         self._snapshot = take_snapshot(self._restorer)  # the template's rows, read once: every restore's source
 
-    def _create_sql(self, name: str) -> str:
-        return f"CREATE DATABASE {self._quote(name)} TEMPLATE {self._quote(self.template)} STRATEGY FILE_COPY"
+    def _create_sql(self, name: str) -> Any:
+        return self._statement("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, self.template)
 
     def _build(self, cursor: Any) -> None:
         """Migrate a database under a temporary name, then rename it: a template is complete or absent."""
@@ -315,10 +307,12 @@ class PostgresAlias(AliasDatabase):
         finally:
             test["NAME"] = saved
             self.connection.close()
-        cursor.execute(f"ALTER DATABASE {self._quote(building)} RENAME TO {self._quote(self.template)}")
+        cursor.execute(self._statement("ALTER DATABASE {} RENAME TO {}", building, self.template))
+        from psycopg import sql
+
+        comment = f"dbscope.django template of {self.connection.alias} ({self.old_name}) {self.fingerprint}"
         cursor.execute(
-            f"COMMENT ON DATABASE {self._quote(self.template)} IS %s",
-            [f"dbscope.django template of {self.connection.alias} ({self.old_name}) {self.fingerprint}"],
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(self.template), sql.Literal(comment))
         )
 
     def restore(self) -> None:

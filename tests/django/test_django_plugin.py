@@ -197,9 +197,9 @@ def test_a_second_run_reuses_the_templates_and_a_new_migration_rebuilds_them(san
     assert all("template built" in line for line in _summary(third)), third.stdout[-2000:]
 
 
+# PostgreSQL only: pytest-django's --reuse-db keeps nothing on SQLite (its test database is in memory)
+@pytest.mark.parametrize("sandbox", ["postgresql"], indirect=True)
 def test_reuse_db_keeps_a_stale_data_migration_and_dbscope_does_not(sandbox: Sandbox) -> None:
-    if sandbox.engine != "postgresql":
-        pytest.skip("pytest-django's --reuse-db keeps nothing on SQLite (its test database is in memory)")
     sandbox.write(
         "tests/test_four.py",
         "from catalog.models import Category\n\n\n"
