@@ -50,6 +50,13 @@ RESTORE_LOCK_TIMEOUT_S = 5.0
 PG_ENGINES = ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2")
 
 
+def _sql() -> Any:
+    """psycopg's ``sql`` module, imported only for a PostgreSQL alias."""
+    from psycopg import sql
+
+    return sql
+
+
 @dataclass
 class TemplateStats:
     """What one alias cost in one process: the report's figures."""
@@ -258,11 +265,11 @@ class PostgresAlias(AliasDatabase):
         return self.maintenance.cursor()
 
     @staticmethod
-    def _statement(text: str, *names: str) -> Any:
-        """``text`` with each ``{}`` replaced by a database name, quoted by psycopg (never formatted in)."""
+    def _statement(statement: Any, *names: str) -> Any:
+        """``statement`` (a ``psycopg.sql.SQL``) with each ``{}`` a database name quoted by psycopg."""
         from psycopg import sql
 
-        return sql.SQL(text).format(*(sql.Identifier(name) for name in names))
+        return statement.format(*(sql.Identifier(name) for name in names))
 
     def setup(self, *, rebuild: bool) -> None:
         lock = int.from_bytes(hashlib.sha256(self.template.encode()).digest()[:8], "big", signed=True)
@@ -272,7 +279,7 @@ class PostgresAlias(AliasDatabase):
                 cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.template])
                 exists = cursor.fetchone() is not None
                 if exists and rebuild:
-                    cursor.execute(self._statement("DROP DATABASE {} WITH (FORCE)", self.template))
+                    cursor.execute(self._statement(_sql().SQL("DROP DATABASE {} WITH (FORCE)"), self.template))
                     exists = False
                 if not exists:
                     self._build(cursor)
@@ -283,7 +290,7 @@ class PostgresAlias(AliasDatabase):
         with self._cursor() as cursor:  # shared: a process rebuilding the template waits for the clones
             cursor.execute("SELECT pg_advisory_lock_shared(%s)", [lock])
             try:
-                cursor.execute(self._statement("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.test_name))
+                cursor.execute(self._statement(_sql().SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)"), self.test_name))
                 cursor.execute(self._create_sql(self.test_name))
             finally:
                 cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [lock])
@@ -294,7 +301,7 @@ class PostgresAlias(AliasDatabase):
         self._snapshot = take_snapshot(self._restorer)  # the template's rows, read once: every restore's source
 
     def _create_sql(self, name: str) -> Any:
-        return self._statement("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, self.template)
+        return self._statement(_sql().SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY"), name, self.template)
 
     def _build(self, cursor: Any) -> None:
         """Migrate a database under a temporary name, then rename it: a template is complete or absent."""
@@ -307,7 +314,7 @@ class PostgresAlias(AliasDatabase):
         finally:
             test["NAME"] = saved
             self.connection.close()
-        cursor.execute(self._statement("ALTER DATABASE {} RENAME TO {}", building, self.template))
+        cursor.execute(self._statement(_sql().SQL("ALTER DATABASE {} RENAME TO {}"), building, self.template))
         from psycopg import sql
 
         comment = f"dbscope.django template of {self.connection.alias} ({self.old_name}) {self.fingerprint}"

@@ -357,6 +357,15 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
     )
 
 
+#: A restore's transaction settings: its lock wait (a parameter), no WAL flush wait, and for a
+#: superuser no triggers or foreign-key actions while the rows go back.
+_RESTORE_SETTINGS = "SELECT set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true)"
+_RESTORE_SETTINGS_SUPERUSER = (
+    "SELECT set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true), "
+    "set_config('session_replication_role', 'replica', true)"
+)
+
+
 def restore_snapshot(
     conn: psycopg.Connection[Any], snapshot: Snapshot, *, database: str, lock_timeout_s: float
 ) -> bool:
@@ -431,9 +440,7 @@ def restore(
     track = sql.Identifier(TRACK_SCHEMA)
     # synchronous_commit off: a restore waits for no WAL flush (a crash may lose the restore, never
     # corrupt the database; a test database does not outlive a crash of its server anyway)
-    settings = "SELECT set_config('lock_timeout', %s, true), set_config('synchronous_commit', 'off', true)" + (
-        ", set_config('session_replication_role', 'replica', true)" if snapshot.superuser else ""
-    )
+    settings = _RESTORE_SETTINGS_SUPERUSER if snapshot.superuser else _RESTORE_SETTINGS
     # round trips are most of a small restore's cost: the statements go in three pipelines
     # (and one COPY a table), in a transaction begun and ended by hand (COPY cannot be pipelined)
     try:
@@ -515,8 +522,10 @@ def restore(
             if extra:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.SQL(", ").join(map(_ident, extra))))
             if big:
-                truncate = "TRUNCATE {}" if partial else "TRUNCATE {} CASCADE"  # partial: referencers are in
-                conn.execute(sql.SQL(truncate).format(sql.SQL(", ").join(map(_ident, sorted(big)))))
+                truncate = (
+                    sql.SQL("TRUNCATE {}") if partial else sql.SQL("TRUNCATE {} CASCADE")
+                )  # partial: referencers are in
+                conn.execute(truncate.format(sql.SQL(", ").join(map(_ident, sorted(big)))))
             for table in toggled:
                 conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(_ident(table)))
             for table in reversed(tables):  # children before the tables they reference
