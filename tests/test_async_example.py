@@ -2,7 +2,7 @@
 
 Its suite (its own pytest.ini: ``dbscope_strategy = rollback``, the app's ``AsyncEngine`` and
 ``async_sessionmaker`` named in the settings, ``DATABASE_URL:async``) runs as its own project
-under ``-n 2``, on in-memory SQLite and on PostgreSQL, where the app's ``postgresql+asyncpg://``
+under ``-n 2`` and in one process, on in-memory SQLite and on PostgreSQL, where the app's ``postgresql+asyncpg://``
 engine joins the test's transaction too. Every test passes and nothing the app committed
 escaped the test's transaction.
 """
@@ -10,7 +10,7 @@ escaped the test's transaction.
 from __future__ import annotations
 
 import pytest
-from test_rollback_examples import assert_all_passed_joined, run_example
+from test_rollback_examples import SERIAL, assert_all_passed_joined, run_example
 
 APP = "async_app"
 
@@ -24,7 +24,9 @@ def with_asyncio(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_the_async_example_passes_under_rollback_on_sqlite(with_asyncio: pytest.Pytester) -> None:
     assert_all_passed_joined(run_example(with_asyncio, APP))
+    assert_all_passed_joined(run_example(with_asyncio, APP, *SERIAL))
 
 
 def test_the_async_example_passes_under_rollback_on_postgresql(with_asyncio: pytest.Pytester, pg_url: str) -> None:
     assert_all_passed_joined(run_example(with_asyncio, APP, "-o", f"dbscope_url={pg_url}"))
+    assert_all_passed_joined(run_example(with_asyncio, APP, "-o", f"dbscope_url={pg_url}", *SERIAL))

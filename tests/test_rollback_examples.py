@@ -2,7 +2,7 @@
 
 Each suite runs as its own project (a copy of the example directory, its pytest.ini as
 written: ``dbscope_strategy = rollback`` with the app's engines named in the settings)
-under ``-n 2``, on in-memory SQLite and on PostgreSQL. Every test passes, and no commit
+under ``-n 2`` and in one process, on in-memory SQLite and on PostgreSQL. Every test passes, and no commit
 of the app escaped the test's transaction: dbscope never had to restore the database
 (it logs "committed to" when it does, which ``-rA`` shows for passed tests too).
 
@@ -44,18 +44,25 @@ def assert_all_passed_joined(result: pytest.RunResult, *, restored: Sequence[str
     result.stdout.fnmatch_lines(["scope leaks: 0 *connection leaks: 0 *"])
 
 
+#: under -n 2, then in one process (-n 0): a later -n wins over run_example's
+SERIAL = ("-n", "0")
+
+
 @pytest.mark.parametrize("app", APPS)
 def test_the_example_passes_under_rollback_on_sqlite(pytester: pytest.Pytester, app: str) -> None:
     assert_all_passed_joined(run_example(pytester, app))
+    assert_all_passed_joined(run_example(pytester, app, *SERIAL))
 
 
 @pytest.mark.parametrize("app", APPS)
 def test_the_example_passes_under_rollback_on_postgresql(pytester: pytest.Pytester, pg_url: str, app: str) -> None:
     assert_all_passed_joined(run_example(pytester, app, "-o", f"dbscope_url={pg_url}"))
+    assert_all_passed_joined(run_example(pytester, app, "-o", f"dbscope_url={pg_url}", *SERIAL))
 
 
 def test_the_festival_passes_under_rollback_by_settings_alone_on_sqlite(pytester: pytest.Pytester) -> None:
-    result = run_example(pytester, "festival", "-o", "dbscope_strategy=rollback")
     plain_connection = "tests/test_concurrency.py::test_connections_of_other_threads_see_committed_work"
-    assert_all_passed_joined(result, restored=[plain_connection])
-    assert result.parseoutcomes().get("xfailed") == 1
+    for mode in ((), SERIAL):
+        result = run_example(pytester, "festival", "-o", "dbscope_strategy=rollback", *mode)
+        assert_all_passed_joined(result, restored=[plain_connection])
+        assert result.parseoutcomes().get("xfailed") == 1
