@@ -267,9 +267,7 @@ class PostgresAlias(AliasDatabase):
     @staticmethod
     def _statement(statement: Any, *names: str) -> Any:
         """``statement`` (a ``psycopg.sql.SQL``) with each ``{}`` a database name quoted by psycopg."""
-        from psycopg import sql
-
-        return statement.format(*(sql.Identifier(name) for name in names))
+        return statement.format(*(_sql().Identifier(name) for name in names))
 
     def setup(self, *, rebuild: bool) -> None:
         lock = int.from_bytes(hashlib.sha256(self.template.encode()).digest()[:8], "big", signed=True)
@@ -315,9 +313,8 @@ class PostgresAlias(AliasDatabase):
             test["NAME"] = saved
             self.connection.close()
         cursor.execute(self._statement(_sql().SQL("ALTER DATABASE {} RENAME TO {}"), building, self.template))
-        from psycopg import sql
-
         comment = f"dbscope.django template of {self.connection.alias} ({self.old_name}) {self.fingerprint}"
+        sql = _sql()
         cursor.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(self.template), sql.Literal(comment))
         )
