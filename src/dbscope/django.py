@@ -14,13 +14,26 @@ it acts only where pytest-django is active:
   ``transactional_db`` test (any ``TransactionTestCase``) ends with a restore from the
   template instead of Django's ``flush``. ``serialized_rollback`` is accepted and does
   nothing: the restore brings back the data migrations' rows anyway.
+
+  Each Django test that uses a database is fed into dbscope's isolation report (the
+  report plugin's ``isolation_ended``, as dbscope's own scopes are): what Django's
+  per-test setup and teardown cost (the transaction rolled back, or the restore), and
+  the connections to the test databases that were opened during the test and are still
+  open after it. Django's own connection of each alias, in the test's thread, is kept
+  across tests and is no leak; a connection the test opened itself (``sqlite3.connect``,
+  ``psycopg.connect``, a Django connection in a thread that is still alive, a second
+  Django connection) is. The templates' figures go into the report's ``django`` section.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +43,12 @@ from .errors import DbscopeError
 
 __all__ = ["INI_NAME", "enabled"]
 
+log = logging.getLogger("dbscope.isolation")
+
 INI_NAME = "dbscope_django"
 ENV_NAME = "DBSCOPE_DJANGO"
-#: the key of an xdist worker's ``workeroutput`` that carries its figures to the controller
-OUTPUT_KEY = "dbscope_django"
+#: the report's section of the templates' figures (``report["django"]``)
+SECTION = "django"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -104,9 +119,6 @@ class DjangoTemplates(PytestDjangoDb):
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.figures: list[dict[str, Any]] = []  # this process's, or every worker's under xdist
-        if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(_XdistFigures(self), "dbscope-django-xdist")
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         return [f"dbscope: {INI_NAME} is on: pytest-django's test databases are clones of dbscope's templates"]
@@ -163,45 +175,17 @@ class DjangoTemplates(PytestDjangoDb):
             except DbscopeError as exc:
                 request.session.shouldfail = "dbscope: the Django test databases could not be made"
                 pytest.fail(f"dbscope: {type(exc).__name__}: {exc}", pytrace=False)
-        restoring = _RestoringTeardown(made.by_alias)
-        restoring.install()
+        report = request.config.pluginmanager.get_plugin("dbscope-report")
+        isolation = _TestIsolation(made.by_alias, report.isolation_ended if report is not None else None)
+        isolation.install()
         try:
             yield
         finally:
-            restoring.uninstall()
-            self.figures = [made_alias.stats.as_dict() for made_alias in made.unique()]
-            workeroutput = getattr(request.config, "workeroutput", None)
-            if workeroutput is not None:
-                workeroutput[OUTPUT_KEY] = self.figures
+            isolation.uninstall()
+            if report is not None:
+                report.add_section(SECTION, [made_alias.stats.as_dict() for made_alias in made.unique()])
             with blocker.unblock():
                 made.teardown(keep=keepdb)
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.figures or hasattr(self.config, "workerinput"):
-            return
-        terminalreporter.write_sep("-", "dbscope: Django test databases")
-        for figure in self.figures:
-            where = f"[{figure['worker']}] " if "worker" in figure else ""
-            state = "built" if figure["built"] else "reused"
-            restores = figure["restores"]
-            mean = f", mean {1000 * figure['restore_s'] / restores:.1f} ms" if restores else ""
-            terminalreporter.write_line(
-                f"{where}{figure['alias']} ({figure['engine']}): template {state}, ready in "
-                f"{figure['ready_s']:.3f} s; {restores} transactional restores{mean}"
-            )
-
-
-class _XdistFigures:
-    """The controller's side: each worker's figures, from ``workeroutput``."""
-
-    def __init__(self, owner: DjangoTemplates) -> None:
-        self.owner = owner
-
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        output = getattr(node, "workeroutput", {}) or {}
-        worker = getattr(node, "workerinput", {}).get("workerid", "?")
-        for figure in output.get(OUTPUT_KEY, []):
-            self.owner.figures.append({**figure, "worker": worker})
 
 
 class _Made:
@@ -253,40 +237,202 @@ def _setup_databases(
     return made
 
 
-class _RestoringTeardown:
-    """While installed, a ``TransactionTestCase`` ends by restoring its databases from their templates.
+@dataclass
+class DjangoIsolation:
+    """One Django test's use of its databases, as the report reads an ended scope (``reporting.Isolation``)."""
+
+    id: str
+    setup_ms: float = 0.0
+    teardown_ms: float = 0.0
+    leaked_connections: int = 0
+    connections_opened: int = 0
+    connections_closed: int = 0
+    cleanup_errors: list[str] = field(default_factory=list)
+    isolation_errors: list[str] = field(default_factory=list)
+    kept_url: str | None = None
+    kept_note: str | None = None
+
+
+class _TestIsolation:
+    """While installed, every Django test that uses databases is timed, probed for leaks and reported,
+    and a ``TransactionTestCase`` ends by restoring its databases from their templates.
 
     Django's ``flush`` empties every table (and loses the data migrations' rows); the
     restore puts back the template, data and sequences included. An alias dbscope did
     not make (another engine) is flushed as Django does.
+
+    Every Django test (pytest-django's ``db``/``transactional_db`` and Django's own
+    ``TestCase`` classes alike) goes through ``_pre_setup`` before it and
+    ``_post_teardown`` after it: the setup and teardown the report shows are theirs (the
+    transaction entered and rolled back, the restore). Before ``_pre_setup`` the
+    connections open to each test database are noted; after ``_post_teardown`` those
+    opened since and still open are the test's leaks. Django's own connections, those of
+    ``connections[alias]`` in the test's thread (kept across tests, closed and opened
+    again by Django), are learnt from Django's ``connection_created`` signal and never
+    count.
     """
 
-    def __init__(self, by_alias: dict[str, Any]) -> None:
+    def __init__(self, by_alias: dict[str, Any], report: Callable[[DjangoIsolation], None] | None) -> None:
         self.by_alias = by_alias
-        self.original: Any = None
+        self.report = report
+        self.originals: dict[str, Any] = {}
+        self.thread: int | None = None  # the test's thread
+        self.own: set[Hashable] = set()  # Django's own connections (of the test's thread), by each alias's key
+        self.current: DjangoIsolation | None = None
+        self.names: list[str] = []
+        self.before: dict[int, set[Hashable]] = {}
+        self._receiver: Any = None
+
+    # -- installing ----------------------------------------------------------------
 
     def install(self) -> None:
         TransactionTestCase = importlib.import_module("django.test").TransactionTestCase
-        self.original = TransactionTestCase.__dict__["_fixture_teardown"]
-        by_alias = self.by_alias
-        original = self.original
+        connection_created = importlib.import_module("django.db.backends.signals").connection_created
+        for name in ("_pre_setup", "_post_teardown", "_fixture_teardown"):
+            self.originals[name] = TransactionTestCase.__dict__[name]
+        isolation = self
+        pre_setup, post_teardown, fixture_teardown = (
+            _function(self.originals[name]) for name in ("_pre_setup", "_post_teardown", "_fixture_teardown")
+        )
+
+        def _pre_setup(case: Any) -> None:
+            isolation.begin(case, lambda: pre_setup(case))
+
+        def _post_teardown(case: Any) -> None:
+            isolation.end(case, lambda: post_teardown(case))
 
         def _fixture_teardown(case: Any) -> None:
-            names = list(case._databases_names(include_mirrors=False))
-            if any(name not in by_alias for name in names):
-                original(case)  # flushes every one of them; a restore would add nothing
-                return
-            done: set[int] = set()
-            for name in names:
-                made_alias = by_alias[name]
-                if id(made_alias) not in done:
-                    done.add(id(made_alias))
-                    made_alias.restore()
+            isolation.restore(case, lambda: fixture_teardown(case))
 
-        TransactionTestCase._fixture_teardown = _fixture_teardown
+        TransactionTestCase._pre_setup = _like(self.originals["_pre_setup"], _pre_setup)
+        TransactionTestCase._post_teardown = _like(self.originals["_post_teardown"], _post_teardown)
+        TransactionTestCase._fixture_teardown = _like(self.originals["_fixture_teardown"], _fixture_teardown)
+
+        def receiver(sender: Any, connection: Any, **kwargs: Any) -> None:
+            isolation.connection_created(connection)
+
+        self._receiver = receiver
+        connection_created.connect(receiver, weak=False, dispatch_uid="dbscope-django-isolation")
 
     def uninstall(self) -> None:
-        if self.original is not None:
-            TransactionTestCase = importlib.import_module("django.test").TransactionTestCase
-            TransactionTestCase._fixture_teardown = self.original
-            self.original = None
+        if not self.originals:
+            return
+        TransactionTestCase = importlib.import_module("django.test").TransactionTestCase
+        for name, original in self.originals.items():
+            setattr(TransactionTestCase, name, original)
+        self.originals = {}
+        connection_created = importlib.import_module("django.db.backends.signals").connection_created
+        connection_created.disconnect(dispatch_uid="dbscope-django-isolation")
+
+    # -- one test ------------------------------------------------------------------
+
+    def _databases(self) -> list[Any]:
+        """The dbscope-made databases of the test's aliases, each once."""
+        seen: dict[int, Any] = {}
+        for name in self.names:
+            made_alias = self.by_alias.get(name)
+            if made_alias is not None:
+                seen.setdefault(id(made_alias), made_alias)
+        return list(seen.values())
+
+    def _own_now(self) -> None:
+        """Django's connections in the test's thread that are open now: its own, never a leak."""
+        for wrapper in importlib.import_module("django.db").connections.all(initialized_only=True):
+            made_alias = self.by_alias.get(wrapper.alias)
+            if made_alias is not None and wrapper.connection is not None:
+                self.own.add(made_alias.key_of(wrapper.connection))
+
+    def connection_created(self, wrapper: Any) -> None:
+        """Django opened a connection: its own if it is ``connections[alias]`` of the test's thread."""
+        if self.thread is None or threading.get_ident() != self.thread:
+            return
+        made_alias = self.by_alias.get(wrapper.alias)
+        if made_alias is None or wrapper.connection is None:
+            return
+        if importlib.import_module("django.db").connections[wrapper.alias] is wrapper:
+            self.own.add(made_alias.key_of(wrapper.connection))
+
+    def begin(self, case: Any, pre_setup: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        self.names = list(case._databases_names(include_mirrors=False))
+        self.current = DjangoIsolation(id=f"django:{','.join(self.names)}")
+        self.thread = threading.get_ident()
+        self.own = set()
+        self._own_now()
+        self.before = {id(d): set(d.open_connections(self.own)) for d in self._databases()}
+        try:
+            pre_setup()
+        except BaseException:
+            self._finish(started, setup=True)  # Django runs no _post_teardown after a failed _pre_setup
+            raise
+        if self.current is not None:
+            self.current.setup_ms = (time.perf_counter() - started) * 1000
+
+    def end(self, case: Any, post_teardown: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        try:
+            post_teardown()
+        except Exception as exc:
+            if self.current is not None:
+                self.current.isolation_errors.append(
+                    f"the teardown of the test databases of {', '.join(self.names)} failed: {type(exc).__name__}: {exc}"
+                )
+            raise
+        finally:
+            self._finish(started, setup=False)
+
+    def _finish(self, started: float, *, setup: bool) -> None:
+        """Probe for leaks, then hand the test's isolation to the report."""
+        isolation, self.current = self.current, None
+        if isolation is None:
+            return
+        try:
+            leaked: list[str] = []
+            for database in self._databases():
+                before = self.before.get(id(database), set())
+                found = database.open_connections(self.own, before=before)
+                new = sorted(str(key) for key in found if key not in before)
+                if new:
+                    leaked.append(f"{database.describe()}: {', '.join(new)}")
+                isolation.leaked_connections += len(new)
+            if leaked:
+                log.warning(
+                    "connection leak: %d connection(s) opened during the test and still open after it (%s); "
+                    "close the connections the test opened, and shut down the threads it started",
+                    isolation.leaked_connections,
+                    "; ".join(leaked),
+                )
+        except Exception as exc:  # the probe must not fail the test: the report says it could not look
+            isolation.cleanup_errors.append(f"could not look for leaked connections: {type(exc).__name__}: {exc}")
+        elapsed = (time.perf_counter() - started) * 1000
+        if setup:
+            isolation.setup_ms = elapsed
+        else:
+            isolation.teardown_ms = elapsed
+        self.thread = None
+        if self.report is not None:
+            self.report(isolation)
+
+    def restore(self, case: Any, fixture_teardown: Callable[[], None]) -> None:
+        """A ``TransactionTestCase``'s ``_fixture_teardown``: the restore, or Django's flush."""
+        names = list(case._databases_names(include_mirrors=False))
+        if any(name not in self.by_alias for name in names):
+            fixture_teardown()  # flushes every one of them; a restore would add nothing
+            return
+        done: set[int] = set()
+        for name in names:
+            made_alias = self.by_alias[name]
+            if id(made_alias) not in done:
+                done.add(id(made_alias))
+                made_alias.restore()
+
+
+def _function(attribute: Any) -> Callable[[Any], None]:
+    """The function of a class attribute: a classmethod's (Django 5.1+'s ``_pre_setup``), or the attribute."""
+    function: Callable[[Any], None] = attribute.__func__ if isinstance(attribute, classmethod) else attribute
+    return function
+
+
+def _like(original: Any, replacement: Callable[[Any], None]) -> Any:
+    """``replacement`` as the same kind of attribute as ``original``: a classmethod if it was one."""
+    return classmethod(replacement) if isinstance(original, classmethod) else replacement

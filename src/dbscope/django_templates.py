@@ -24,17 +24,19 @@ the names in the settings, and a server that is not on this machine is refused u
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.util
 import os
 import sqlite3
 import time
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .backends.servers import is_local_host
-from .backends.sqlite import TemplateCache
+from .backends.sqlite import WATCH, ConnectionWatch, TemplateCache
 from .errors import ConfigError
 
 __all__ = ["AliasDatabase", "TemplateStats", "fingerprint", "open_alias"]
@@ -47,6 +49,9 @@ PG_TEMPLATE_PREFIX = "test_dbscope_tpl_"
 SQLITE_ENGINE = "django.db.backends.sqlite3"
 #: how long a restore waits for a transaction a test left open on its tables
 RESTORE_LOCK_TIMEOUT_S = 5.0
+#: a connection just closed may still be listed by the server while it exits: how long the
+#: leak probe looks again (seconds between looks) before it counts one the test opened
+EXITING_LOOKS_S = (0.01, 0.02, 0.05, 0.1)
 PG_ENGINES = ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2")
 
 
@@ -78,7 +83,7 @@ class TemplateStats:
             "built": self.built,
             "ready_s": round(self.ready_s, 4),
             "restores": self.restores,
-            "restore_s": round(self.restore_s, 4),
+            "restore_s": round(self.restore_s, 6),
         }
 
 
@@ -167,6 +172,24 @@ class AliasDatabase:
     def teardown(self, *, keep: bool) -> None:
         raise NotImplementedError
 
+    def key_of(self, raw: Any) -> Hashable:
+        """How :meth:`open_connections` names ``raw``, a DB-API connection to this database."""
+        raise NotImplementedError
+
+    def open_connections(
+        self, own: Collection[Hashable], *, before: Collection[Hashable] | None = None
+    ) -> dict[Hashable, bool]:
+        """The connections open to the test database now, but dbscope's and those in ``own``; each: in a transaction.
+
+        ``before``: the ones open before the test. While some others are listed, a server is
+        asked again, briefly: a connection the test just closed may still be on its way out.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The alias and its test database, for a message."""
+        return f"{self.connection.alias} ({self.test_name})"
+
     def _point_at_test_database(self) -> None:
         settings = _module("django.conf").settings
         self.connection.close()
@@ -206,6 +229,34 @@ class SQLiteAlias(AliasDatabase):
             creation._create_test_db(verbosity=0, autoclobber=True, keepdb=False)  # removes an old file
             self._point_at_test_database()
             self._copy_in()
+        WATCH.watch(self._key)  # from now on, every connection opened to it is seen (the leak probe)
+
+    @property
+    def _key(self) -> str:
+        return ConnectionWatch.key(self.test_name)
+
+    def key_of(self, raw: Any) -> Hashable:
+        return id(raw)
+
+    def open_connections(
+        self, own: Collection[Hashable], *, before: Collection[Hashable] | None = None
+    ) -> dict[Hashable, bool]:
+        """Every ``sqlite3`` connection of this process to the test database (SQLite lists none).
+
+        A connection that only a reference cycle keeps (a Django connection of a thread that
+        has ended: Django never closes an in-memory database's connection) is closed by the
+        garbage collector, which runs once when others than ``before`` are found.
+        """
+
+        def look() -> dict[Hashable, bool]:
+            found = WATCH.open_connections(self._key)
+            return {key: conn.in_transaction for key, conn in found.items() if key not in own}
+
+        found = look()
+        if before is not None and set(found) - set(before):
+            gc.collect()
+            found = look()
+        return found
 
     def _raw(self) -> sqlite3.Connection:
         self.connection.ensure_connection()
@@ -226,6 +277,7 @@ class SQLiteAlias(AliasDatabase):
         if self.template is not None:
             self.template.close()
             self.template = None
+        WATCH.unwatch(self._key)
         self.connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=keep)
 
 
@@ -322,6 +374,35 @@ class PostgresAlias(AliasDatabase):
     def restore(self) -> None:
         self._timed_restore(self._in_place)
 
+    def key_of(self, raw: Any) -> Hashable:
+        """The server process of ``raw`` (psycopg 3, or psycopg2)."""
+        info = getattr(raw, "info", None)
+        pid = info.backend_pid if info is not None else raw.get_backend_pid()
+        return int(pid)
+
+    def open_connections(
+        self, own: Collection[Hashable], *, before: Collection[Hashable] | None = None
+    ) -> dict[Hashable, bool]:
+        """The client sessions on the test database (``pg_stat_activity``), but dbscope's and ``own``."""
+        skip = [int(str(key)) for key in own]
+        if self._restorer is not None:
+            skip.append(int(self._restorer.info.backend_pid))
+        found: dict[Hashable, bool] = {}
+        for delay in (0.0, *EXITING_LOOKS_S) if before is not None else (0.0,):
+            if delay:
+                time.sleep(delay)  # a bounded wait for a session that is exiting, not a synchronisation
+            with self._cursor() as cursor:
+                cursor.execute(
+                    "SELECT pid, state FROM pg_stat_activity WHERE datname = %s "
+                    "AND backend_type = 'client backend' AND pid <> ALL(%s)",
+                    [self.test_name, skip],
+                )
+                rows = cursor.fetchall()
+            found = {int(pid): bool(state) and (state == "active" or "transaction" in state) for pid, state in rows}
+            if not set(found) - set(before or ()):
+                break
+        return found
+
     def _in_place(self) -> None:
         """dbscope's reset: every table emptied and the template's rows copied back, sequences set, in one
         transaction (``backends/pg_snapshot.py``); Django's connection stays open."""
@@ -334,7 +415,14 @@ class PostgresAlias(AliasDatabase):
             if self._restorer is not None:
                 self._restorer.close()
                 self._restorer = None
-            self.connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=keep)
+            # Django's own drop would fail on a connection a test leaked (still open until the
+            # process ends): dbscope drops its test database WITH (FORCE), which ends them
+            self.connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=True)
+            if not keep:
+                with self._cursor() as cursor:
+                    cursor.execute(
+                        self._statement(_sql().SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)"), self.test_name)
+                    )
         finally:
             if self.maintenance is not None:
                 self.maintenance.close()

@@ -7,8 +7,9 @@ e-mail attachment or a file:// URL. Tooltips are SVG ``<title>`` elements.
 Charts: where the time went (tests vs dbscope), each test's duration in run order
 (failures, leaks and slow tests highlighted), dbscope's own setup and teardown per
 test, and memory over the run, one line per worker. Then the tests that need
-attention, the slowest tests, the summary and the manager's metrics, the baseline
-comparison, and every test in a collapsible table.
+attention, the slowest tests, the summary and the manager's metrics, dbscope.django's
+templates (when the report has them), the baseline comparison, and every test in a
+collapsible table.
 
 No pytest here.
 """
@@ -675,6 +676,24 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     return _kv(rows)
 
 
+def django_table(rows: Iterable[Mapping[str, Any]]) -> str:
+    """The report's ``django`` section: one row per alias and worker."""
+    body = []
+    for row in rows:
+        restores = int(row["restores"])
+        mean = format_ms(1000 * row["restore_s"] / restores) if restores else "-"
+        body.append(
+            f"<tr><td>{_e(row.get('worker', 'main'))}</td><td>{_e(row['alias'])}</td><td>{_e(row['engine'])}</td>"
+            f'<td>{"built" if row["built"] else "reused"}</td><td class="num">{_e(format_ms(1000 * row["ready_s"]))}'
+            f'</td><td class="num">{restores}</td><td class="num">{_e(mean)}</td><td>{_e(row["template"])}</td></tr>'
+        )
+    return (
+        "<table><thead><tr><th>worker</th><th>alias</th><th>engine</th><th>template</th>"
+        '<th class="num">ready in</th><th class="num">restores</th><th class="num">mean restore</th>'
+        "<th>template's name</th></tr></thead><tbody>" + "".join(body) + "</tbody></table>"
+    )
+
+
 def baseline_table(baseline: Mapping[str, Any]) -> str:
     rows = []
     for row in baseline["comparison"]:
@@ -884,6 +903,13 @@ def render(report: Mapping[str, Any], *, title: str = "dbscope isolation report"
         '<div class="two row-gap"><section><h2>Summary</h2>' + summary_table(report) + "</section>"
         "<section><h2>Isolation manager</h2>" + metrics_table(report["metrics"]) + "</section></div>"
     )
+    if report.get("django"):
+        body.append(
+            '<section><h2>Django test databases</h2><p class="caption">dbscope_django: each alias\'s template, '
+            "per worker, how long the worker waited for its databases, and the restores after its transactional "
+            "tests. Each Django test's own setup and teardown (the transaction rolled back, or the restore) are in "
+            "the charts above.</p>" + django_table(report["django"]) + "</section>"
+        )
     if report.get("baseline"):
         body.append("<section><h2>Compared with the baseline</h2>" + baseline_table(report["baseline"]) + "</section>")
     if tests:

@@ -34,6 +34,7 @@ __all__ = [
     "Record",
     "ReportError",
     "build_report",
+    "django_lines",
     "format_bytes",
     "format_ms",
     "leaking_tests",
@@ -50,6 +51,8 @@ MB = 1024 * 1024  # dbscope_memory_growth_mb counts in these: the default 50 is 
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 WARNING_KINDS = ("connection_leak", "scope_leak", "cleanup_failure", "slow_test", "memory_growth")
+#: a report's own keys: no section takes one of these names
+RESERVED = frozenset({"schema", "dbscope_version", "created_at", "settings", "summary", "metrics", "tests", "baseline"})
 MEMORY_SOURCES = {
     "rss": "RSS from /proc/self/statm",
     "peak_rss": "peak RSS from getrusage(); only new peaks count as growth",
@@ -305,8 +308,13 @@ def build_report(
     missing_workers: Iterable[str] = (),
     settings: Mapping[str, Any] | None = None,
     version: str | None = None,
+    sections: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """The whole report document, tests in the order they started."""
+    """The whole report document, tests in the order they started.
+
+    ``sections``: more of the run's figures, each under its own name (``django``: the
+    templates and restores of dbscope.django, one row per alias and worker).
+    """
     ordered = sorted(tests, key=lambda t: t["started_at"])
     summary = summarize(
         ordered, slow_test_s=slow_test_s, memory_growth_mb=memory_growth_mb, memory_source=memory_source
@@ -320,6 +328,7 @@ def build_report(
         "settings": {"slow_test_s": slow_test_s, "memory_growth_mb": memory_growth_mb, **(settings or {})},
         "summary": summary,
         "metrics": dict(metrics),
+        **{name: list(rows) for name, rows in (sections or {}).items() if name not in RESERVED},
         "tests": ordered,
     }
 
@@ -418,7 +427,7 @@ def summary_lines(report: Mapping[str, Any], *, max_warnings: int | None = 25) -
         lines.append((f"workers: {len(s['workers'])} ({', '.join(s['workers'])})", None))
     for worker in s.get("missing_workers", []):
         lines.append((f"worker {worker} went down before sending its records: its tests are missing here", "red"))
-    if m:
+    if m and (m.get("scopes_created") or not report.get("django")):  # a Django suite's tests have no dbscope scope
         lines.append((f"scopes created: {m.get('scopes_created', 0)}, destroyed: {m.get('scopes_destroyed', 0)}", None))
         connections = (
             f"connections created: {m.get('connections_created', 0)}, closed: {m.get('connections_closed', 0)}, "
@@ -429,6 +438,7 @@ def summary_lines(report: Mapping[str, Any], *, max_warnings: int | None = 25) -
             f"{m.get('emergency_cleanups', 0)}, modules cleared: {m.get('modules_cleared', 0)}"
         )
         lines += [(connections, None), (cleanup, None)]
+    lines += django_lines(report.get("django") or [])
     shown = dict.fromkeys(WARNING_KINDS, 0)
     for test in report["tests"]:
         for warning in test["warnings"]:
@@ -445,6 +455,26 @@ def summary_lines(report: Mapping[str, Any], *, max_warnings: int | None = 25) -
                     None,
                 )
             )
+    return lines
+
+
+def django_lines(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, str | None]]:
+    """The ``django`` section as lines: per alias (and worker), its template and its restores."""
+    lines: list[tuple[str, str | None]] = []
+    for row in rows:
+        if not lines:
+            lines.append(("Django test databases (dbscope_django), per alias:", None))
+        worker = row.get("worker", "main")
+        where = f"[{worker}] " if worker != "main" else ""
+        restores = row["restores"]
+        mean = f", mean {format_ms(1000 * row['restore_s'] / restores)}" if restores else ""
+        lines.append(
+            (
+                f"  {where}{row['alias']} ({row['engine']}): template {'built' if row['built'] else 'reused'}, "
+                f"ready in {row['ready_s']:.3f} s; {restores} transactional restores{mean}",
+                None,
+            )
+        )
     return lines
 
 

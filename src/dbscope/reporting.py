@@ -8,11 +8,15 @@ module only feeds it:
   closes it after its teardown: memory, scope leaks, warnings;
 * ``pytest_runtest_logreport`` adds pytest's own phase durations and the outcome;
 * the manager's scope listener adds each ended scope's setup and teardown time,
-  connections and leaks to the record of the test that is running.
+  connections and leaks to the record of the test that is running; dbscope.django
+  hands in its test databases' isolation of a Django test the same way
+  (:meth:`ReportPlugin.isolation_ended`, anything shaped as :class:`Isolation`);
+* :meth:`ReportPlugin.add_section` adds rows of figures of a named section of the
+  report (dbscope.django's templates: ``report["django"]``).
 
-Under pytest-xdist each worker records its own tests and sends them to the
-controller in ``config.workeroutput``; the controller writes the files and prints
-one report.
+Under pytest-xdist each worker records its own tests (and sections) and sends them
+to the controller in ``config.workeroutput``; the controller writes the files and
+prints one report.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -38,12 +42,27 @@ from .report import (
     write_json,
     write_text,
 )
-from .scope import Scope
 from .urls import mask_password
 
-__all__ = ["ReportPlugin"]
+__all__ = ["Isolation", "ReportPlugin"]
 
 _NO_IDS: tuple[str, ...] = ()
+
+
+class Isolation(Protocol):
+    """What the report reads of one test's ended isolation: a dbscope :class:`~dbscope.scope.Scope`, or the
+    test databases dbscope.django restored or rolled back for one Django test."""
+
+    id: str
+    setup_ms: float
+    teardown_ms: float
+    leaked_connections: int
+    connections_opened: int
+    connections_closed: int
+    cleanup_errors: list[str]
+    isolation_errors: list[str]
+    kept_url: str | None
+    kept_note: str | None
 
 
 class ReportPlugin:
@@ -68,6 +87,8 @@ class ReportPlugin:
         self.written: list[str] = []
         self.problems: list[str] = []
         self.leak_failures: list[tuple[str, str]] = []
+        #: named sections of the report beyond its tests (``add_section``): this process's rows
+        self.sections: dict[str, list[dict[str, Any]]] = {}
         base = config.invocation_params.dir
         s = self.settings
         self.paths = {
@@ -85,11 +106,12 @@ class ReportPlugin:
                 self.baseline = load_baseline(self.paths["baseline"])
             except DbscopeError as exc:
                 raise pytest.UsageError(f"dbscope: --dbscope-baseline: {exc}") from None
-        manager.scope_listeners.append(self._scope_ended)
+        manager.scope_listeners.append(self.isolation_ended)
 
     # -- recording (in the process that runs the tests) --------------------------------
 
-    def _scope_ended(self, scope: Scope) -> None:
+    def isolation_ended(self, scope: Isolation) -> None:
+        """A scope (or another isolation of the running test, see :class:`Isolation`) ended: into its record."""
         record = self.current
         if record is None:  # a scope that ended outside any test (session start or end)
             return
@@ -176,6 +198,10 @@ class ReportPlugin:
             )
             self.manager.emergency_cleanup(scope_id)  # its listener call lands in this record
 
+    def add_section(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Rows of figures for the report's section ``name`` (``report[name]``, each row with its worker)."""
+        self.sections.setdefault(name, []).extend({**row, "worker": self.worker} for row in rows)
+
     # -- the end of the session ------------------------------------------------------
 
     @pytest.hookimpl(optionalhook=True)
@@ -196,14 +222,20 @@ class ReportPlugin:
                 "metrics": self.manager.metrics,
                 "memory_source": self.memory.source,
                 "tests": tests,
+                "sections": self.sections,
             }
             return
+        sections = self.sections
         if self.worker_parts or self.missing_workers:  # the xdist controller
             parts = self.worker_parts
             tests = [test for part in parts for test in part["tests"]]
             metrics = merge_metrics(part["metrics"] for part in parts)
             workers = [part["worker"] for part in parts]
             memory_source = parts[0]["memory_source"] if parts else self.memory.source
+            sections = {}
+            for part in sorted(parts, key=lambda part: str(part["worker"])):  # gw0, gw1, ... whichever ended first
+                for name, rows in part.get("sections", {}).items():
+                    sections.setdefault(name, []).extend(rows)
         else:
             metrics, workers, memory_source = self.manager.metrics, [self.worker], self.memory.source
         s = self.settings
@@ -217,6 +249,7 @@ class ReportPlugin:
             missing_workers=self.missing_workers,
             settings={"url": mask_password(s.url), "fail_on_leak": s.fail_on_leak},
             version=__version__,
+            sections=sections,
         )
         if self.baseline is not None:
             self.comparison = compare(self.baseline, report)
@@ -261,7 +294,7 @@ class ReportPlugin:
             return
         s = self.settings
         asked = any(p is not None for p in self.paths.values()) or s.fail_on_leak
-        if not report["metrics"].get("scopes_created") and not asked:
+        if not report["metrics"].get("scopes_created") and not report["summary"]["scoped_tests"] and not asked:
             return  # dbscope is installed but this suite does not use it: stay quiet
         write = terminalreporter.write_line
         terminalreporter.write_sep("=", "dbscope isolation report")

@@ -10,6 +10,7 @@ skipped with the reason. PostgreSQL: DBSCOPE_TEST_PG_URL, as for the rest of the
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -107,8 +109,13 @@ def _passed(result: subprocess.CompletedProcess[str]) -> int:
 
 
 def _summary(result: subprocess.CompletedProcess[str]) -> list[str]:
-    """dbscope's lines about the Django test databases (one per alias, per worker)."""
-    return re.findall(r"^(?:\[gw\d\] )?\w+ \((?:sqlite|postgresql)\): .*$", result.stdout, re.MULTILINE)
+    """The isolation report's lines about the Django test databases (one per alias, per worker)."""
+    return re.findall(r"^  (?:\[gw\d\] )?\w+ \((?:sqlite|postgresql)\): .*$", result.stdout, re.MULTILINE)
+
+
+def _report(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
 
 
 @pytest.fixture(params=ENGINES)
@@ -137,12 +144,25 @@ def test_the_example_suite_passes_with_pytest_django_alone_and_with_dbscope(
 ) -> None:
     alone = sandbox.run("-p", "no:dbscope", *workers)
     assert alone.returncode == 0, alone.stdout[-3000:]
-    ours = sandbox.run("--dbscope-django", *workers)
+    ours = sandbox.run("--dbscope-django", "--dbscope-report=report.json", "--dbscope-fail-on-leak", *workers)
     assert ours.returncode == 0, ours.stdout[-3000:]
     assert _passed(alone) == _passed(ours) >= 40
     lines = _summary(ours)
     assert len(lines) == (4 if workers else 2), ours.stdout[-2000:]  # two aliases, per worker
     assert all("transactional restores" in line for line in lines)
+    # the isolation report covers the Django tests: Django's own connections (closed and opened
+    # again after every transactional test) are never a leak
+    report = _report(sandbox.root / "report.json")
+    summary = report["summary"]
+    assert summary["tests"] == _passed(ours) and summary["connection_leaks"] == 0, summary
+    isolated = [test for test in report["tests"] if test["scopes"]]
+    assert len(isolated) >= 40 and all(test["scope_ids"][0].startswith("django:") for test in isolated)
+    assert all(test["teardown_ms"] > 0 for test in isolated)
+    rows = report["django"]
+    assert sorted((row["worker"], row["alias"]) for row in rows) == sorted(
+        (worker, alias) for worker in (["gw0", "gw1"] if workers else ["main"]) for alias in ("default", "other")
+    )
+    assert sum(row["restores"] for row in rows) >= 10  # the transactional tests, restored instead of flushed
     if sandbox.engine == "postgresql":  # nothing left but the templates; the settings' databases never made
         left = _pg_databases(sandbox.prefix)
         assert left == [], left
@@ -191,7 +211,7 @@ def test_a_second_run_reuses_the_templates_and_a_new_migration_rebuilds_them(san
     )
     third = sandbox.run("--dbscope-django", "tests/test_catalog.py", "tests/test_slug.py")
     assert third.returncode == 0, third.stdout[-3000:]
-    default = [line for line in _summary(third) if line.startswith("default")]
+    default = [line for line in _summary(third) if line.lstrip().startswith("default")]
     assert default and "template built" in default[0], third.stdout[-2000:]
     # the fingerprint covers every installed app's migrations: the "other" alias's template is new too
     assert all("template built" in line for line in _summary(third)), third.stdout[-2000:]
@@ -287,3 +307,110 @@ def test_a_remote_database_server_is_refused(tmp_path: Path) -> None:
     result = box.run("--dbscope-django", "tests/test_catalog.py", "-x", env=env)
     assert result.returncode == 1
     assert "points at 'db.example.com', which is not this machine" in result.stdout
+
+
+LEAKS = """
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connections
+from django.test import TestCase
+
+from catalog.models import Category
+
+KEPT = []  # what the leaking tests keep open past their end
+
+
+def raw_connection():
+    settings = connections["default"].settings_dict
+    if connections["default"].vendor == "sqlite":
+        return sqlite3.connect(settings["NAME"], uri=True)
+    import psycopg
+
+    return psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"])
+
+
+def test_leaks_a_raw_connection(db):
+    KEPT.append(raw_connection())
+    assert Category.objects.count() == 3
+
+
+def test_closes_its_raw_connection(db):
+    raw_connection().close()
+    assert Category.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_leaks_a_django_connection_in_a_thread_it_leaves_running():
+    pool = ThreadPoolExecutor(1)
+    KEPT.append(pool)
+    assert pool.submit(Category.objects.count).result() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_django_connection_in_a_thread_that_ended_is_no_leak():
+    def count():
+        try:
+            return Category.objects.count()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(count).result() == 3
+
+
+class TestDjangosOwnTestCase(TestCase):
+    def test_leaks_in_a_django_test_case(self):
+        KEPT.append(raw_connection())
+
+    def test_djangos_own_connection_is_no_leak(self):
+        assert Category.objects.count() == 3
+"""
+LEAKING = {
+    "test_leaks_a_raw_connection",
+    "test_leaks_a_django_connection_in_a_thread_it_leaves_running",
+    "test_leaks_in_a_django_test_case",
+}
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_the_isolation_report_names_the_django_tests_that_leak_connections(
+    sandbox: Sandbox, workers: list[str]
+) -> None:
+    sandbox.write("tests/test_leaks.py", LEAKS)
+    args = ("--dbscope-django", "tests/test_leaks.py", "tests/test_catalog.py", *workers)
+    reported = sandbox.run(*args, "--dbscope-report=report.json", "--dbscope-html=report.html")
+    assert reported.returncode == 0, reported.stdout[-3000:]  # leaks are reported; they fail the run only if asked
+    report = _report(sandbox.root / "report.json")
+    by_name = {test["nodeid"].rpartition("::")[2]: test for test in report["tests"]}
+    leaked = {name for name, test in by_name.items() if test["connections_leaked"]}
+    assert leaked == LEAKING, reported.stdout[-3000:]
+    assert all(by_name[name]["connections_leaked"] == 1 for name in LEAKING)
+    assert report["summary"]["connection_leaks"] == 3
+    for name in LEAKING:
+        warning = rf"^connection leak in tests/test_leaks.py::(\w+::)?{name}: 1 connection"
+        assert re.search(warning, reported.stdout, re.M), reported.stdout[-3000:]
+    # each Django test's isolation is in its record: the transaction rolled back, or the restore
+    restored = by_name["test_a_django_connection_in_a_thread_that_ended_is_no_leak"]
+    assert restored["scope_ids"] == ["django:default"] and restored["teardown_ms"] > 0
+    assert by_name["test_database_access_without_a_mark_is_blocked"]["scopes"] == 0  # no database, no isolation
+    page = (sandbox.root / "report.html").read_text()
+    assert "Django test databases" in page and "test_leaks_in_a_django_test_case" in page
+
+    failing = sandbox.run(*args, "--dbscope-fail-on-leak")
+    assert failing.returncode == 1, failing.stdout[-3000:]
+    assert "failing the run (--dbscope-fail-on-leak): 3 test(s) leaked" in failing.stdout
+    for name in LEAKING:
+        assert re.search(rf"^  tests/test_leaks.py::(\w+::)?{name}: 1 connection\(s\) left open$", failing.stdout, re.M)
+
+
+def test_a_slow_django_test_is_reported(sandbox: Sandbox) -> None:
+    result = sandbox.run(
+        "--dbscope-django", "tests/test_catalog.py", "-o", "dbscope_slow_test_s=0.000001", "--dbscope-report=r.json"
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    report = _report(sandbox.root / "r.json")
+    assert report["summary"]["slow_tests"] == report["summary"]["tests"] > 10
+    assert "slow test tests/test_catalog.py::test_the_data_migration_seeded_three_categories" in result.stdout
