@@ -43,6 +43,7 @@ from .backends import registry
 from .backends.base import Backend, Garbage, GarbageRequest
 from .baseline import compare, comparison_lines, context_notes, has_failures, load_baseline, save_baseline
 from .config import SETTINGS, Config, build_config
+from .django_templates import template_garbage
 from .errors import ConfigError, DbscopeError, ReportError, UsageError
 from .report import leaking_tests, load_report, summary_lines, write_text
 from .urls import mask_password
@@ -259,10 +260,21 @@ def cmd_gc(args: argparse.Namespace, out: Out) -> int:
         allow_remote=args.allow_remote,
     )
     found = url.backend_type().garbage(url, config=config, request=request)
-    if found.nothing_because is not None:
+    # dbscope.django's templates on a PostgreSQL server (none on any other URL)
+    try:
+        django = template_garbage(
+            url, dry_run=request.dry_run, templates=request.templates, allow_remote=request.allow_remote
+        )
+    except DbscopeError as exc:  # what the backend's own collection did still stands
+        print(
+            f"dbscope gc: could not look for dbscope.django's templates on {url.masked}: {mask_password(str(exc))}",
+            file=sys.stderr,
+        )
+        django = []
+    if found.nothing_because is not None and not django:
         out.line(f"{url.masked}: nothing to collect: {found.nothing_because}")
         return EXIT_OK
-    return _print_garbage(found.items, url.masked, request.dry_run, out)
+    return _print_garbage([*found.items, *django], url.masked, request.dry_run, out)
 
 
 def _print_garbage(items: Sequence[Garbage], where: str, dry_run: bool, out: Out) -> int:
@@ -482,7 +494,10 @@ def build_parser() -> argparse.ArgumentParser:
     gc = commands.add_parser(
         "gc",
         help="list (or drop, with --yes) the databases crashed runs left behind",
-        description="List what dbscope would drop, and why; nothing is dropped without --yes.",
+        description="List what dbscope would drop, and why; nothing is dropped without --yes. On a PostgreSQL "
+        "server this includes dbscope.django's templates (test_dbscope_tpl_*): those superseded by a newer "
+        "template of the same alias and database are dropped, the newest only with --templates, and none that a "
+        "live run uses.",
     )
     gc.add_argument("--url", help=url_help)
     mode = gc.add_mutually_exclusive_group()

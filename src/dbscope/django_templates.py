@@ -28,6 +28,7 @@ import gc
 import hashlib
 import importlib.util
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Collection, Hashable
@@ -45,6 +46,16 @@ __all__ = ["AliasDatabase", "TemplateStats", "fingerprint", "open_alias"]
 FORMAT = "dbscope.django template 1"
 #: the PostgreSQL templates' prefix: a test_ name, never one a settings NAME or dbscope's gc uses
 PG_TEMPLATE_PREFIX = "test_dbscope_tpl_"
+#: a template's full name: the prefix and the first 32 hex digits of its fingerprint
+PG_TEMPLATE_NAME = re.compile(r"test_dbscope_tpl_[0-9a-f]{32}")
+#: the comment that says dbscope.django made a template: alias, the settings' database, fingerprint, when
+PG_COMMENT = re.compile(
+    r"dbscope\.django template of (?P<alias>\S+) \((?P<database>.*)\) (?P<fingerprint>[0-9a-f]{64})"
+    r"(?: made (?P<made>\d+(?:\.\d+)?))?"
+)
+#: advisory-lock namespace (the first key of the two-key form, "dbju") of "a run uses this template":
+#: every process using a template holds it shared for its session; ``dbscope gc`` takes it alone to drop one
+PG_IN_USE_LOCK = 0x64626A75
 
 SQLITE_ENGINE = "django.db.backends.sqlite3"
 #: how long a restore waits for a transaction a test left open on its tables
@@ -324,6 +335,8 @@ class PostgresAlias(AliasDatabase):
     def setup(self, *, rebuild: bool) -> None:
         lock = int.from_bytes(hashlib.sha256(self.template.encode()).digest()[:8], "big", signed=True)
         with self._cursor() as cursor:
+            # held for the session (this connection's): dbscope gc never drops a template a run uses
+            cursor.execute("SELECT pg_advisory_lock_shared(%s, %s)", [PG_IN_USE_LOCK, in_use_key(self.template)])
             cursor.execute("SELECT pg_advisory_lock(%s)", [lock])
             try:
                 cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.template])
@@ -365,7 +378,10 @@ class PostgresAlias(AliasDatabase):
             test["NAME"] = saved
             self.connection.close()
         cursor.execute(self._statement(_sql().SQL("ALTER DATABASE {} RENAME TO {}"), building, self.template))
-        comment = f"dbscope.django template of {self.connection.alias} ({self.old_name}) {self.fingerprint}"
+        comment = (
+            f"dbscope.django template of {self.connection.alias} ({self.old_name}) {self.fingerprint} "
+            f"made {time.time():.0f}"
+        )
         sql = _sql()
         cursor.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(self.template), sql.Literal(comment))
@@ -458,3 +474,127 @@ def open_alias(alias: str, *, use_migrations: bool, cache_dir: Path, allow_remot
         cache = TemplateCache(cache_dir)
         return SQLiteAlias(connection, fp, TemplateStats(alias, "sqlite", str(cache.path(fp))), cache)
     return None
+
+
+# -- dbscope gc -----------------------------------------------------------------------------
+
+
+def in_use_key(template: str) -> int:
+    """The second key of the "in use" advisory lock of ``template`` (a signed 32-bit int)."""
+    return int.from_bytes(hashlib.sha256(template.encode()).digest()[:4], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class _Found:
+    name: str
+    oid: int
+    comment: str | None
+    in_use: bool
+
+
+def template_garbage(
+    url: Any, *, dry_run: bool = True, templates: bool = False, allow_remote: bool = False
+) -> list[Any]:
+    """dbscope.django's PostgreSQL templates on ``url``'s server, each to drop or keep and why (``dbscope gc``).
+
+    ``url`` is a parsed dbscope URL (:class:`~dbscope.urls.BackendURL`); a URL that is not
+    a PostgreSQL server gives nothing. Only ``test_dbscope_tpl_<32 hex digits>`` databases
+    whose comment is dbscope.django's, naming the same fingerprint, are ever dropped. Of
+    the templates of one alias and settings database, the newest is kept (later runs reuse
+    it while nothing changed; ``templates=True`` drops it too) and the older ones, of
+    fingerprints whose migrations, models or settings have changed since, are dropped. A
+    template a live run uses (it holds the template's "in use" lock) is always kept.
+    """
+    if getattr(url, "family", None) != "postgresql" or getattr(url, "kind", None) != "server":
+        return []
+    from psycopg import sql
+
+    from .backends.pg_connect import check_local, connect, server_address
+    from .backends.servers import GarbageItem
+
+    address = server_address(url)
+    check_local(address, allow_remote=allow_remote)
+    conn = connect(address, address.maintenance_db, application_name="dbscope gc")
+    try:
+        locked = {
+            int(objid)
+            for (objid,) in conn.execute(
+                "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid "
+                "AND objsubid = 2 AND granted",
+                [PG_IN_USE_LOCK],
+            )
+        }
+        rows = conn.execute(
+            "SELECT oid, datname, shobj_description(oid, 'pg_database') FROM pg_database "
+            "WHERE starts_with(datname, %s) ORDER BY datname",
+            [PG_TEMPLATE_PREFIX],
+        ).fetchall()
+        found = [
+            _Found(str(name), int(oid), comment, (in_use_key(str(name)) & 0xFFFFFFFF) in locked)
+            for oid, name, comment in rows
+        ]
+        items = _plan(found, templates=templates, item=GarbageItem)
+        if dry_run:
+            return items
+        done: list[Any] = []
+        for entry in items:
+            if entry.action != "drop":
+                done.append(entry)
+                continue
+            key = in_use_key(entry.name)
+            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", [PG_IN_USE_LOCK, key]).fetchone()
+            if not (got and got[0]):  # a run started using it since the listing
+                done.append(GarbageItem(entry.name, "a run started using it just now", "keep"))
+                continue
+            try:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(entry.name)))
+            except Exception as exc:  # someone is connected to it: never forced
+                done.append(GarbageItem(entry.name, f"could not drop it: {str(exc).strip()}", "keep"))
+            else:
+                done.append(entry)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", [PG_IN_USE_LOCK, key])
+        return done
+    finally:
+        conn.close()
+
+
+def _plan(found: list[_Found], *, templates: bool, item: Any) -> list[Any]:
+    """What gc does with each of ``found`` (see :func:`template_garbage`), as ``item(name, reason, action)``."""
+    ours: dict[tuple[str, str], list[tuple[float, int, _Found]]] = {}
+    items: dict[str, Any] = {}
+    for entry in found:
+        match = PG_COMMENT.fullmatch(entry.comment or "")
+        if not PG_TEMPLATE_NAME.fullmatch(entry.name) or match is None:
+            items[entry.name] = item(
+                entry.name, "not a template dbscope.django made (no dbscope.django comment); never dropped", "keep"
+            )
+            continue
+        if match["fingerprint"][:32] != entry.name.removeprefix(PG_TEMPLATE_PREFIX):
+            items[entry.name] = item(entry.name, "its comment names another fingerprint; never dropped", "keep")
+            continue
+        made = float(match["made"]) if match["made"] else 0.0
+        ours.setdefault((match["alias"], match["database"]), []).append((made, entry.oid, entry))
+    for (alias, database), group in ours.items():
+        group.sort(key=lambda row: (row[0], row[1]), reverse=True)  # newest first (the oid when made is unknown)
+        newest = group[0][2].name
+        for position, (_made, _oid, entry) in enumerate(group):
+            of = f"{alias} ({database})"
+            if entry.in_use:
+                items[entry.name] = item(entry.name, f"template of {of} in use by a live run", "keep")
+            elif position == 0 and not templates:
+                items[entry.name] = item(
+                    entry.name,
+                    f"the newest template of {of}: later runs reuse it while nothing changed (--templates drops it)",
+                    "keep",
+                )
+            elif position == 0:
+                items[entry.name] = item(entry.name, f"the newest template of {of}, not in use (--templates)", "drop")
+            else:
+                items[entry.name] = item(
+                    entry.name,
+                    f"an older template of {of}, superseded by {newest} (its migrations, models or settings "
+                    "changed since); no live run uses it",
+                    "drop",
+                )
+    return [items[entry.name] for entry in found]

@@ -414,3 +414,82 @@ def test_a_slow_django_test_is_reported(sandbox: Sandbox) -> None:
     report = _report(sandbox.root / "r.json")
     assert report["summary"]["slow_tests"] == report["summary"]["tests"] > 10
     assert "slow test tests/test_catalog.py::test_the_data_migration_seeded_three_categories" in result.stdout
+
+
+NEW_MIGRATION = (
+    "from django.db import migrations\n\n\n"
+    "class Migration(migrations.Migration):\n"
+    "    dependencies = [('catalog', '0002_seed_categories')]\n"
+    "    operations = [migrations.RunSQL('SELECT 1', migrations.RunSQL.noop)]\n"
+)
+GC_INSIDE_A_RUN = """
+import os
+import re
+import subprocess
+import sys
+
+
+def test_dbscope_gc_keeps_the_templates_this_run_uses(db):
+    url = "postgresql://{}@{}:{}/postgres".format(
+        os.environ["DJANGO_DB_USER"], os.environ["DJANGO_DB_HOST"], os.environ["DJANGO_DB_PORT"]
+    )
+    gc = subprocess.run([sys.executable, "-m", "dbscope", "gc", "--url", url], capture_output=True, text=True)
+    assert gc.returncode == 0, gc.stderr
+    database = re.escape(os.environ["DJANGO_DB_PREFIX"])  # test_catalog.py uses the default alias only
+    in_use = rf"^keep test_dbscope_tpl_\\w+: template of default \\({database}\\) in use by a live run$"
+    assert len(re.findall(in_use, gc.stdout, re.M)) == 1, gc.stdout
+    older = rf"^would drop test_dbscope_tpl_\\w+: an older template of default \\({database}\\), superseded by "
+    assert len(re.findall(older, gc.stdout, re.M)) == 1, gc.stdout
+"""
+
+
+@pytest.mark.parametrize("sandbox", ["postgresql"], indirect=True)
+def test_dbscope_gc_drops_the_superseded_django_templates_never_one_in_use_or_not_its_own(sandbox: Sandbox) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from dbscope.django_templates import template_garbage
+    from dbscope.urls import parse_backend_url
+
+    first = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+    assert first.returncode == 0, first.stdout[-2000:]
+    old = _pg_templates_of(sandbox.prefix)
+    assert len(old) == 1  # test_catalog.py uses the default alias only
+
+    # databases named like dbscope.django's templates that it did not make: never dropped
+    strangers = [f"test_dbscope_tpl_{uuid.uuid4().hex}" for _ in range(2)]
+    foreign_comment = f"dbscope.django template of default ({sandbox.prefix}) {'0' * 64} made 9999999999"
+    with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
+        for name in strangers:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(strangers[0]), sql.Literal(foreign_comment))
+        )
+    try:
+        sandbox.write("catalog/migrations/0003_noop.py", NEW_MIGRATION)  # a new fingerprint
+        sandbox.write("tests/test_gc_inside.py", GC_INSIDE_A_RUN)
+        second = sandbox.run("--dbscope-django", "tests/test_catalog.py", "tests/test_gc_inside.py")
+        assert second.returncode == 0, second.stdout[-3000:]
+        assert _passed(second) == _passed(first) + 1  # the check inside the run ran, and passed
+        new = sorted(set(_pg_templates_of(sandbox.prefix)) - set(old) - {strangers[0]})
+        assert len(new) == 1
+
+        url = parse_backend_url(PG_URL.geturl())
+        listed = {item.name: item for item in template_garbage(url)}  # a dry run: nothing dropped
+        assert {name for name in listed if listed[name].action == "drop"} >= set(old)
+        assert all(name in _pg_templates_of(sandbox.prefix) for name in old)
+
+        done = {item.name: item for item in template_garbage(url, dry_run=False)}
+        assert all(done[name].action == "drop" for name in old)
+        assert all(done[name].action == "keep" and "the newest template of" in done[name].reason for name in new)
+        assert "another fingerprint" in done[strangers[0]].reason and done[strangers[0]].action == "keep"
+        assert "no dbscope.django comment" in done[strangers[1]].reason and done[strangers[1]].action == "keep"
+        left = _pg_databases("test_dbscope_tpl_")
+        assert not set(old) & set(left) and set(new) | set(strangers) <= set(left)
+        # the kept templates are still good: the next run reuses them
+        third = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+        assert third.returncode == 0 and all("template reused" in line for line in _summary(third)), third.stdout
+    finally:
+        with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
+            for name in strangers:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
