@@ -557,3 +557,144 @@ def test_per_scope_cost(manager_of: Any, strategy: str, capsys: pytest.CaptureFi
         times.append((time.perf_counter() - started) * 1000)
     with capsys.disabled():
         print(f"\nMariaDB {strategy}: median scope {statistics.median(times):.1f} ms over {len(times)}")
+
+
+# -- the quick looks between scopes -------------------------------------------------------------------
+
+
+def _quiet_scopes(manager: Any, n: int = 3) -> Any:
+    """At least ``n`` scopes that only read, until dbscope's looks are quick; returns the worker's database.
+
+    Looks turn quick after a full look during which no other session on the server ran a
+    statement: on a shared server (another xdist worker) that can take a few scopes more.
+    """
+    deadline = time.monotonic() + 60
+    i = 0
+    while True:
+        with manager.scope(f"reads only {i}") as scope:
+            assert scope.client().execute("SELECT count(*) FROM users").scalar() == 2
+        i += 1
+        if i >= n and scope.database._seen is not None:
+            return scope.database
+        assert time.monotonic() < deadline, "the looks never turned quick: another session always busy?"
+
+
+def _columns(db: Any) -> list[str]:
+    return [row[0] for row in db.execute("SHOW COLUMNS FROM users").rows]
+
+
+@pytest.mark.parametrize("strategy", ["reset", "rollback"])
+@pytest.mark.parametrize(
+    "alter",
+    [
+        "ALTER TABLE {db}.users ADD COLUMN nick varchar(9)",  # from a session on another database
+        "EXECUTE IMMEDIATE 'ALTER TABLE {db}.users ADD COLUMN nick varchar(9)'",
+        "PREPARE dbscope_alter FROM 'ALTER TABLE {db}.users ALTER COLUMN email SET DEFAULT ''x'''",
+    ],
+    ids=["plain", "execute-immediate", "prepared"],
+)
+def test_a_schema_change_in_any_form_is_seen_even_while_looks_are_quick(
+    manager_of: Any, strategy: str, alter: str
+) -> None:
+    """Between full looks dbscope reads only the server's statement counts; a schema change still shows."""
+    manager = manager_of(strategy)
+    database = _quiet_scopes(manager)  # only the counts and the write notes are read now
+    quoted = f"`{database.name}`"
+    with manager.scope("changes the schema elsewhere") as scope:
+        other = raw()  # on no database: the session is never one of the test's database's
+        with other.cursor() as cursor:
+            cursor.execute(alter.format(db=quoted))
+            if alter.startswith("PREPARE"):
+                cursor.execute("EXECUTE dbscope_alter")
+        other.close()
+    assert any("changed the schema of" in error for error in scope.isolation_errors), scope.isolation_errors
+    with manager.scope("next") as scope:
+        db = scope.client()
+        assert _columns(db) == ["id", "name", "email"]
+        assert db.execute(
+            "SELECT COLUMN_DEFAULT FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+            "AND TABLE_NAME = 'users' AND COLUMN_NAME = 'email'"
+        ).scalar() in (None, "NULL")
+
+
+@pytest.mark.parametrize("strategy", ["reset", "rollback"])
+def test_quick_looks_still_see_what_happens_between_tests_leaks_and_truncates(manager_of: Any, strategy: str) -> None:
+    manager = manager_of(strategy)
+    database = _quiet_scopes(manager)
+    other = raw(database=database.name)
+    with other.cursor() as cursor:  # between tests: the suite's own fixture, say; the next test starts on it
+        cursor.execute("CREATE TABLE made_between (x int)")
+    with manager.scope("after a fixture made a table") as scope:
+        assert "made_between" in {row[0] for row in scope.client().execute("SHOW TABLES").rows}
+    _quiet_scopes(manager, 2)
+    with manager.scope("leaves a connection open") as scope:
+        scope.client().execute("SELECT 1")
+        leaked = raw(database=database.name)
+    assert scope.leaked_connections == 1
+    leaked.close()
+    _quiet_scopes(manager, 2)
+    with manager.scope("truncates elsewhere") as scope:
+        with other.cursor() as cursor:
+            cursor.execute("TRUNCATE TABLE notes")
+    other.close()
+    with manager.scope("next") as scope:
+        db = scope.client()
+        assert db.execute("SELECT body FROM notes").scalar() == "hello"
+        db.execute("INSERT INTO notes (body) VALUES ('n')")
+        assert db.execute("SELECT max(id) FROM notes").scalar() == 2
+
+
+def test_rollback_sets_back_auto_increment_a_failed_insert_moved_while_looks_are_quick(manager_of: Any) -> None:
+    manager = manager_of("rollback")
+    _quiet_scopes(manager)
+    for i in range(3):
+        with manager.scope(f"failed insert {i}") as scope:
+            db = scope.client()
+            with pytest.raises(Exception, match="Duplicate"):
+                db.execute("INSERT INTO users (name) VALUES ('bo')")  # no row, but the counter moved
+            with pytest.raises(Exception, match="Duplicate"):
+                db.execute("INSERT INTO orders (id, user_id) VALUES (1, 1)")  # explicit id: nothing moves
+        with manager.scope(f"next {i}") as scope:
+            db = scope.client()
+            db.execute("INSERT INTO users (name) VALUES ('new')")
+            assert db.execute("SELECT max(id) FROM users").scalar() == 3
+
+
+def test_rollback_close_interrupts_a_statement_running_on_the_shared_connection(manager_of: Any) -> None:
+    """Under rollback every client shares dbscope's connection: close(timeout) ends its statement with KILL QUERY."""
+    import threading
+
+    manager = manager_of("rollback")
+    with manager.scope("long statement on the shared connection") as scope:
+        db = scope.client()
+        db.execute("INSERT INTO users (name) VALUES ('kept until the rollback')")
+        failures: list[BaseException] = []
+        running = threading.Event()
+
+        def sleep() -> None:
+            running.set()
+            try:
+                db.execute("SELECT SLEEP(30)")
+            except BaseException as exc:  # the interrupted statement's error
+                failures.append(exc)
+
+        worker = threading.Thread(target=sleep)
+        worker.start()
+        running.wait(5)
+        watcher = raw()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # the server runs it: SLEEP shows in the processlist
+            if scalar(watcher, "SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'"):
+                break
+        started = time.monotonic()
+        assert db.close(timeout=0.5) is False  # not clean: the statement had to be interrupted
+        worker.join(10)
+        elapsed = time.monotonic() - started
+        assert not worker.is_alive() and elapsed < 5, elapsed
+        assert "interrupted" in " ".join(db.close_problems)
+        assert (
+            scalar(watcher, "SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'") == 0
+        )
+        watcher.close()
+    with manager.scope("next") as scope:
+        assert scope.client().execute("SELECT count(*) FROM users").scalar() == 2

@@ -74,12 +74,22 @@ from .mariadb_owner import (
 from .mariadb_proc import is_throwaway_datadir
 from .mariadb_schema import (
     Blueprint,
+    Gate,
+    Present,
     after_rollback_script,
+    autoinc_statement,
+    busy_statement,
     clone_script,
-    counters,
+    gate_statement,
+    ids_statement,
     mark_statements,
+    own_count,
     present,
+    present_of,
+    present_statements,
+    read_autoinc,
     read_blueprint,
+    read_gate,
     read_mark,
     read_writes,
     restore_script,
@@ -94,6 +104,7 @@ from .mariadb_schema import (
     signature_statements,
     track_database,
     tracking_script,
+    writes_statement,
 )
 from .registry import by_scheme
 from .server_backend import ServerBackend
@@ -110,6 +121,29 @@ BUILD_WAIT_S = 600
 _MAX_NAME = 62  # 64, less the "_w" of a worker database's write notes
 _QUIET = "SET @dbscope_quiet = 1"
 _LOUD = "SET @dbscope_quiet = NULL"
+#: dbscope's own connection to a database is pinged before use only after this long idle
+_PING_AFTER_S = 1.0
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a full look at a database found, still true while the server's counts (``gate``) stay as they were.
+
+    A full look reads ``information_schema`` (COLUMNS opens every table: 2-4 ms on 30
+    tables); while no statement that can change a schema ran anywhere on the server
+    (:data:`.mariadb_schema.DDL_COUNTERS`), its signature, table ids and objects still hold,
+    and while nobody connected or changed database, nobody new is on it. It is recorded only
+    when no other session was running a statement during the look (one that had counted but
+    not finished could change the schema after it), and dbscope's own schema statements
+    move it along only when the counts moved by exactly theirs.
+    """
+
+    gate: Gate
+    signature: str
+    ids: str  # the tables' InnoDB ids (a write mark's second half)
+    sessions_empty: bool  # no foreign session was on the database
+    connects: int  # connections dbscope had opened to it by then (the server counts them too)
+    objects: Present | None = None  # tables, views, triggers, tracked tables (AUTO_INCREMENT values stale)
 
 
 def clone_name(run: str, label: str) -> str:
@@ -141,10 +175,18 @@ class MariaDBDatabase:
         self._own: set[int] = set()  # server thread ids of every connection dbscope opened here
         self._primary: MariaDBConnection | None = None
         self._restorer: MariaDBConnection | None = None
+        self._restorer_used = 0.0
+        self._connects = 0  # connections dbscope opened to it: the server's CONNECTIONS count moves by these
         self._tracking = False
         #: what the database last held in full (a template) and the write mark then: restores
         #: after that touch only the tables written since
         self._restored: tuple[Any, Any] | None = None
+        self._seen: _Seen | None = None
+        #: the write mark a restore ended with, for the write_mark() that follows it
+        self._fresh_mark: Any = None
+        #: the AUTO_INCREMENT counters (autoinc_statement's rows) the look ending a scope read with no
+        #: foreign session on the database, for the after_rollback() that follows it
+        self._counters: list[tuple[Any, ...]] | None = None
         self._lock = threading.Lock()
 
     def url(self, fmt: str = "sqlalchemy") -> str:
@@ -154,6 +196,7 @@ class MariaDBDatabase:
     def connect(self, *, autocommit: bool = False) -> MariaDBConnection:
         if self.state is DatabaseState.DROPPED:
             raise BackendUnavailableError(f"database {self.name} was dropped when its scope ended; use a new scope")
+        self._connects += 1
         conn = connect(self._backend.address, self.name, autocommit=autocommit, scoped=True)
         self._own.add(conn.thread_id())
         return conn
@@ -174,14 +217,20 @@ class MariaDBDatabase:
             return self._primary
 
     def _restore_connection(self) -> MariaDBConnection:
+        """dbscope's own connection for looks and restores; pinged only after a second idle (a round trip less)."""
         with self._lock:
-            if self._restorer is None or not usable(self._restorer):
+            now = time.monotonic()
+            conn = self._restorer
+            if conn is None or not conn.open or (now - self._restorer_used > _PING_AFTER_S and not usable(conn)):
+                self._connects += 1
                 conn = connect(self._backend.address, self.name, autocommit=True, multi=True, scoped=True)
                 self._own.add(conn.thread_id())
                 wait = max(1, int(self._backend.close_timeout))
                 conn.execute("SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s", (wait, wait))
                 self._restorer = conn
-            return self._restorer
+                self._seen = None
+            self._restorer_used = now
+            return conn
 
     def release(self) -> None:
         with self._lock:
@@ -190,6 +239,7 @@ class MariaDBDatabase:
                     with contextlib.suppress(Exception):
                         conn.close()
             self._primary = self._restorer = None
+            self._seen = None
             if self.state is DatabaseState.OPEN:
                 self.state = DatabaseState.RELEASED
 
@@ -205,6 +255,7 @@ class MariaDBDatabase:
 
     def capture(self, template: Any) -> MariaDBTemplate:
         """This database's contents now, copied into a snapshot database that ``restore()`` takes."""
+        self._fresh_mark = self._counters = None
         return self._backend._capture(self, template)
 
     def recreate(self, template: Any) -> None:
@@ -213,6 +264,7 @@ class MariaDBDatabase:
         self._backend._recreate(self, template)
         self._tracking = False
         self._restored = (template, None)
+        self._fresh_mark = self._counters = None
         self.open_primary()
 
     def schema_signature(self) -> str | None:
@@ -234,6 +286,7 @@ class MariaDBDatabase:
         ]
         companion = track_database(self.name)
         record = self._backend.owner.but(kind="snapshot", template=self.name)
+        self._seen = None
         try:
             run_script(conn, [note_owner(companion, record), *tracking_script(self.name, tables)])
         except pymysql.Error as exc:
@@ -246,7 +299,16 @@ class MariaDBDatabase:
         """(the last write note, the tables' InnoDB ids), read on dbscope's own connection."""
         if not self._tracking:
             return None
-        return read_mark(results(self._restore_connection(), mark_statements(self.name, 0)), None)[0]
+        fresh, self._fresh_mark = self._fresh_mark, None
+        if fresh is not None:  # the restore that just ended took it
+            return fresh
+        own = self._restore_connection()
+        seen = self._seen
+        if seen is not None:
+            found = results(own, [gate_statement(), writes_statement(self.name, 2**62)])
+            if read_gate(found[0])[0] == seen.gate[0]:
+                return (int(found[1][0][0]), seen.ids)
+        return read_mark(results(own, mark_statements(self.name, 0)), None)[0]
 
     def written_since(self, conn: Any, mark: Any) -> str | None:
         if mark is None:
@@ -254,27 +316,114 @@ class MariaDBDatabase:
         return read_mark(results(self._restore_connection(), mark_statements(self.name, mark[0])), mark)[1]
 
     def look(self, conn: Any, mark: Any, *, known: Collection[Hashable] | None = ()) -> Look:
-        """The schema, the writes since ``mark`` and the foreign sessions, in one round trip."""
-        own = frozenset(self._own)
-        statements = [*signature_statements(self.name), sessions_statement(self.name)]
-        if self._tracking:
-            statements += mark_statements(self.name, mark[0] if mark is not None else 0)
+        """The schema, the writes since ``mark`` and the foreign sessions, in one round trip (usually).
+
+        While the server's counts say nothing could have changed the schema or brought a
+        session here since the last full look (see :class:`_Seen`), only those counts and the
+        write notes are read; a look that ends a scope (``known`` given) also reads the
+        ``AUTO_INCREMENT`` counters for :meth:`after_rollback`.
+        """
+        self._fresh_mark = self._counters = None
+        own_ids = frozenset(self._own)
+        since = mark[0] if mark is not None else 0
+        ending = known is not None
         try:
-            found = results(self._restore_connection(), statements)
+            own = self._restore_connection()
+            seen = self._seen
+            if seen is not None:
+                quick = [gate_statement()]
+                if self._tracking:
+                    quick.append(writes_statement(self.name, since))
+                if ending and self._tracking:
+                    quick.append(autoinc_statement(self.name))
+                found = results(own, quick)
+                gate = read_gate(found[0])
+                if gate[0] == seen.gate[0]:
+                    return self._quick_look(own, seen, gate, found, mark, known, own_ids)
+            statements = [
+                gate_statement(),
+                busy_statement(),
+                sessions_statement(self.name),
+                *signature_statements(self.name),
+            ]
+            if self._tracking:
+                statements += mark_statements(self.name, since)
+            if ending and self._tracking:
+                statements.append(autoinc_statement(self.name))
+            found = results(own, statements)
         except pymysql.Error as exc:
             raise self._backend._error(exc, f"cannot look at {self.name}") from exc
-        sessions: Mapping[Hashable, bool] = sessions_of(self._restore_connection(), found[2], own)
+        gate, busy = read_gate(found[0]), int(found[1][0][0])
+        signature = signature_of(found[3:5])
+        sessions: Mapping[Hashable, bool] = sessions_of(own, found[2], own_ids)
+        new_mark, written = read_mark(found[5:7], mark) if self._tracking else (None, None)
+        self._seen = (
+            _Seen(gate, signature, new_mark[1] if new_mark is not None else "", not sessions, self._connects)
+            if not busy
+            else None
+        )
+        if ending and self._tracking and not sessions:
+            self._counters = found[7]
         if known is not None and set(sessions) - set(known):
             sessions = self.foreign_connections(known)
-        new_mark, written = read_mark(found[3:], mark) if self._tracking else (None, None)
-        return Look(signature_of(found[:2]), written, new_mark, sessions)
+        return Look(signature, written, new_mark, sessions)
+
+    def _quick_look(
+        self,
+        own: MariaDBConnection,
+        seen: _Seen,
+        gate: Gate,
+        found: list[list[tuple[Any, ...]]],
+        mark: Any,
+        known: Collection[Hashable] | None,
+        own_ids: frozenset[int],
+    ) -> Look:
+        """A look whose gate read showed no schema statement since ``seen``: only the sessions may need reading."""
+        new_mark, written = read_mark([found[1], [(seen.ids,)]], mark) if self._tracking else (None, None)
+        sessions: Mapping[Hashable, bool] = {}
+        others_connected = gate[1] - seen.gate[1] != self._connects - seen.connects or gate[2] != seen.gate[2]
+        if others_connected or not seen.sessions_empty:
+            busy, listed = results(own, [busy_statement(), sessions_statement(self.name)])
+            sessions = sessions_of(own, listed, own_ids)
+            # one connecting now (busy) may yet land here: read the sessions again next time
+            self._seen = replace(
+                seen, gate=gate, sessions_empty=not sessions and not busy[0][0], connects=self._connects
+            )
+            if known is not None and set(sessions) - set(known):
+                sessions = self.foreign_connections(known)
+        if len(found) > 2 and not sessions:
+            self._counters = found[2]
+        return Look(seen.signature, written, new_mark, sessions)
+
+    def _run_own(self, conn: MariaDBConnection, statements: list[str]) -> list[list[tuple[Any, ...]]]:
+        """Run dbscope's own ``statements`` in one round trip, between two gate reads (see :class:`_Seen`).
+
+        What the database was seen to be still holds after them only if the counts moved by
+        exactly these statements' own: a schema statement of anyone else's meanwhile forgets it.
+        """
+        found = results(conn, [gate_statement(), *statements, gate_statement()])
+        before, after = read_gate(found[0]), read_gate(found[-1])
+        seen = self._seen
+        ours = own_count(statements)
+        if seen is not None and before[0] == seen.gate[0] and after[0] == before[0] + ours[0]:
+            # sessions: what was seen, plus our own USEs; anyone else's connecting shows at the next look
+            self._seen = replace(seen, gate=(after[0], seen.gate[1], seen.gate[2] + ours[2]))
+        else:
+            self._seen = None
+        return found[1:-1]
 
     def after_rollback(self, template: Any) -> None:
         """InnoDB does not roll back AUTO_INCREMENT: set it back on the tables where it moved."""
         blueprint = self._backend.blueprint(template)
         conn = self._restore_connection()
+        loaded, self._counters = self._counters, None
         try:
-            run_script(conn, after_rollback_script(blueprint, self.name, counters(conn, self.name)))
+            if loaded is None:
+                loaded = rows(conn, autoinc_statement(self.name))
+            now = read_autoinc(conn, self.name, blueprint, loaded)
+            script = after_rollback_script(blueprint, self.name, now)
+            if script:
+                self._run_own(conn, script)
         except pymysql.Error as exc:
             raise self._backend._restore_error(exc, self) from exc
 
@@ -653,24 +802,39 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
         blueprint = self.blueprint(template)
         started = time.perf_counter()
         conn = database._restore_connection()
+        database._fresh_mark = database._counters = None
         try:
-            state = present(conn, database.name)
-            only: set[str] | None = None
-            last = database._restored
-            if database._tracking and last is not None and last[0] is template and last[1] is not None:
-                _, written, rebuilt = read_writes(results(conn, mark_statements(database.name, last[1][0])), last[1])
-                if not rebuilt and same_objects(blueprint, state):
-                    # a table made after the triggers were (a fixture's) has no notes: restore it always
-                    only = written | (set(blueprint.tables) - state.tracked)
+            only, state, mark = self._restore_plan(database, conn, blueprint, template)
             script = restore_script(blueprint, database.name, state, quiet=_QUIET, only=only)
-            if script:
-                run_script(conn, [*script, _LOUD])
+            if only is None:  # tables may have been made or dropped: nothing seen before holds
+                database._seen = None
+                if script:
+                    run_script(conn, [*script, _LOUD])
+                if database._tracking:
+                    untracked = sorted(set(blueprint.tables) - present(conn, database.name).tracked)
+                    if untracked:  # from now on their writes are noted too
+                        run_script(conn, tracking_script(database.name, untracked))
+                    database._restored = (template, database.write_mark(conn))
+            else:  # only rows and counters: the tables and their InnoDB ids stay, one round trip
+                untracked = sorted(set(blueprint.tables) - state.tracked)
+                statements = [*script, _LOUD] if script else []
+                statements += tracking_script(database.name, untracked) if untracked else []
+                if statements:
+                    found = database._run_own(conn, [*statements, writes_statement(database.name, 2**62)])
+                    mark = (int(found[-1][0][0]), mark[1])
+                if database._seen is not None:
+                    database._seen = replace(
+                        database._seen,
+                        objects=Present(
+                            dict.fromkeys(blueprint.tables),
+                            frozenset(name for name, _ in blueprint.views),
+                            frozenset(blueprint.trigger_tables),
+                            frozenset(blueprint.tables),
+                        ),
+                    )
+                database._restored = (template, mark)
             if database._tracking:
-                tracked = state.tracked if only is not None else present(conn, database.name).tracked
-                untracked = sorted(set(blueprint.tables) - tracked)
-                if untracked:  # from now on their writes are noted too
-                    run_script(conn, tracking_script(database.name, untracked))
-                database._restored = (template, database.write_mark(conn))
+                database._fresh_mark = database._restored[1] if database._restored else None
         except pymysql.Error as exc:
             with contextlib.suppress(pymysql.Error):
                 conn.execute(_LOUD)
@@ -683,6 +847,42 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
             "all tables" if only is None else ", ".join(sorted(blueprint.closure(only))) or "nothing written",
             (time.perf_counter() - started) * 1000,
         )
+
+    def _restore_plan(
+        self, database: MariaDBDatabase, conn: MariaDBConnection, blueprint: Blueprint, template: Any
+    ) -> tuple[set[str] | None, Present, Any]:
+        """(the tables to restore, None for all; what the database holds now; the write mark now), one round trip.
+
+        The objects (tables, views, triggers) are read from ``information_schema`` only when
+        the server's counts say a schema statement ran since they were last seen.
+        """
+        last = database._restored
+        partial = database._tracking and last is not None and last[0] is template and last[1] is not None
+        seen = database._seen
+        since = last[1][0] if partial and last is not None else 2**62  # not partial: no list needed
+        statements = [gate_statement(), writes_statement(database.name, since), autoinc_statement(database.name)]
+        if seen is None or seen.objects is None:
+            statements += [busy_statement(), *present_statements(database.name), ids_statement(database.name)]
+        found = results(conn, statements)
+        gate = read_gate(found[0])
+        if seen is not None and seen.objects is not None and gate[0] == seen.gate[0]:
+            counters = read_autoinc(conn, database.name, blueprint, found[2])
+            state = replace(seen.objects, tables={t: counters.get(t) for t in seen.objects.tables})
+            ids = seen.ids
+        elif len(found) > 3:
+            state = present_of(found[4:6])
+            ids = str(found[6][0][0] or "")
+            if seen is not None and gate[0] == seen.gate[0] and not found[3][0][0]:
+                database._seen = replace(seen, objects=replace(state, tables={t: None for t in state.tables}))
+        else:  # seen before, but a schema statement ran since: read them now
+            database._seen = None
+            return self._restore_plan(database, conn, blueprint, template)
+        mark, written, rebuilt = read_writes([found[1], [(ids,)]], last[1] if partial and last is not None else None)
+        only: set[str] | None = None
+        if partial and not rebuilt and same_objects(blueprint, state):
+            # a table made after the triggers were (a fixture's) has no notes: restore it always
+            only = written | (set(blueprint.tables) - state.tracked)
+        return only, state, mark
 
     # -- garbage ---------------------------------------------------------------------------------
 

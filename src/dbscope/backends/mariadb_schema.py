@@ -244,30 +244,35 @@ class Present:
     tracked: frozenset[str] = frozenset()  # tables with dbscope's write-note triggers
 
 
-def present(conn: Any, database: str) -> Present:
+def present_statements(database: str) -> list[str]:
+    """Two queries whose rows :func:`present_of` makes a :class:`Present` of."""
+    db = _string(database)
+    return [
+        f"SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = {db}",
+        f"SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {db}",
+    ]
+
+
+def present_of(found: list[list[tuple[Any, ...]]]) -> Present:
     tables: dict[str, int | None] = {}
     views: set[str] = set()
-    for name, kind, auto in rows(
-        conn,
-        "SELECT TABLE_NAME, TABLE_TYPE, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
-        [database],
-    ):
+    for name, kind, auto in found[0]:
         if kind == "VIEW":
             views.add(str(name))
         else:
             tables[str(name)] = None if auto is None else int(auto)
     triggers: set[str] = set()
     tracked: set[str] = set()
-    for name, table in rows(
-        conn,
-        "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s",
-        [database],
-    ):
+    for name, table in found[1]:
         if not str(name).startswith(OWN):
             triggers.add(str(name))
         elif str(name).startswith(f"{OWN}wi_"):
             tracked.add(str(table))
     return Present(tables, frozenset(views), frozenset(triggers), frozenset(tracked))
+
+
+def present(conn: Any, database: str) -> Present:
+    return present_of(results(conn, present_statements(database)))
 
 
 def _auto_increment_fixes(blueprint: Blueprint, now: dict[str, int | None]) -> list[str]:
@@ -351,20 +356,65 @@ def _partial_restore(blueprint: Blueprint, database: str, state: Present, quiet:
     ]
 
 
-def counters(conn: Any, database: str) -> dict[str, int | None]:
-    """Each table's next ``AUTO_INCREMENT`` value: :func:`present` without the views and triggers.
+def counters(conn: Any, database: str, tables: Iterable[str] | None = None) -> dict[str, int | None]:
+    """Each table's next ``AUTO_INCREMENT`` value (of ``tables`` only, if given), from ``information_schema.TABLES``.
 
-    After every rolled-back scope only the counters matter, and reading
-    ``information_schema.TRIGGERS`` costs more than everything else the scope does (MariaDB
-    parses every table's trigger file for it: 2.5-7 ms on the benchmark schema's 30 tables).
+    Reading it opens every table it lists: see :func:`autoinc_statement` for the cheap way.
     """
-    found = rows(
-        conn,
+    sql = (
         "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'",
-        [database],
+        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'"
     )
-    return {str(name): None if auto is None else int(auto) for name, auto in found}
+    args: list[str] = [database]
+    if tables is not None:
+        names = sorted(tables)
+        if not names:
+            return {}
+        sql += " AND TABLE_NAME IN (" + ", ".join(["%s"] * len(names)) + ")"
+        args += names
+    return {str(name): None if auto is None else int(auto) for name, auto in rows(conn, sql, args)}
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_]+")
+
+
+def autoinc_statement(database: str) -> str:
+    """Each loaded table's ``AUTO_INCREMENT`` counter as InnoDB holds it in memory (no table opened).
+
+    ``information_schema.TABLES`` opens every table to report it (0.5-0.7 ms for 30 tables);
+    ``INNODB_SYS_TABLESTATS`` reads InnoDB's dictionary cache (~0.1 ms). A table missing there
+    (not loaded), or whose counter reads 0 (loaded, not yet opened by the server), is read
+    from ``TABLES`` instead by :func:`read_autoinc`.
+    """
+    return (
+        "SELECT NAME, AUTOINC FROM information_schema.INNODB_SYS_TABLESTATS "
+        f"WHERE NAME LIKE {_string(_innodb_prefix(database) + '%')}"
+    )
+
+
+def _innodb_prefix(database: str) -> str:
+    """``database/`` as a LIKE pattern's literal start (InnoDB names a table ``database/table``)."""
+    return database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "/"
+
+
+def read_autoinc(conn: Any, database: str, blueprint: Blueprint, found: list[tuple[Any, ...]]) -> dict[str, int | None]:
+    """The counters of the blueprint's ``AUTO_INCREMENT`` tables, from :func:`autoinc_statement`'s rows.
+
+    Tables InnoDB does not hold (or holds unopened, counter 0) and names InnoDB spells
+    differently (not plain letters, digits and ``_``) are read from ``TABLES``, in one query.
+    """
+    loaded = {str(name).partition("/")[2]: int(auto) for name, auto in found}
+    now: dict[str, int | None] = {}
+    unknown: list[str] = []
+    for table in blueprint.auto_increment:
+        value = loaded.get(table, 0) if _PLAIN.fullmatch(table) else 0
+        if value:
+            now[table] = value
+        else:
+            unknown.append(table)
+    if unknown:
+        now.update(counters(conn, database, unknown))
+    return now
 
 
 def after_rollback_script(blueprint: Blueprint, database: str, now: dict[str, int | None]) -> list[str]:
@@ -461,15 +511,26 @@ def tracking_script(database: str, tables: Iterable[str]) -> list[str]:
 Mark = tuple[int, str]
 
 
+def writes_statement(database: str, since: int) -> str:
+    """The last write note's id and the tables noted after ``since`` (an index range, not the whole list)."""
+    track = f"{q(track_database(database))}.`dirty`"
+    return (
+        f"SELECT (SELECT IFNULL(MAX(id), 0) FROM {track}), "
+        f"(SELECT GROUP_CONCAT(DISTINCT tbl ORDER BY tbl) FROM {track} WHERE id > {int(since)})"
+    )
+
+
+def ids_statement(database: str) -> str:
+    """The tables' InnoDB ids (a ``TRUNCATE`` or a rebuilding ``ALTER`` gives a table a new one)."""
+    return (
+        "SELECT GROUP_CONCAT(CONCAT(NAME, '=', TABLE_ID) ORDER BY NAME) FROM information_schema.INNODB_SYS_TABLES "
+        f"WHERE NAME LIKE {_string(_innodb_prefix(database) + '%')}"
+    )
+
+
 def mark_statements(database: str, since: int) -> list[str]:
     """The write notes after ``since`` (and the last one's id), then the tables' InnoDB ids."""
-    pattern = database.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%") + "/%"
-    return [
-        f"SELECT IFNULL(MAX(id), 0), GROUP_CONCAT(DISTINCT IF(id > {int(since)}, tbl, NULL) ORDER BY tbl) "
-        f"FROM {q(track_database(database))}.`dirty`",
-        "SELECT GROUP_CONCAT(CONCAT(NAME, '=', TABLE_ID) ORDER BY NAME) FROM information_schema.INNODB_SYS_TABLES "
-        f"WHERE NAME LIKE {_string(pattern)}",
-    ]
+    return [writes_statement(database, since), ids_statement(database)]
 
 
 def read_writes(found: list[list[tuple[Any, ...]]], mark: Mark | None) -> tuple[Mark, set[str], bool]:
@@ -485,3 +546,75 @@ def read_mark(found: list[list[tuple[Any, ...]]], mark: Mark | None) -> tuple[Ma
     if rebuilt:
         written.add("a table truncated or rebuilt")
     return new, ", ".join(sorted(written)) or None
+
+
+# -- what changed on the server, cheaply --------------------------------------------------------
+
+#: MariaDB's server-wide counts of the statements that can change a table, view or trigger
+#: (or a table's InnoDB id): while their sum stays the same, no schema anywhere on the
+#: server changed. Each statement counts when it starts, prepared, in a stored routine or
+#: ``EXECUTE IMMEDIATE`` alike, and failed ones too.
+DDL_COUNTERS = (
+    "COM_ALTER_DB",
+    "COM_ALTER_DB_UPGRADE",
+    "COM_ALTER_SEQUENCE",
+    "COM_ALTER_TABLE",
+    "COM_CREATE_DB",
+    "COM_CREATE_INDEX",
+    "COM_CREATE_SEQUENCE",
+    "COM_CREATE_TABLE",
+    "COM_CREATE_TRIGGER",
+    "COM_CREATE_VIEW",
+    "COM_DROP_DB",
+    "COM_DROP_INDEX",
+    "COM_DROP_SEQUENCE",
+    "COM_DROP_TABLE",
+    "COM_DROP_TRIGGER",
+    "COM_DROP_VIEW",
+    "COM_OPTIMIZE",
+    "COM_RENAME_TABLE",
+    "COM_REPAIR",
+    "COM_TRUNCATE",
+)
+#: sessions reach a database by connecting (CONNECTIONS) or by ``USE``/``COM_INIT_DB`` (COM_CHANGE_DB)
+SESSION_COUNTERS = ("CONNECTIONS", "COM_CHANGE_DB")
+
+#: (schema statements, connections, database changes), server-wide, see :func:`gate_statement`
+Gate = tuple[int, int, int]
+
+_DDL_WORDS = frozenset({"ALTER", "CREATE", "DROP", "OPTIMIZE", "RENAME", "REPAIR", "TRUNCATE"})
+
+
+def gate_statement() -> str:
+    """One row: the sums of :data:`DDL_COUNTERS`, CONNECTIONS and COM_CHANGE_DB (~0.2 ms, nothing opened)."""
+    ddl = ", ".join(literal(name) for name in DDL_COUNTERS)
+    every = ", ".join(literal(name) for name in (*DDL_COUNTERS, *SESSION_COUNTERS))
+    return (
+        f"SELECT SUM(IF(VARIABLE_NAME IN ({ddl}), VARIABLE_VALUE, 0)), "
+        "SUM(IF(VARIABLE_NAME = 'CONNECTIONS', VARIABLE_VALUE, 0)), "
+        "SUM(IF(VARIABLE_NAME = 'COM_CHANGE_DB', VARIABLE_VALUE, 0)) "
+        f"FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ({every})"
+    )
+
+
+def read_gate(found: list[tuple[Any, ...]]) -> Gate:
+    ddl, connections, change_db = found[0]
+    return int(ddl or 0), int(connections or 0), int(change_db or 0)
+
+
+def own_count(statements: Iterable[str]) -> Gate:
+    """What ``statements`` (dbscope's own) add to the :func:`gate_statement` counts."""
+    ddl = use = 0
+    for statement in statements:
+        word = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+        ddl += word in _DDL_WORDS
+        use += word == "USE"
+    return ddl, 0, use
+
+
+def busy_statement() -> str:
+    """How many other sessions on the server run a statement, or are connecting, now."""
+    return (
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+        "WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon')"
+    )
