@@ -181,3 +181,33 @@ def test_dbscope_gc_has_nothing_to_do_for_it() -> None:
 def test_without_root_no_user_option_is_given() -> None:
     server = ThrowawayServer()
     assert server._user_options() == (["--user=root"] if os.geteuid() == 0 else [])
+
+
+# -- mysqld -------------------------------------------------------------------------------------------
+
+
+def test_mariadbs_server_under_its_old_names_mysqld_and_mysql_install_db_starts(base_dir: Path) -> None:
+    """Debian's /usr/sbin/mysqld is MariaDB's: a bindir with only the old names works, installing afresh."""
+    server_path, install_path = shutil.which("mysqld", path="/usr/sbin:/usr/bin"), shutil.which("mysql_install_db")
+    assert server_path and install_path, "MariaDB's server should also answer to mysqld and mysql_install_db here"
+    bindir = base_dir / "bin"
+    bindir.mkdir()
+    (bindir / "mysqld").symlink_to(server_path)
+    (bindir / "mysql_install_db").symlink_to(install_path)
+    with ThrowawayServer(bindir=bindir, base_dir=base_dir, cache=False) as server:
+        assert "MariaDB" in query(server.url, "SELECT VERSION()")
+        assert query(server.url, "SELECT @@datadir").startswith(str(base_dir))
+
+
+def test_mysqls_own_mysqld_is_refused_by_name_and_mariadbs_is_not() -> None:
+    from dbscope.backends.mariadb_proc import refuse_mysql
+
+    real = subprocess.run(["/usr/sbin/mysqld", "--version"], capture_output=True, text=True, check=True).stdout
+    refuse_mysql(Path("/usr/sbin/mysqld"), real)  # MariaDB's, under the old name: no error
+    mysql = "/opt/mysql/bin/mysqld  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)\n"
+    with pytest.raises(BackendUnavailableError) as caught:
+        refuse_mysql(Path("/opt/mysql/bin/mysqld"), mysql)
+    message = str(caught.value)
+    assert "/opt/mysql/bin/mysqld is not MariaDB's" in message
+    assert "8.0.36" in message and "MySQL Community Server" in message
+    assert "bindir" in message and "mysql://user@host:port/" in message

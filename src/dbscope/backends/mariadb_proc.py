@@ -66,6 +66,7 @@ __all__ = [
     "ThrowawayServer",
     "find_programs",
     "is_throwaway_datadir",
+    "refuse_mysql",
     "start_server",
 ]
 
@@ -109,11 +110,31 @@ def find_programs(bindir: str | os.PathLike[str] | None = None) -> tuple[Path, P
     install = _find(("mariadb-install-db", "mysql_install_db"), where)
     if server is None or install is None:
         missing = " and ".join(
-            name for name, path in (("mariadbd", server), ("mariadb-install-db", install)) if path is None
+            name
+            for name, path in (("mariadbd (or mysqld)", server), ("mariadb-install-db (or mysql_install_db)", install))
+            if path is None
         )
         looked = f"in {str(where)!r} (given as bindir)" if where else f"on PATH and in {', '.join(_SEARCH)}"
         raise BackendUnavailableError(f"mysql+proc:// needs MariaDB's {missing}, not found {looked}; {INSTALL_HINT}")
     return server, install
+
+
+def refuse_mysql(server: Path, version: str) -> None:
+    """Raise unless ``version`` (``<server> --version``) is MariaDB's: MySQL's ``mysqld`` is not started.
+
+    On Debian and others ``mysqld`` is MariaDB's server under its old name, and is used. MySQL's
+    own ``mysqld`` initialises and starts differently (``--initialize-insecure``, other
+    options), so ``mysql+proc://`` names it and stops rather than fail half-way.
+    """
+    if "mariadb" in version.lower():
+        return
+    said = " ".join(version.split()) or "nothing"
+    raise BackendUnavailableError(
+        f"mysql+proc:// starts MariaDB's server, and {server} is not MariaDB's: `{server.name} --version` says "
+        f"{said!r}. A throwaway MySQL server is not supported; install MariaDB's server (`mariadbd`) and give "
+        f"its directory as bindir (mysql+proc://?bindir=/usr/sbin) if both are installed, or point dbscope_url "
+        "at a running server: mysql://user@host:port/"
+    )
 
 
 def is_throwaway_datadir(datadir: str) -> bool:
@@ -191,9 +212,9 @@ class ThrowawayServer(ThrowawayProcess):
     def _launch(self) -> None:
         assert self._programs is not None
         server, install = self._programs
-        self._version = (
-            self._run([str(server), "--version"], "mariadbd --version").stdout.split(" Ver ")[-1].split()[0] or None
-        )
+        answer = self._run([str(server), "--version"], f"{server.name} --version").stdout
+        refuse_mysql(server, answer)
+        self._version = answer.split(" Ver ")[-1].split()[0] or None
         self._make_data(server, install)
         self._start_server(server)
 
