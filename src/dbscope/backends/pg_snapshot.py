@@ -27,7 +27,20 @@ held the snapshot when the marks were last emptied, steps 2-4 touch only the tab
 since (plus, for a role that is not superuser, the tables holding rows that reference
 them, and for a TRUNCATE every referencing table: see :func:`_restore_set`) and the
 sequences that moved. Anything unproven (a table without its enabled trigger, inheritance
-or partitions, an unknown starting point) restores every table, as above.
+or partitions, an unknown starting point, the unlogged tracking tables emptied by a crash
+of the server) restores every table, as above.
+
+Baseline copies: with write tracking, the first restore to a snapshot also writes its rows
+into unlogged tables in the worker's database (``dbscope_track.base_<n>``, a marker row
+in ``dbscope_track.baseline`` names the snapshot and the tables' oids), and step 3 becomes
+``INSERT ... SELECT`` from them: no ``COPY`` round trip per table, so the statements after
+the look go in one pipeline. For a superuser (whose DDL an event trigger counts), that
+restore also writes a PL/pgSQL function holding a partial restore's statements for every
+table; the later restores are one call of it, one round trip: it locks, checks that no DDL
+was counted since dbscope last read the catalog and that the copies are the snapshot's,
+takes the marks and restores those tables and the sequences that moved; when it cannot
+prove that is enough (DDL, a written table big enough for TRUNCATE) it changes nothing and
+the restore goes the long way above.
 
 Open connections stay open. The restore first takes ``EXCLUSIVE`` locks on every table:
 it waits (up to ``lock_timeout``) for a transaction that wrote and is still open, and
@@ -38,6 +51,8 @@ default; a dropped table is an error) are not undone.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -49,6 +64,7 @@ from ..errors import CleanupError
 
 __all__ = [
     "SCHEMA_SIGNATURE",
+    "Catalog",
     "changed_sequences",
     "ddl_count",
     "TRACK_SCHEMA",
@@ -93,6 +109,10 @@ class Snapshot:
     #: some table inherits from another (or is a partition): a write to the parent reaches the
     #: children without firing their statement triggers, so every restore restores every table
     inherits: bool = True
+    #: some table has rewrite rules: an INSERT could be rewritten, so rows go back by COPY (see restore)
+    rules: bool = True
+    #: names this snapshot's rows in the worker database's baseline copies (see restore)
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
 
     @property
     def size(self) -> int:
@@ -189,6 +209,12 @@ def install_write_tracking(conn: psycopg.Connection[Any], *, superuser: bool) ->
             conn.execute(
                 sql.SQL("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}").format(_ident(table), sql.Identifier(_TRACK_TRIGGER))
             )
+        # the baseline copies' marker (see restore): its row says the unlogged tables are intact
+        # (a crash empties them, the write marks with them) and whose rows the copies hold
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {}.baseline (copies text NOT NULL)").format(track))
+        conn.execute(
+            sql.SQL("INSERT INTO {}.baseline SELECT '' WHERE NOT EXISTS (SELECT FROM {}.baseline)").format(track, track)
+        )
         if not superuser:  # event triggers are a superuser's: the schema is then compared in full each time
             return False
         # a row per DDL command, not a counter to update: no row lock for two sessions to wait on
@@ -206,6 +232,8 @@ def install_write_tracking(conn: psycopg.Connection[Any], *, superuser: bool) ->
                 sql.Identifier(_TRACK_TRIGGER), track
             )
         )
+        # ALWAYS: DDL under session_replication_role = replica is counted too (a restore's own, a test's)
+        conn.execute(sql.SQL("ALTER EVENT TRIGGER {} ENABLE ALWAYS").format(sql.Identifier(_TRACK_TRIGGER)))
     return True
 
 
@@ -306,6 +334,9 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         f"WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', '{TRACK_SCHEMA}'))"
     ).fetchone()
+    rules_row = conn.execute(
+        f"SELECT EXISTS (SELECT {_USER_RELATIONS} AND c.relkind = 'r' AND c.relhasrules)"
+    ).fetchone()
     columns: dict[Table, list[str]] = {t: [] for t in tables}
     for schema, name, column in conn.execute(
         "SELECT n.nspname, c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
@@ -354,6 +385,7 @@ def take_snapshot(conn: psycopg.Connection[Any]) -> Snapshot:
         superuser,
         {t: tuple(sorted(c)) for t, c in referencers.items()},
         bool(inherit_row and inherit_row[0]),
+        bool(rules_row and rules_row[0]),
     )
 
 
@@ -378,6 +410,16 @@ def restore_snapshot(
 
 
 @dataclass(frozen=True)
+class Catalog:
+    """What a restore read from the catalog: the next restore reuses it while no DDL was counted since."""
+
+    ddl: int  # the DDL count (see ddl_count) when it was read
+    oids: dict[Table, int]  # every table of the user's schemas
+    tracked: frozenset[Table]  # those whose tracking trigger is enabled ALWAYS
+    copies: str = ""  # the baseline copies' marker it read (see _copies_marker)
+
+
+@dataclass(frozen=True)
 class Restored:
     """What :func:`restore` did."""
 
@@ -385,6 +427,9 @@ class Restored:
     tables: tuple[Table, ...]  # the tables it emptied and filled again
     partial: bool  # it restored only the tables written (and those a restore of them reaches)
     untracked: tuple[Table, ...] = ()  # (with tracking) tables without their enabled tracking trigger
+    catalog: Catalog | None = None  # what the next restore may reuse (None: it reads the catalog)
+    copied: bool = False  # the rows went back from the baseline copies in the database, not by COPY
+    one_call: bool = False  # in one round trip, by the function the copies came with (see restore)
 
 
 def _restore_set(snapshot: Snapshot, written: set[Table], sizes: dict[Table, int]) -> tuple[set[Table], set[Table]]:
@@ -416,6 +461,135 @@ def _restore_set(snapshot: Snapshot, written: set[Table], sizes: dict[Table, int
     return restore, truncate
 
 
+#: the catalog a restore reads when it cannot reuse the last one: every table with its oid and whether
+#: its tracking trigger is enabled ALWAYS, every table's size, every sequence's value
+_RELATIONS = (
+    "SELECT c.oid, n.nspname, c.relname, EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid "
+    f"AND t.tgname = '{_TRACK_TRIGGER}' AND t.tgenabled = 'A') {_USER_RELATIONS} AND c.relkind = 'r'"
+)
+_SIZES = f"SELECT c.oid, pg_relation_size(c.oid) {_USER_RELATIONS} AND c.relkind = 'r'"
+_SEQUENCES = "SELECT schemaname, sequencename, last_value FROM pg_sequences"
+#: a tracked restore's look, once every table is locked, in one statement: the DDL count, the copies'
+#: marker, the tables written (the marks, emptied, and the oids given) with their sizes, and the
+#: given sequences' values (NULL: not called yet)
+_RESTORE_LOOK = (
+    "WITH marks AS (DELETE FROM {track}.dirty RETURNING tbl::oid AS id), "
+    "dirty AS (SELECT id FROM marks UNION SELECT unnest(%s::oid[])) "
+    "SELECT {ddl}, (SELECT copies FROM {track}.baseline LIMIT 1), "
+    "ARRAY(SELECT id FROM dirty ORDER BY id), ARRAY(SELECT coalesce(pg_relation_size(id), 0) FROM dirty ORDER BY id), "
+    "ARRAY(SELECT pg_sequence_last_value(to_regclass(s)) FROM unnest(%s::text[]) WITH ORDINALITY AS u(s, i) ORDER BY i)"
+)
+_COPY_NAME = "base_{}"  # the baseline copy of the snapshot's i-th table, in TRACK_SCHEMA
+
+
+def _copy_of(index: int) -> sql.Identifier:
+    return sql.Identifier(TRACK_SCHEMA, _COPY_NAME.format(index))
+
+
+#: SQLSTATE the one-call restore raises when it cannot prove it is enough: the caller restores the long way
+_LONG_WAY = "DBS01"
+_FAST_RESTORE = "restore_written"  # the one-call restore's function, in TRACK_SCHEMA
+
+
+def _copies_marker(snapshot: Snapshot, oids: dict[Table, int]) -> str:
+    """What the baseline copies' marker says when they (and the one-call restore, which names the
+    tables by oid) are ``snapshot``'s, made for tables with these ``oids``."""
+    tables = ",".join(str(oids.get(table, 0)) for table in snapshot.tables)
+    return f"{snapshot.token}:{hashlib.md5(tables.encode(), usedforsecurity=False).hexdigest()}"
+
+
+def _fast_restore_function(conn: psycopg.Connection[Any], snapshot: Snapshot, oids: dict[Table, int]) -> sql.Composed:
+    """``CREATE FUNCTION`` of a superuser's one-call restore of ``snapshot`` (see :func:`restore`).
+
+    Its statements are static, so PL/pgSQL plans each once a session. It raises :data:`_LONG_WAY`
+    (having changed nothing) when DDL was counted since ``oids`` were read, when the baseline
+    copies are not ``snapshot``'s (or a crash emptied them) or a written table is big enough for
+    TRUNCATE; otherwise it restores the tables written (the marks and the oids given) from the
+    copies, the sequences that moved, and returns the tables' oids.
+    """
+    track = sql.Identifier(TRACK_SCHEMA)
+    long_way = sql.SQL("RAISE EXCEPTION USING ERRCODE = {}, MESSAGE = {}")
+    body: list[sql.Composable] = [
+        sql.SQL("DECLARE dirty oid[]; o oid; BEGIN LOCK TABLE {} IN EXCLUSIVE MODE;").format(
+            sql.SQL(", ").join(map(_ident, snapshot.tables))
+        ),
+        sql.SQL(
+            "IF (SELECT count(*) FROM {}.ddl) <> expected_ddl "
+            "OR NOT EXISTS (SELECT FROM {}.baseline WHERE copies = {}) THEN {}; END IF;"
+        ).format(
+            track,
+            track,
+            sql.Literal(_copies_marker(snapshot, oids)),
+            long_way.format(sql.Literal(_LONG_WAY), sql.Literal("dbscope: the catalog or the copies changed")),
+        ),
+        sql.SQL(
+            "WITH marks AS (DELETE FROM {}.dirty RETURNING tbl::oid AS id) "
+            "SELECT ARRAY(SELECT id FROM marks UNION SELECT unnest(written)) INTO dirty;"
+        ).format(track),
+        sql.SQL(
+            "FOREACH o IN ARRAY dirty LOOP IF coalesce(pg_relation_size(o), 0) > {} THEN {}; END IF; END LOOP;"
+        ).format(
+            sql.Literal(TRUNCATE_ABOVE_BYTES),
+            long_way.format(sql.Literal(_LONG_WAY), sql.Literal("dbscope: a big table was written")),
+        ),
+    ]
+    for table in reversed(snapshot.tables):  # children before the tables they reference
+        body.append(
+            sql.SQL("IF {} = ANY(dirty) THEN DELETE FROM {}; END IF;").format(sql.Literal(oids[table]), _ident(table))
+        )
+    for index, table in enumerate(snapshot.tables):
+        if table in snapshot.data:
+            columns = sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table]))
+            body.append(
+                sql.SQL(
+                    "IF {} = ANY(dirty) THEN INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}; END IF;"
+                ).format(sql.Literal(oids[table]), _ident(table), columns, columns, _copy_of(index))
+            )
+    for seq, value, called in snapshot.sequences:
+        name = sql.Literal(sql.Identifier(*seq).as_string(conn))
+        body.append(
+            sql.SQL(
+                "IF pg_sequence_last_value({}::regclass) IS DISTINCT FROM {}::bigint "
+                "THEN PERFORM setval({}::regclass, {}, {}); END IF;"
+            ).format(name, sql.Literal(value if called else None), name, sql.Literal(value), sql.Literal(called))
+        )
+    body.append(sql.SQL("DELETE FROM {}.dirty; RETURN dirty; END").format(track))
+    return sql.SQL(
+        "CREATE OR REPLACE FUNCTION {}(written oid[], expected_ddl bigint) RETURNS oid[] LANGUAGE plpgsql AS {}"
+    ).format(sql.Identifier(TRACK_SCHEMA, _FAST_RESTORE), sql.Literal(sql.SQL(" ").join(body).as_string(conn)))
+
+
+def _make_copies(conn: psycopg.Connection[Any], snapshot: Snapshot, oids: dict[Table, int] | None) -> None:
+    """Replace the baseline copies with ``snapshot``'s rows: an unlogged table in TRACK_SCHEMA for each
+    table that has rows (in the restore's transaction); given ``oids``, also the one-call restore."""
+    old = conn.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace AND relname ~ '^base_[0-9]+$'",
+        [TRACK_SCHEMA],
+    ).fetchall()
+    with conn.pipeline():
+        if old:
+            conn.execute(
+                sql.SQL("DROP TABLE {}").format(
+                    sql.SQL(", ").join(sql.Identifier(TRACK_SCHEMA, str(name)) for (name,) in old)
+                )
+            )
+        for index, table in enumerate(snapshot.tables):
+            if table in snapshot.data:
+                conn.execute(
+                    sql.SQL("CREATE UNLOGGED TABLE {} AS SELECT {} FROM {} WITH NO DATA").format(
+                        _copy_of(index), sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table])), _ident(table)
+                    )
+                )
+    with conn.cursor() as cur:
+        for index, table in enumerate(snapshot.tables):
+            payload = snapshot.data.get(table)
+            if payload is not None:
+                with cur.copy(sql.SQL("COPY {} FROM STDIN (FORMAT binary)").format(_copy_of(index))) as copy:
+                    copy.write(payload)
+    if oids is not None:
+        conn.execute(_fast_restore_function(conn, snapshot, oids))
+
+
 def restore(
     conn: psycopg.Connection[Any],
     snapshot: Snapshot,
@@ -424,6 +598,8 @@ def restore(
     lock_timeout_s: float,
     written: Collection[int] | None = None,
     tracking: bool = False,
+    ddl_counted: bool = False,
+    catalog: Catalog | None = None,
 ) -> Restored:
     """Put ``snapshot`` back into ``conn``'s database in one transaction (``conn`` is autocommit).
 
@@ -434,47 +610,58 @@ def restore(
     committed or rolled back by then, and no new one can start) and, given ``written``, only
     those tables are restored (see :func:`_restore_set`). Every table is restored instead
     when that is not proven enough: ``written`` unknown, a table without its enabled
-    tracking trigger (created later, or a test disabled its triggers), or tables that
-    inherit. The marks of the restore's own writes are dropped before it commits.
+    tracking trigger (created later, or a test disabled its triggers), tables that
+    inherit, or the unlogged tracking tables emptied by a crash of the server. The marks of
+    the restore's own writes are dropped before it commits.
+
+    With ``tracking``, the rows go back from baseline copies kept in the database (unlogged
+    tables in TRACK_SCHEMA, made from the snapshot by the first restore to it): a restore is
+    then two round trips, the second a pipeline of ``DELETE`` and ``INSERT ... SELECT`` per
+    table. Without it (or where a table has rewrite rules), by ``COPY`` from the snapshot.
+    With ``ddl_counted`` (an event trigger counts DDL), ``catalog`` (the last restore's
+    :attr:`Restored.catalog`) stands in for the catalog's tables and triggers while the DDL
+    count has not moved.
     """
     track = sql.Identifier(TRACK_SCHEMA)
     # synchronous_commit off: a restore waits for no WAL flush (a crash may lose the restore, never
     # corrupt the database; a test database does not outlive a crash of its server anyway)
     settings = _RESTORE_SETTINGS_SUPERUSER if snapshot.superuser else _RESTORE_SETTINGS
-    # round trips are most of a small restore's cost: the statements go in three pipelines
-    # (and one COPY a table), in a transaction begun and ended by hand (COPY cannot be pipelined)
+    reuse = tracking and ddl_counted and catalog is not None and written is not None and not snapshot.inherits
+    # a superuser's restore of a snapshot whose copies and one-call restore are in place: one round trip
+    one_call = reuse and snapshot.superuser and not snapshot.rules and catalog is not None
+    one_call = one_call and catalog is not None and catalog.copies == _copies_marker(snapshot, catalog.oids)
+    looked: tuple[Any, ...] | None = None
+    read: tuple[psycopg.Cursor[Any], ...] | None = None
     try:
+        if one_call and catalog is not None and written is not None:
+            done = _restore_in_one_call(conn, snapshot, settings, lock_timeout_s, catalog, written)
+            if done is not None:
+                return done
         try:
+            # round trips are most of a small restore's cost: a pipeline that locks and looks, and one
+            # that restores, in a transaction begun and ended by hand (COPY cannot be pipelined)
             with conn.pipeline():
                 conn.execute("BEGIN")
                 conn.execute(settings, [f"{int(lock_timeout_s * 1000)}ms"])
-                relations = conn.execute(
-                    "SELECT c.oid, n.nspname, c.relname, EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid "
-                    f"AND t.tgname = '{_TRACK_TRIGGER}' AND t.tgenabled = 'A') {_USER_RELATIONS} AND c.relkind = 'r'"
-                )
-                locked = sizes_cursor = marks_cursor = sequences_cursor = None
+                locked = None
                 if snapshot.tables:  # wait for writers still in a transaction (bounded), keep new ones out
                     locked = conn.execute(
                         sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(
                             sql.SQL(", ").join(map(_ident, snapshot.tables))
                         )
                     )
+                look = None
                 if tracking:  # read once every table is locked: every writer has committed or rolled back
-                    marks_cursor = conn.execute(sql.SQL("DELETE FROM {}.dirty RETURNING tbl::oid").format(track))
-                sizes_cursor = conn.execute(
-                    f"SELECT n.nspname, c.relname, pg_relation_size(c.oid) {_USER_RELATIONS} AND c.relkind = 'r'"
-                )
-                sequences_cursor = conn.execute("SELECT schemaname, sequencename, last_value FROM pg_sequences")
-                rows = relations.fetchall()
+                    ddl = sql.SQL("(SELECT count(*) FROM {}.ddl)").format(track) if ddl_counted else sql.SQL("NULL")
+                    names = [sql.Identifier(*seq).as_string(conn) for seq, _, _ in snapshot.sequences] if reuse else []
+                    look = conn.execute(
+                        sql.SQL(_RESTORE_LOOK).format(track=track, ddl=ddl), [sorted(written or ()), names]
+                    )
+                if not reuse:
+                    read = tuple(conn.execute(q) for q in (_RELATIONS, _SIZES, _SEQUENCES))
+            looked = look.fetchone() if look is not None else None
         except psycopg.errors.UndefinedTable:
-            rows, locked = [], None  # a table of the snapshot is gone: said below
-        oids: dict[Table, int] = {}
-        tracked: set[Table] = set()
-        for oid, schema, name, noted in rows:
-            table = (str(schema), str(name))
-            oids[table] = int(oid)
-            if noted:
-                tracked.add(table)
+            locked = None  # a table of the snapshot (or dbscope's tracking) is gone: said below
         if locked is None and snapshot.tables:
             conn.execute("ROLLBACK")
             present = set(_tables(conn))
@@ -488,23 +675,56 @@ def restore(
                 f"cannot restore {database} in place: the test dropped table(s) {shown} of the template; "
                 "use the clone strategy for tests that change the schema"
             )
-        assert sizes_cursor is not None and sequences_cursor is not None
-        marks = {int(row[0]) for row in marks_cursor.fetchall()} if marks_cursor is not None else set()
-        sizes = {(str(schema), str(name)): int(size) for schema, name, size in sizes_cursor.fetchall()}
-        current = {
-            (str(schema), str(name)): (None if value is None else int(value))
-            for schema, name, value in sequences_cursor.fetchall()
-        }
+        ddl_now: int | None = None
+        copies: str | None = None  # None: the copies' marker is gone (a crash emptied the unlogged tables)
+        dirty_sizes: dict[int, int] = {}
+        if looked is not None:
+            ddl_now = None if looked[0] is None else int(looked[0])
+            copies = None if looked[1] is None else str(looked[1])
+            dirty_sizes = {int(oid): int(size) for oid, size in zip(looked[2], looked[3], strict=True)}
+        if (
+            reuse
+            and catalog is not None
+            and looked is not None
+            and ddl_now == catalog.ddl
+            and copies is not None
+            and all(table in catalog.tracked for table in snapshot.tables)
+        ):
+            # no DDL since the catalog was read: the same tables, all tracked; only what was written matters
+            oids, tracked, sizes_by_oid = catalog.oids, catalog.tracked, dirty_sizes
+            current = {
+                seq: (None if value is None else int(value))
+                for (seq, _, _), value in zip(snapshot.sequences, looked[4], strict=True)
+            }
+        else:
+            if read is None:  # DDL since: the catalog again
+                with conn.pipeline():
+                    read = tuple(conn.execute(q) for q in (_RELATIONS, _SIZES, _SEQUENCES))
+            relations, sizes_cursor, sequences_cursor = read
+            oids = {}
+            tracked_now: set[Table] = set()
+            for oid, schema, name, noted in relations.fetchall():
+                oids[(str(schema), str(name))] = int(oid)
+                if noted:
+                    tracked_now.add((str(schema), str(name)))
+            tracked = frozenset(tracked_now)
+            sizes_by_oid = {int(oid): int(size) for oid, size in sizes_cursor.fetchall()}
+            current = {
+                (str(schema), str(name)): (None if value is None else int(value))
+                for schema, name, value in sequences_cursor.fetchall()
+            }
+        sizes = {table: sizes_by_oid[oid] for table, oid in oids.items() if oid in sizes_by_oid}
         extra = sorted(set(oids) - set(snapshot.tables))
         partial = (
             tracking
+            and copies is not None
             and written is not None
             and not snapshot.inherits
             and all(table in tracked for table in snapshot.tables)
         )
         if partial:
             by_oid = {oids[table]: table for table in snapshot.tables}
-            dirty = {by_oid[oid] for oid in {*(written or ()), *marks} if oid in by_oid}
+            dirty = {by_oid[oid] for oid in dirty_sizes if oid in by_oid}
             chosen, big = _restore_set(snapshot, dirty, sizes)
             tables = [t for t in snapshot.tables if t in chosen]
             sequences = tuple(
@@ -514,10 +734,16 @@ def restore(
             )
         else:
             tables = list(snapshot.tables)
-            big = {t for t in tables if sizes[t] > TRUNCATE_ABOVE_BYTES}
+            big = {t for t in tables if sizes.get(t, 0) > TRUNCATE_ABOVE_BYTES}
             sequences = snapshot.sequences
         chosen_set = set(tables)
         toggled = [] if snapshot.superuser else [t for t in snapshot.trigger_tables if t in chosen_set]
+        copied = tracking and not snapshot.rules  # rows back by INSERT ... SELECT from the copies
+        marker = _copies_marker(snapshot, oids) if copied else ""
+        note = marker if tracking and copies != marker else None  # what the copies' marker is to say now
+        if copied and copies != marker:
+            fast = ddl_now is not None and snapshot.superuser and not snapshot.inherits
+            _make_copies(conn, snapshot, oids if fast else None)
         with conn.pipeline():
             if extra:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.SQL(", ").join(map(_ident, extra))))
@@ -529,30 +755,36 @@ def restore(
             for table in toggled:
                 conn.execute(sql.SQL("ALTER TABLE {} DISABLE TRIGGER USER").format(_ident(table)))
             for table in reversed(tables):  # children before the tables they reference
-                if table not in big and sizes[table] > 0:
+                if table not in big and sizes.get(table, 1) > 0:
                     conn.execute(sql.SQL("DELETE FROM {}").format(_ident(table)))
-        with conn.cursor() as cur:
-            for table in tables:
-                payload = snapshot.data.get(table)
-                if payload is None:
-                    continue
-                statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
-                    _ident(table), sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table]))
-                )
-                with cur.copy(statement) as copy:
-                    copy.write(payload)
-        with conn.pipeline():
-            for table in toggled:
-                enable = sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(_ident(table))
-                if table in tracked:  # ENABLE TRIGGER USER leaves the tracking trigger ENABLE (not ALWAYS)
-                    enable = sql.SQL("{}, ENABLE ALWAYS TRIGGER {}").format(enable, sql.Identifier(_TRACK_TRIGGER))
-                conn.execute(enable)
-            restore_sequences(conn, replace(snapshot, sequences=sequences))
-            if tracking:  # the restore's own writes are not a test's (every table is still locked)
-                conn.execute(sql.SQL("DELETE FROM {}.dirty").format(track))
-            conn.execute("COMMIT")
+            if copied:
+                for index, table in enumerate(snapshot.tables):  # parents before children
+                    if table in chosen_set and table in snapshot.data:
+                        columns = sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table]))
+                        conn.execute(
+                            sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}").format(
+                                _ident(table), columns, columns, _copy_of(index)
+                            )
+                        )
+                _finish(conn, snapshot, sequences, toggled, tracked, tracking, note)
+        if not copied:
+            with conn.cursor() as cur:
+                for table in tables:
+                    payload = snapshot.data.get(table)
+                    if payload is None:
+                        continue
+                    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
+                        _ident(table), sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table]))
+                    )
+                    with cur.copy(statement) as copy:
+                        copy.write(payload)
+            with conn.pipeline():
+                _finish(conn, snapshot, sequences, toggled, tracked, tracking, note)
         untracked = tuple(t for t in snapshot.tables if t not in tracked) if tracking else ()
-        return Restored(bool(extra), tuple(tables), partial, untracked)
+        # the restore's own DDL (dropped tables, new copies) moved the DDL count: the next one reads the catalog
+        made = copied and copies != marker
+        kept = None if ddl_now is None or extra or made else Catalog(ddl_now, oids, tracked, copies or "")
+        return Restored(bool(extra), tuple(tables), partial, untracked, kept, copied)
     except psycopg.errors.LockNotAvailable as exc:
         _roll_back(conn)
         holders = ""
@@ -572,6 +804,70 @@ def restore(
     except BaseException:
         _roll_back(conn)
         raise
+
+
+def _restore_in_one_call(
+    conn: psycopg.Connection[Any],
+    snapshot: Snapshot,
+    settings: str,
+    lock_timeout_s: float,
+    catalog: Catalog,
+    written: Collection[int],
+) -> Restored | None:
+    """The restore as one call of the function :func:`_fast_restore_function` made: one round trip.
+
+    None (nothing changed) when that function cannot prove it is enough: the caller restores
+    the long way.
+    """
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            conn.execute(settings, [f"{int(lock_timeout_s * 1000)}ms"])
+            cursor = conn.execute(
+                sql.SQL("SELECT {}(%s::oid[], %s)").format(sql.Identifier(TRACK_SCHEMA, _FAST_RESTORE)),
+                [sorted(written), catalog.ddl],
+            )
+            conn.execute("COMMIT")
+        row = cursor.fetchone()
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject):
+        _roll_back(conn)  # a test dropped a table or dbscope's tracking: the long way says what
+        return None
+    except psycopg.Error as exc:
+        if exc.sqlstate != _LONG_WAY:
+            raise
+        _roll_back(conn)
+        return None
+    restored = {int(oid) for oid in (row[0] if row else None) or ()}
+    tables = tuple(t for t in snapshot.tables if catalog.oids.get(t) in restored)
+    return Restored(False, tables, True, (), catalog, True, True)
+
+
+def _finish(
+    conn: psycopg.Connection[Any],
+    snapshot: Snapshot,
+    sequences: tuple[tuple[Table, int, bool], ...],
+    toggled: list[Table],
+    tracked: Collection[Table],
+    tracking: bool,
+    marker: str | None,
+) -> None:
+    """A restore's last statements, in the caller's pipeline: triggers back on, sequences, marks, COMMIT.
+
+    ``marker``: what the baseline copies now hold, to note (None: unchanged).
+    """
+    track = sql.Identifier(TRACK_SCHEMA)
+    for table in toggled:
+        enable = sql.SQL("ALTER TABLE {} ENABLE TRIGGER USER").format(_ident(table))
+        if table in tracked:  # ENABLE TRIGGER USER leaves the tracking trigger ENABLE (not ALWAYS)
+            enable = sql.SQL("{}, ENABLE ALWAYS TRIGGER {}").format(enable, sql.Identifier(_TRACK_TRIGGER))
+        conn.execute(enable)
+    restore_sequences(conn, replace(snapshot, sequences=sequences))
+    if marker is not None:  # also after a crash emptied the unlogged tables: they are whole again
+        conn.execute(sql.SQL("DELETE FROM {}.baseline").format(track))
+        conn.execute(sql.SQL("INSERT INTO {}.baseline VALUES (%s)").format(track), [marker])
+    if tracking:  # the restore's own writes are not a test's (every table is still locked)
+        conn.execute(sql.SQL("DELETE FROM {}.dirty").format(track))
+    conn.execute("COMMIT")
 
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:

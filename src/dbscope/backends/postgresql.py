@@ -84,6 +84,7 @@ from .pg_owner import (
 )
 from .pg_snapshot import (
     SCHEMA_SIGNATURE,
+    Catalog,
     Restored,
     Snapshot,
     changed_sequences,
@@ -184,6 +185,7 @@ class PostgreSQLDatabase:
         #: written since (oids, from the looks): a restore to it restores only those (see restore())
         self._clean_as: Snapshot | None = None
         self._written: set[int] = set()
+        self._catalog: Catalog | None = None  # what the last restore read from the catalog (see restore())
         self.last_restore: Restored | None = None  # what the last restore did (tests, benchmarks)
         self._lock = threading.Lock()
 
@@ -249,7 +251,7 @@ class PostgreSQLDatabase:
     def recreate(self, template: Any) -> None:
         """Drop (closing every session on it) and create it again under the same name."""
         self.release()
-        self._clean_as, self._written = None, set()
+        self._clean_as, self._written, self._catalog = None, set(), None
         self._backend._recreate(self, template)
         self._tracking = False
         self.open_primary()
@@ -270,7 +272,7 @@ class PostgreSQLDatabase:
         """Statement triggers on every table record which tables other sessions wrote (see TRACK_SCHEMA)."""
         if not self._tracking:
             self._ddl_counted = install_write_tracking(self._restore_connection(), superuser=self._backend.superuser)
-            self._ddl_seen, self._signature = -1, None
+            self._ddl_seen, self._signature, self._catalog = -1, None, None
             self._tracking = True
 
     def write_mark(self, conn: Any) -> Any:
@@ -779,7 +781,8 @@ class PostgreSQLBackend(ServerBackend[PostgreSQLTemplate, "psycopg.Connection[An
         snap = self.snapshot(template)
         started = time.perf_counter()
         written = set(database._written) if database._clean_as is snap and database._tracking else None
-        database._clean_as = None  # until this restore commits
+        catalog = database._catalog
+        database._clean_as, database._catalog = None, None  # until this restore commits
         try:
             conn = database._restore_connection()
             done = restore(
@@ -789,10 +792,13 @@ class PostgreSQLBackend(ServerBackend[PostgreSQLTemplate, "psycopg.Connection[An
                 lock_timeout_s=self.close_timeout,
                 written=written,
                 tracking=database._tracking,
+                ddl_counted=database._ddl_counted,
+                catalog=catalog,
             )
         except psycopg.Error as exc:
             raise self._error(exc, f"cannot restore {database.name} from {template.name}") from exc
         database._clean_as, database._written, database.last_restore = snap, set(), done
+        database._catalog = done.catalog
         self.counters["restores"] += 1
         if done.untracked:
             # a table lacked its enabled tracking trigger (created later, or its triggers were
