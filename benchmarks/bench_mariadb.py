@@ -25,8 +25,12 @@ off, InnoDB log flushed once a second), which BOTH tools use through its mysql:/
 comparison is on the same server process with the same settings. (pytest-mysql's own
 mysql_proc would start a differently configured server per session: unequal and slower.)
 
+With --before SRC (a src/ directory of another dbscope, e.g. `git archive <commit> src | tar -x
+-C /tmp/before`), the reset and rollback variants also run with that dbscope first on PYTHONPATH,
+interleaved with the others in every round: a before/after on the same server at the same load.
+
 Usage: python benchmarks/bench_mariadb.py [--url mysql://root@127.0.0.1:3306/ | --proc]
-       [--tests 60] [--rounds 3] [--json PATH]
+       [--tests 60] [--rounds 3] [--before SRC] [--json PATH]
 """
 
 from __future__ import annotations
@@ -162,6 +166,7 @@ def main() -> None:
     parser.add_argument(
         "--proc", action="store_true", help="run on one throwaway tmpfs mariadbd (both tools) instead of --url"
     )
+    parser.add_argument("--before", default=None, help="src/ of another dbscope: its reset and rollback too")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     name = "bench_mariadb_proc.json" if args.proc else "bench_mariadb.json"
@@ -185,18 +190,24 @@ def measure(args: argparse.Namespace) -> None:
         have_pmy = False
         print("pytest-mysql is not installed (pip install pytest-mysql): its variant is left out")
 
+    load_before = os.getloadavg()
     server = server_facts(args.url)
     no_dbscope = ["-p", "no:dbscope"]
-    variants: dict[str, tuple[str, list[str]]] = {
-        BASELINE: ("test_none.py", no_dbscope),
-        "dbscope clone": ("test_dbscope.py", []),
-        "dbscope reset": ("test_dbscope.py", ["--dbscope-strategy=reset"]),
-        "dbscope reset, test inserts a row": ("test_writes.py", ["--dbscope-strategy=reset"]),
-        "dbscope rollback": ("test_dbscope.py", ["--dbscope-strategy=rollback"]),
-        "dbscope rollback, test inserts a row": ("test_writes.py", ["--dbscope-strategy=rollback"]),
+    variants: dict[str, tuple[str, list[str], dict[str, str] | None]] = {
+        BASELINE: ("test_none.py", no_dbscope, None),
+        "dbscope clone": ("test_dbscope.py", [], None),
+        "dbscope reset": ("test_dbscope.py", ["--dbscope-strategy=reset"], None),
+        "dbscope reset, test inserts a row": ("test_writes.py", ["--dbscope-strategy=reset"], None),
+        "dbscope rollback": ("test_dbscope.py", ["--dbscope-strategy=rollback"], None),
+        "dbscope rollback, test inserts a row": ("test_writes.py", ["--dbscope-strategy=rollback"], None),
     }
+    if args.before:
+        before = {"PYTHONPATH": str(Path(args.before).resolve())}
+        for name in [n for n in variants if n.startswith(("dbscope reset", "dbscope rollback"))]:
+            file, extra, _ = variants[name]
+            variants[f"before: {name[len('dbscope ') :]}"] = (file, extra, before)
     if have_pmy:
-        variants[PMY] = ("test_pmy.py", no_dbscope)
+        variants[PMY] = ("test_pmy.py", no_dbscope, None)
 
     times: dict[str, list[float]] = {name: [] for name in variants}
     steady: dict[str, list[float]] = {name: [] for name in variants}
@@ -204,13 +215,13 @@ def measure(args: argparse.Namespace) -> None:
         root = Path(tmp)
         first = root / "loop_seconds.txt.first"
         write_suite(root, args.tests, args.url, server)
-        for file, extra in variants.values():  # warm-up; builds and caches the template
+        for file, extra, env in variants.values():  # warm-up; builds and caches the template
             if file != "test_pmy.py":  # (pytest-mysql has nothing to cache)
-                run_suite(root, file, extra)
+                run_suite(root, file, extra, env=env)
         for _ in range(args.rounds):
-            for name, (file, extra) in variants.items():
+            for name, (file, extra, env) in variants.items():
                 first.unlink(missing_ok=True)
-                loop = run_suite(root, file, extra)
+                loop = run_suite(root, file, extra, env=env)
                 times[name].append(loop)
                 steady[name].append(loop - float(first.read_text()))
 
@@ -222,8 +233,9 @@ def measure(args: argparse.Namespace) -> None:
         f"MariaDB {server['version']} at {args.url.split('@')[-1]} ({where}, datadir {server['datadir']}, "
         f"innodb_flush_log_at_trx_commit={server['innodb_flush_log_at_trx_commit']}), "
         f"{args.tests} tests per run, {args.rounds} interleaved rounds",
-        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average after the run "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average before the run "
+        f"{load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, after it "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared with other work: ratios are per round too)",
         f"{'variant':40} {'loop s':>8} {'per-test cost ms, steady (median, min-max)':>44} {'whole loop':>11}",
     ]
     for name, r in results.items():
@@ -236,7 +248,7 @@ def measure(args: argparse.Namespace) -> None:
     if have_pmy:
         pmy = results[PMY]["overhead_per_test_ms"]
         for name in variants:
-            if name.startswith("dbscope"):
+            if name.startswith(("dbscope", "before")):
                 ours = results[name]["overhead_per_test_ms"]
                 ratios[name] = pmy / ours if ours > 0 else float("inf")
                 # round by round too: on a shared machine one round's noise can hit one variant only
@@ -260,6 +272,8 @@ def measure(args: argparse.Namespace) -> None:
         "tests": args.tests,
         "rounds": args.rounds,
         "loadavg": load,
+        "loadavg_before": load_before,
+        "before": args.before,
         "cpus": os.cpu_count(),
         "pytest": results,
         "pytest_whole_loop": whole,

@@ -211,3 +211,19 @@ def test_mysqls_own_mysqld_is_refused_by_name_and_mariadbs_is_not() -> None:
     assert "/opt/mysql/bin/mysqld is not MariaDB's" in message
     assert "8.0.36" in message and "MySQL Community Server" in message
     assert "bindir" in message and "mysql://user@host:port/" in message
+
+
+def test_doctor_and_gc_work_on_mysql_proc(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dbscope.cli import main as cli_main
+
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001.sql").write_text("CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY, v text);")
+    before = {p.name for p in SHM.glob(f"dbscope_mariadb_{os.getpid()}_*")} if SHM.is_dir() else set()
+    code = cli_main(["doctor", "--url", "mysql+proc://", "--migrations", str(tmp_path / "migrations"), "--clones", "3"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "a throwaway MariaDB server (mysql+proc://) answers" in out and "3 clones" in out
+    after = {p.name for p in SHM.glob(f"dbscope_mariadb_{os.getpid()}_*")} if SHM.is_dir() else set()
+    assert after == before  # the doctor's server is gone with it
+    assert cli_main(["gc", "--url", "mariadb+proc://"]) == 0
+    assert "mariadb+proc://: nothing to collect: a throwaway server" in capsys.readouterr().out
