@@ -32,7 +32,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Collection, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,9 @@ RESTORE_LOCK_TIMEOUT_S = 5.0
 #: leak probe looks again (seconds between looks) before it counts one the test opened
 EXITING_LOOKS_S = (0.01, 0.02, 0.05, 0.1)
 PG_ENGINES = ("django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2")
+MYSQL_ENGINES = ("django.db.backends.mysql",)
+#: how long a process waits for another one building the same MariaDB/MySQL template
+BUILD_WAIT_S = 600
 
 
 def _sql() -> Any:
@@ -445,6 +448,187 @@ class PostgresAlias(AliasDatabase):
                 self.maintenance = None
 
 
+class MySQLAlias(AliasDatabase):
+    """A MariaDB/MySQL alias: a template database on the server, copied by dbscope's MariaDB machinery.
+
+    MySQL has no template databases. The template ``test_dbscope_tpl_<fingerprint>`` is
+    migrated by Django under the server's named lock of its name, and marked complete last
+    by one row in its table ``dbscope_django_template`` (which is never copied): a build
+    that died half-way has no mark, and the next process builds again. The process's test
+    database is a copy made from the template's blueprint (its tables' DDL, then ``INSERT
+    ... SELECT`` of the tables that hold rows, in one script: ``backends/mariadb_schema.py``,
+    as dbscope's own MariaDB clones); a restore is that module's restore script (every
+    table emptied, the template's rows copied back, ``AUTO_INCREMENT`` set back).
+    """
+
+    MARK = "dbscope_django_template"
+
+    def __init__(self, connection: Any, fp: str, stats: TemplateStats) -> None:
+        super().__init__(connection, fp, stats)
+        self.template = PG_TEMPLATE_PREFIX + fp[:32]
+        self.admin: Any = None
+        self.blueprint: Any = None
+
+    def _address(self) -> Any:
+        from .backends.mariadb_connect import DEFAULT_PORT, ServerAddress
+
+        config = self.connection.settings_dict
+        host = str(config.get("HOST") or "localhost")
+        options = config.get("OPTIONS") or {}
+        socket = options.get("unix_socket") or (host if host.startswith("/") else None)
+        return ServerAddress(
+            host=host,
+            port=int(config.get("PORT") or DEFAULT_PORT),
+            user=str(config.get("USER") or options.get("user") or ""),
+            password=str(config.get("PASSWORD") or options.get("password") or ""),
+            database=None,
+            options=(("unix_socket", str(socket)),) if socket else (),
+            masked_url=f"DATABASES[{self.connection.alias!r}] ({host}:{config.get('PORT') or DEFAULT_PORT})",
+        )
+
+    def _admin(self) -> Any:
+        """dbscope's own connection to the server (several statements at once), kept for the session."""
+        if self.admin is None:
+            from .backends.mariadb_connect import connect
+            from .backends.mariadb_schema import rows
+
+            self.admin = connect(self._address(), None, multi=True)
+            # a restore waits at most this long for a transaction a test left open on its tables
+            rows(self.admin, "SET SESSION innodb_lock_wait_timeout = %s, lock_wait_timeout = %s", [5, 5])
+        return self.admin
+
+    def setup(self, *, rebuild: bool) -> None:
+        from .backends.mariadb_connect import quote_name
+        from .backends.mariadb_schema import clone_script, rows, run_script
+
+        admin = self._admin()
+        got = rows(admin, "SELECT GET_LOCK(%s, %s)", [self.template, BUILD_WAIT_S])[0][0]
+        if got != 1:
+            raise ConfigError(
+                f"DATABASES[{self.connection.alias!r}]: another process has been building the template "
+                f"{self.template} for over {BUILD_WAIT_S} s; if none is, run again (the lock went with its session)"
+            )
+        try:
+            if rebuild or not self._complete():
+                self._build()
+                self.stats.built = True
+            self.blueprint = self._blueprint()
+            self.connection.close()
+            rows(admin, f"DROP DATABASE IF EXISTS {quote_name(self.test_name)}")
+            run_script(admin, clone_script(self.blueprint, self.test_name))
+        finally:
+            rows(admin, "SELECT RELEASE_LOCK(%s)", [self.template])
+        self._point_at_test_database()
+
+    def _complete(self) -> bool:
+        """Whether the template exists and its build finished (its mark names this fingerprint)."""
+        from .backends.mariadb_schema import rows
+
+        found = rows(
+            self._admin(),
+            "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+            [self.template, self.MARK],
+        )
+        if not found:
+            return False
+        mark = rows(self._admin(), f"SELECT fingerprint FROM {self._mark_table()}")
+        return bool(mark) and mark[0][0] == self.fingerprint
+
+    def _mark_table(self) -> str:
+        from .backends.mariadb_connect import quote_name
+
+        return f"{quote_name(self.template)}.{quote_name(self.MARK)}"
+
+    def _build(self) -> None:
+        """Django migrates the template under its own name; the mark goes in last."""
+        from .backends.mariadb_connect import quote_name
+        from .backends.mariadb_schema import rows
+
+        admin = self._admin()
+        rows(admin, f"DROP DATABASE IF EXISTS {quote_name(self.template)}")
+        test = self.connection.settings_dict["TEST"]
+        saved = test.get("NAME")
+        test["NAME"] = self.template
+        try:
+            self.connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False, keepdb=False)
+        finally:
+            test["NAME"] = saved
+            self.connection.close()
+            self.connection.settings_dict["NAME"] = self.old_name
+        rows(
+            admin,
+            f"CREATE TABLE {self._mark_table()} (alias VARCHAR(255) NOT NULL, settings_database VARCHAR(255) NOT NULL, "
+            "fingerprint CHAR(64) NOT NULL, made DOUBLE NOT NULL)",
+        )
+        rows(
+            admin,
+            f"INSERT INTO {self._mark_table()} VALUES (%s, %s, %s, %s)",
+            [self.connection.alias, self.old_name, self.fingerprint, time.time()],
+        )
+
+    def _blueprint(self) -> Any:
+        """The template's blueprint, without dbscope's mark."""
+        from .backends.mariadb_schema import read_blueprint
+
+        blueprint = read_blueprint(self._admin(), self.template)
+        return replace(
+            blueprint,
+            tables=tuple(t for t in blueprint.tables if t != self.MARK),
+            seeded=tuple(t for t in blueprint.seeded if t != self.MARK),
+        )
+
+    def restore(self) -> None:
+        self._timed_restore(self._restore)
+
+    def _restore(self) -> None:
+        from .backends.mariadb_schema import present, restore_script, run_script
+
+        admin = self._admin()
+        run_script(admin, restore_script(self.blueprint, self.test_name, present(admin, self.test_name)))
+
+    def key_of(self, raw: Any) -> Hashable:
+        """The server's id of ``raw``'s session (PyMySQL and mysqlclient alike)."""
+        return int(raw.thread_id())
+
+    def open_connections(
+        self, own: Collection[Hashable], *, before: Collection[Hashable] | None = None
+    ) -> dict[Hashable, bool]:
+        """The sessions whose database is the test database (``PROCESSLIST``), but dbscope's and ``own``."""
+        from .backends.mariadb_schema import rows
+
+        skip = {int(str(key)) for key in own}
+        found: dict[Hashable, bool] = {}
+        for delay in (0.0, *EXITING_LOOKS_S) if before is not None else (0.0,):
+            if delay:
+                time.sleep(delay)  # a bounded wait for a session that is exiting, not a synchronisation
+            listed = rows(
+                self._admin(),
+                "SELECT ID, COMMAND = 'Query' FROM information_schema.PROCESSLIST "
+                "WHERE DB = %s AND ID <> CONNECTION_ID() AND COMMAND <> 'Killed'",
+                [self.test_name],
+            )
+            found = {int(i): bool(running) for i, running in listed if int(i) not in skip}
+            if not set(found) - set(before or ()):
+                break
+        return found
+
+    def teardown(self, *, keep: bool) -> None:
+        from .backends.mariadb_connect import quote_name
+        from .backends.mariadb_owner import kill_sessions
+        from .backends.mariadb_schema import rows
+
+        try:
+            self.connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=True)
+            if not keep:
+                admin = self._admin()
+                kill_sessions(admin, self.test_name)  # connections a test leaked: DROP DATABASE would wait
+                rows(admin, f"DROP DATABASE IF EXISTS {quote_name(self.test_name)}")
+        finally:
+            if self.admin is not None:
+                self.admin.close()
+                self.admin = None
+
+
 def open_alias(alias: str, *, use_migrations: bool, cache_dir: Path, allow_remote: bool) -> AliasDatabase | None:
     """The dbscope-made test database of ``alias``; None for an engine dbscope does not clone yet.
 
@@ -460,7 +644,7 @@ def open_alias(alias: str, *, use_migrations: bool, cache_dir: Path, allow_remot
             f"DATABASES[{alias!r}]: the test database's name {test_name!r} is the database named in the settings; "
             "dbscope never writes to that one (give TEST NAME another name, or leave it unset)"
         )
-    if engine in PG_ENGINES:
+    if engine in PG_ENGINES or engine in MYSQL_ENGINES:
         host = str(config.get("HOST") or "")
         if not allow_remote and not is_local_host(host):
             raise ConfigError(
@@ -468,6 +652,8 @@ def open_alias(alias: str, *, use_migrations: bool, cache_dir: Path, allow_remot
                 "databases only on a local server unless --dbscope-allow-remote (dbscope_allow_remote = true)"
             )
         fp = fingerprint(alias, use_migrations=use_migrations)
+        if engine in MYSQL_ENGINES:
+            return MySQLAlias(connection, fp, TemplateStats(alias, "mysql", PG_TEMPLATE_PREFIX + fp[:32]))
         return PostgresAlias(connection, fp, TemplateStats(alias, "postgresql", PG_TEMPLATE_PREFIX + fp[:32]))
     if engine == SQLITE_ENGINE:
         fp = fingerprint(alias, use_migrations=use_migrations)

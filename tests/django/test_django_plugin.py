@@ -33,7 +33,10 @@ pytestmark = pytest.mark.skipif(
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "django_project"
 PG_URL = urlsplit(os.environ.get("DBSCOPE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+MARIADB_URL = urlsplit(os.environ.get("DBSCOPE_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/"))
 ENGINES = ["sqlite", "postgresql"]
+#: the tests that run on MariaDB (mysql) too: the example suite, transactional restores, leaks
+ALL_ENGINES = [*ENGINES, "mysql"]
 
 
 def _pg_reason() -> str | None:
@@ -46,6 +49,63 @@ def _pg_reason() -> str | None:
             return None
     except psycopg.Error as exc:
         return f"no PostgreSQL server at {PG_URL.hostname}:{PG_URL.port} ({str(exc).strip().splitlines()[0]})"
+
+
+def _mariadb_reason() -> str | None:
+    try:
+        import pymysql
+    except ImportError:
+        return "PyMySQL is not installed"
+    try:
+        _mariadb().close()
+        return None
+    except pymysql.Error as exc:
+        return f"no MariaDB/MySQL server at {MARIADB_URL.hostname}:{MARIADB_URL.port} ({exc})"
+
+
+def _mariadb() -> Any:
+    import pymysql
+
+    return pymysql.connect(
+        host=MARIADB_URL.hostname or "127.0.0.1",
+        port=MARIADB_URL.port or 3306,
+        user=MARIADB_URL.username or "root",
+        password=MARIADB_URL.password or "",
+        autocommit=True,
+        connect_timeout=3,
+    )
+
+
+def _mariadb_databases(like: str) -> list[str]:
+    conn = _mariadb()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s", [like])
+            return sorted(str(r[0]) for r in cursor.fetchall())
+    finally:
+        conn.close()
+
+
+def _mariadb_templates_of(prefix: str) -> list[str]:
+    """The templates dbscope.django built on MariaDB for the settings' databases named ``prefix...``."""
+    conn = _mariadb()
+    found = []
+    try:
+        with conn.cursor() as cursor:
+            for name in _mariadb_databases("test\\_dbscope\\_tpl\\_%"):
+                cursor.execute(
+                    "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+                    "AND TABLE_NAME = 'dbscope_django_template'",
+                    [name],
+                )
+                if not cursor.fetchall():
+                    continue
+                cursor.execute(f"SELECT settings_database FROM `{name}`.dbscope_django_template")
+                if any(str(row[0]).startswith(prefix) for row in cursor.fetchall()):
+                    found.append(name)
+    finally:
+        conn.close()
+    return found
 
 
 def _pg_databases(prefix: str) -> list[str]:
@@ -86,6 +146,13 @@ class Sandbox:
                 DJANGO_DB_PORT=str(PG_URL.port or 5432),
                 DJANGO_DB_USER=PG_URL.username or "postgres",
             )
+        elif self.engine == "mysql":
+            env.update(
+                DJANGO_DB_HOST=MARIADB_URL.hostname or "127.0.0.1",
+                DJANGO_DB_PORT=str(MARIADB_URL.port or 3306),
+                DJANGO_DB_USER=MARIADB_URL.username or "root",
+                DJANGO_DB_PASSWORD=MARIADB_URL.password or "",
+            )
         return env
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -110,7 +177,7 @@ def _passed(result: subprocess.CompletedProcess[str]) -> int:
 
 def _summary(result: subprocess.CompletedProcess[str]) -> list[str]:
     """The isolation report's lines about the Django test databases (one per alias, per worker)."""
-    return re.findall(r"^  (?:\[gw\d\] )?\w+ \((?:sqlite|postgresql)\): .*$", result.stdout, re.MULTILINE)
+    return re.findall(r"^  (?:\[gw\d\] )?\w+ \((?:sqlite|postgresql|mysql)\): .*$", result.stdout, re.MULTILINE)
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -121,10 +188,9 @@ def _report(path: Path) -> dict[str, Any]:
 @pytest.fixture(params=ENGINES)
 def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]:
     engine = str(request.param)
-    if engine == "postgresql":
-        reason = _pg_reason()
-        if reason:
-            pytest.skip(reason)
+    reason = _pg_reason() if engine == "postgresql" else _mariadb_reason() if engine == "mysql" else None
+    if reason:
+        pytest.skip(reason)
     shutil.copytree(
         EXAMPLE, tmp_path / "project", ignore=shutil.ignore_patterns(".dbscope", "__pycache__", "*.sqlite3")
     )
@@ -136,8 +202,17 @@ def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sandbox]
         with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:  # the templates this sandbox built
             for name in _pg_templates_of(box.prefix):
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    elif engine == "mysql":
+        conn = _mariadb()
+        try:
+            with conn.cursor() as cursor:
+                for name in _mariadb_templates_of(box.prefix):
+                    cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            conn.close()
 
 
+@pytest.mark.parametrize("sandbox", ALL_ENGINES, indirect=True)
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_the_example_suite_passes_with_pytest_django_alone_and_with_dbscope(
     sandbox: Sandbox, workers: list[str]
@@ -165,6 +240,9 @@ def test_the_example_suite_passes_with_pytest_django_alone_and_with_dbscope(
     assert sum(row["restores"] for row in rows) >= 10  # the transactional tests, restored instead of flushed
     if sandbox.engine == "postgresql":  # nothing left but the templates; the settings' databases never made
         left = _pg_databases(sandbox.prefix)
+        assert left == [], left
+    elif sandbox.engine == "mysql":
+        left = _mariadb_databases(f"%{sandbox.prefix}%")
         assert left == [], left
     else:
         assert not list(sandbox.root.glob("*.sqlite3")), "a database the settings name was created"
@@ -267,6 +345,7 @@ def test_3_serialized_rollback_is_accepted():
 """
 
 
+@pytest.mark.parametrize("sandbox", ALL_ENGINES, indirect=True)
 def test_a_transactional_test_is_restored_from_the_template_not_flushed(sandbox: Sandbox) -> None:
     sandbox.write("tests/test_restore.py", TRANSACTIONAL)
     ours = sandbox.run("--dbscope-django", "-p", "no:randomly", "tests/test_restore.py")
@@ -327,6 +406,13 @@ def raw_connection():
     settings = connections["default"].settings_dict
     if connections["default"].vendor == "sqlite":
         return sqlite3.connect(settings["NAME"], uri=True)
+    if connections["default"].vendor == "mysql":
+        import pymysql
+
+        return pymysql.connect(
+            host=settings["HOST"], port=int(settings["PORT"]), user=settings["USER"], password=settings["PASSWORD"],
+            database=settings["NAME"],
+        )
     import psycopg
 
     return psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"])
@@ -375,6 +461,7 @@ LEAKING = {
 }
 
 
+@pytest.mark.parametrize("sandbox", ALL_ENGINES, indirect=True)
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_the_isolation_report_names_the_django_tests_that_leak_connections(
     sandbox: Sandbox, workers: list[str]

@@ -1,7 +1,8 @@
 """Settings of the example Django project: two databases, a custom user model, three apps.
 
-DJANGO_DB=sqlite (the default) or postgresql chooses the engine; DJANGO_DB_PREFIX names the
-databases (the tests' databases are Django's test_ names, never these ones).
+DJANGO_DB=sqlite (the default), postgresql or mysql (MariaDB or MySQL) chooses the engine;
+DJANGO_DB_PREFIX names the databases (the tests' databases are Django's test_ names, never
+these ones).
 """
 
 import os
@@ -60,13 +61,29 @@ if ENGINE == "postgresql":
         "default": {**_server, "NAME": PREFIX},
         "other": {**_server, "NAME": f"{PREFIX}_audit"},
     }
+elif ENGINE == "mysql":  # MariaDB or MySQL, through PyMySQL (no C client library needed)
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+    _server = {
+        "ENGINE": "django.db.backends.mysql",
+        "HOST": os.environ.get("DJANGO_DB_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("DJANGO_DB_PORT", "3306"),
+        "USER": os.environ.get("DJANGO_DB_USER", "root"),
+        "PASSWORD": os.environ.get("DJANGO_DB_PASSWORD", ""),
+        "OPTIONS": {"charset": "utf8mb4"},
+    }
+    DATABASES = {
+        "default": {**_server, "NAME": PREFIX},
+        "other": {**_server, "NAME": f"{PREFIX}_audit"},
+    }
 elif ENGINE == "sqlite":
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / f"{PREFIX}.sqlite3"},
         "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / f"{PREFIX}_audit.sqlite3"},
     }
 else:
-    raise RuntimeError(f"DJANGO_DB={ENGINE!r}: use sqlite or postgresql")
+    raise RuntimeError(f"DJANGO_DB={ENGINE!r}: use sqlite, postgresql or mysql")
 
 # the audit app's tables live in the "other" database, everything else in "default"
 DATABASE_ROUTERS = ["project.routers.AuditRouter"]
