@@ -248,6 +248,7 @@ def test_the_example_suite_passes_with_pytest_django_alone_and_with_dbscope(
         assert not list(sandbox.root.glob("*.sqlite3")), "a database the settings name was created"
 
 
+@pytest.mark.parametrize("sandbox", ALL_ENGINES, indirect=True)
 def test_a_second_run_reuses_the_templates_and_a_new_migration_rebuilds_them(sandbox: Sandbox) -> None:
     first = sandbox.run("--dbscope-django", "tests/test_catalog.py")
     second = sandbox.run("--dbscope-django", "tests/test_catalog.py")
@@ -580,3 +581,24 @@ def test_dbscope_gc_drops_the_superseded_django_templates_never_one_in_use_or_no
         with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
             for name in strangers:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.mark.parametrize("sandbox", ["mysql"], indirect=True)
+def test_a_mariadb_template_whose_build_did_not_finish_is_built_again(sandbox: Sandbox) -> None:
+    first = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+    assert first.returncode == 0 and all("template built" in line for line in _summary(first)), first.stdout
+    (template,) = _mariadb_templates_of(sandbox.prefix)
+    conn = _mariadb()
+    try:
+        with conn.cursor() as cursor:  # as if the build had died before its last step, the mark
+            cursor.execute(f"DELETE FROM `{template}`.dbscope_django_template")
+            cursor.execute("SET foreign_key_checks = 0")
+            cursor.execute(f"DROP TABLE `{template}`.catalog_product")
+    finally:
+        conn.close()
+    second = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert all("template built" in line for line in _summary(second)), second.stdout
+    assert _mariadb_templates_of(sandbox.prefix) == [template]  # the same fingerprint, complete this time
+    third = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+    assert third.returncode == 0 and all("template reused" in line for line in _summary(third)), third.stdout
