@@ -489,6 +489,7 @@ def _copy_of(index: int) -> sql.Identifier:
 #: SQLSTATE the one-call restore raises when it cannot prove it is enough: the caller restores the long way
 _LONG_WAY = "DBS01"
 _FAST_RESTORE = "restore_written"  # the one-call restore's function, in TRACK_SCHEMA
+_ONE_CALL = f"SELECT {TRACK_SCHEMA}.{_FAST_RESTORE}(%s::oid[], %s, %s)"
 
 
 def _copies_marker(snapshot: Snapshot, oids: dict[Table, int]) -> str:
@@ -510,9 +511,12 @@ def _fast_restore_function(conn: psycopg.Connection[Any], snapshot: Snapshot, oi
     track = sql.Identifier(TRACK_SCHEMA)
     long_way = sql.SQL("RAISE EXCEPTION USING ERRCODE = {}, MESSAGE = {}")
     body: list[sql.Composable] = [
-        sql.SQL("DECLARE dirty oid[]; o oid; BEGIN LOCK TABLE {} IN EXCLUSIVE MODE;").format(
-            sql.SQL(", ").join(map(_ident, snapshot.tables))
-        ),
+        # the restore's settings (see _RESTORE_SETTINGS_SUPERUSER), for the statement's own transaction
+        sql.SQL(
+            "DECLARE dirty oid[]; o oid; BEGIN PERFORM set_config('lock_timeout', lock_wait, true), "
+            "set_config('synchronous_commit', 'off', true), set_config('session_replication_role', 'replica', true); "
+            "LOCK TABLE {} IN EXCLUSIVE MODE;"
+        ).format(sql.SQL(", ").join(map(_ident, snapshot.tables))),
         sql.SQL(
             "IF (SELECT count(*) FROM {}.ddl) <> expected_ddl "
             "OR NOT EXISTS (SELECT FROM {}.baseline WHERE copies = {}) THEN {}; END IF;"
@@ -555,7 +559,8 @@ def _fast_restore_function(conn: psycopg.Connection[Any], snapshot: Snapshot, oi
         )
     body.append(sql.SQL("DELETE FROM {}.dirty; RETURN dirty; END").format(track))
     return sql.SQL(
-        "CREATE OR REPLACE FUNCTION {}(written oid[], expected_ddl bigint) RETURNS oid[] LANGUAGE plpgsql AS {}"
+        "CREATE OR REPLACE FUNCTION {}(written oid[], expected_ddl bigint, lock_wait text) "
+        "RETURNS oid[] LANGUAGE plpgsql AS {}"
     ).format(sql.Identifier(TRACK_SCHEMA, _FAST_RESTORE), sql.Literal(sql.SQL(" ").join(body).as_string(conn)))
 
 
@@ -634,7 +639,7 @@ def restore(
     read: tuple[psycopg.Cursor[Any], ...] | None = None
     try:
         if one_call and catalog is not None and written is not None:
-            done = _restore_in_one_call(conn, snapshot, settings, lock_timeout_s, catalog, written)
+            done = _restore_in_one_call(conn, snapshot, lock_timeout_s, catalog, written)
             if done is not None:
                 return done
         try:
@@ -809,7 +814,6 @@ def restore(
 def _restore_in_one_call(
     conn: psycopg.Connection[Any],
     snapshot: Snapshot,
-    settings: str,
     lock_timeout_s: float,
     catalog: Catalog,
     written: Collection[int],
@@ -819,16 +823,10 @@ def _restore_in_one_call(
     None (nothing changed) when that function cannot prove it is enough: the caller restores
     the long way.
     """
-    try:
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            conn.execute(settings, [f"{int(lock_timeout_s * 1000)}ms"])
-            cursor = conn.execute(
-                sql.SQL("SELECT {}(%s::oid[], %s)").format(sql.Identifier(TRACK_SCHEMA, _FAST_RESTORE)),
-                [sorted(written), catalog.ddl],
-            )
-            conn.execute("COMMIT")
-        row = cursor.fetchone()
+    try:  # one statement, its own transaction (conn is autocommit): psycopg prepares it after a few
+        row = conn.execute(
+            _ONE_CALL, [sorted(written), catalog.ddl, f"{int(lock_timeout_s * 1000)}ms"], prepare=True
+        ).fetchone()
     except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject):
         _roll_back(conn)  # a test dropped a table or dbscope's tracking: the long way says what
         return None
