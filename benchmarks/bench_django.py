@@ -4,8 +4,9 @@ Runs examples/django_project (copied into a temporary directory, with FILLER ext
 migrations that each create a table, for a longer migration history) four ways per engine:
 
   * pytest-django, fresh        --create-db: every worker migrates its databases
-  * pytest-django, --reuse-db   a second run keeping the first run's databases (PostgreSQL;
-                                on SQLite the test databases are in memory, so nothing is kept)
+  * pytest-django, --reuse-db   a second run keeping the first run's databases (PostgreSQL and
+                                MariaDB; on SQLite the test databases are in memory, so nothing
+                                is kept)
   * dbscope, cold cache         --dbscope-django with no template yet: built once, then cloned
   * dbscope, warm cache         the same again: every worker clones the kept templates
 
@@ -15,7 +16,8 @@ a transactional test (pytest-django's flush against dbscope's restore), measured
 probe plugin this script writes next to the copy. The machine's load average is printed:
 on a shared machine, read the figures with it.
 
-Usage: python benchmarks/bench_django.py [--engines sqlite,postgresql] [--filler 40] [--json PATH]
+Usage: python benchmarks/bench_django.py [--engines sqlite,postgresql,mysql] [--filler 40] [--json PATH]
+(mysql: MariaDB or MySQL as root on 127.0.0.1:3306, through PyMySQL)
 (run with the Django venv: .venv-django/bin/python benchmarks/bench_django.py)
 """
 
@@ -163,6 +165,30 @@ def drop_pg(prefix: str) -> None:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def drop_mysql(prefix: str) -> None:
+    """The run's test databases (kept under --reuse-db) and the templates it built, on MariaDB/MySQL."""
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s", [f"test\\_{prefix}%"]
+            )
+            names = [str(r[0]) for r in cursor.fetchall()]
+            cursor.execute(
+                "SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = 'dbscope_django_template'"
+            )
+            for (template,) in cursor.fetchall():
+                cursor.execute(f"SELECT settings_database FROM `{template}`.dbscope_django_template")
+                if any(str(row[0]).startswith(prefix) for row in cursor.fetchall()):
+                    names.append(str(template))
+            for name in names:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()
+
+
 def bench_engine(engine: str, filler: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-django-"))
     project = work / "project"
@@ -177,7 +203,7 @@ def bench_engine(engine: str, filler: int) -> dict[str, Any]:
     try:
         print(f"[{engine}] load {load()}", flush=True)
         rows["pytest-django fresh"] = run(project, env, ["-p", "no:dbscope", "--create-db"])
-        if engine == "postgresql":
+        if engine in ("postgresql", "mysql"):
             run(project, env, ["-p", "no:dbscope", "--reuse-db", "--create-db"])  # make the databases to keep
             rows["pytest-django --reuse-db"] = run(project, env, ["-p", "no:dbscope", "--reuse-db"])
         rows["dbscope cold cache"] = run(project, env, ["--dbscope-django"])
@@ -186,6 +212,8 @@ def bench_engine(engine: str, filler: int) -> dict[str, Any]:
     finally:
         if engine == "postgresql":
             drop_pg(prefix)
+        elif engine == "mysql":
+            drop_mysql(prefix)
         shutil.rmtree(work, ignore_errors=True)
     return rows
 
