@@ -35,8 +35,8 @@ CREATE TABLE users (
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "slow: a load, soak, fault or fuzz test, minutes between them: `./run tests --all` and CI run them, "
-        "`./run tests` (-m 'not slow') does not",
+        "slow: a load, soak, fault or fuzz test, a whole example suite, or a repeat of a conformance case in "
+        "another invocation: `./run tests --all` and CI run them, `./run tests` (-m 'not slow') does not",
     )
 
 

@@ -394,8 +394,21 @@ def adb_project(project: MakeProject, monkeypatch: pytest.MonkeyPatch, plugin: s
     return pytester
 
 
-@pytest.mark.parametrize("plugin", list(PLUGINS))
-@pytest.mark.parametrize("workers", [None, 2], ids=["serially", "n2"])
+# every plugin in one process; under -n 2, pytest-asyncio's default mode in ./run tests and
+# the other two with the slow tests (./run tests --all): xdist adds nothing plugin-specific
+PLUGIN_RUNS = [
+    pytest.param(
+        workers,
+        plugin,
+        marks=() if workers is None or plugin == "pytest-asyncio auto" else pytest.mark.slow,
+        id=f"{'serially' if workers is None else 'n2'}-{plugin}",
+    )
+    for workers in (None, 2)
+    for plugin in PLUGINS
+]
+
+
+@pytest.mark.parametrize(("workers", "plugin"), PLUGIN_RUNS)
 def test_the_adb_fixture_under_each_async_plugin(
     project: MakeProject, monkeypatch: pytest.MonkeyPatch, url: str, plugin: str, workers: int | None
 ) -> None:
@@ -415,6 +428,8 @@ def test_the_adb_fixture_under_the_strategies_that_keep_one_database(
     pytester.runpytest_subprocess("-p", "no:xdist", f"--dbscope-strategy={strategy}").assert_outcomes(passed=4)
 
 
+# the frames pytest shows are the client's, not the backend's: PostgreSQL with the slow tests
+@pytest.mark.parametrize("url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)], indirect=True)
 @pytest.mark.parametrize("plugin", list(PLUGINS))
 def test_a_failing_await_shows_the_tests_line_first(
     project: MakeProject, monkeypatch: pytest.MonkeyPatch, url: str, plugin: str

@@ -12,6 +12,8 @@ from __future__ import annotations
 import pytest
 from test_rollback_examples import SERIAL, assert_all_passed_joined, run_example
 
+pytestmark = pytest.mark.slow  # a whole example suite: `./run tests --all` and CI run it
+
 APP = "async_app"
 
 

@@ -21,6 +21,10 @@ from pathlib import Path
 
 import pytest
 
+# whole example suites, not unit, plugin or conformance tests: `./run tests --all` runs them
+# (CI does), and `./run examples` runs each of them on the in-memory default
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 APPS = ("fastapi_app", "flask_app")
 

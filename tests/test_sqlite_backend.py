@@ -940,6 +940,7 @@ def test_a_restore_after_any_commit_restores(
         conn.close()
 
 
+@pytest.mark.slow  # a fault: waits out the restore timeout (5 s)
 def test_a_restore_while_another_connection_holds_a_write_transaction_is_refused_not_skipped(
     clones: Callable[..., SQLiteMemoryDatabase], backend: SQLiteBackend, migrations: MigrationSet
 ) -> None:

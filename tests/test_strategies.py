@@ -168,6 +168,7 @@ def test_a_transaction_left_open_is_the_error_of_the_test_that_left_it(tmp_path:
         holder.close()
 
 
+@pytest.mark.slow  # a fault: waits out the restore timeout (5 s) three times
 def test_a_reset_blocked_by_a_transaction_dbscope_cannot_end_never_shares_data(tmp_path: Path) -> None:
     import threading
 

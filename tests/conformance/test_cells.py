@@ -88,7 +88,7 @@ def check_isolation(cell: Cell, result: pytest.RunResult, records: dict[str, dic
 
     # 1, 2: every commit test saw only the seeded row and got id 2, whatever the channel
     commit_tests = [name for name in records if name.startswith(("test_a_commit", "test_db_"))]
-    assert len(commit_tests) == 9 + 3 + 2 + 2, sorted(records)
+    assert len(commit_tests) == 6 + 2 + 2 + 2, sorted(records)
     assert [n for n in commit_tests if records[n]["outcome"] != "passed"] == [], failures
 
     # 3: the schema is the template's again; a test whose change was not undone is named

@@ -40,9 +40,26 @@ INVOCATIONS = {
 }
 
 
-@pytest.mark.parametrize("invocation", sorted(INVOCATIONS))
-@pytest.mark.parametrize("strategy", ["reset", "rollback", "worker"])
-@pytest.mark.parametrize("backend", ["sqlite-memory", "postgresql", "mariadb"])
+# Which process runs the tests is decided before any backend is opened, the same way for
+# every backend: sqlite:// goes through every invocation; a server, through xdist's two
+# decisions that differ (it runs, -n 2; it is switched off after the fact, -n auto --pdb).
+# The rest, repeats of those paths on a server, run with the slow tests (./run tests --all).
+SERVER_INVOCATIONS = ("n-2", "n-auto-pdb")
+RUNS = [
+    pytest.param(
+        backend,
+        strategy,
+        invocation,
+        marks=() if backend == "sqlite-memory" or invocation in SERVER_INVOCATIONS else pytest.mark.slow,
+        id=f"{backend}-{strategy}-{invocation}",
+    )
+    for backend in ("sqlite-memory", "postgresql", "mariadb")
+    for strategy in ("reset", "rollback", "worker")
+    for invocation in sorted(INVOCATIONS)
+]
+
+
+@pytest.mark.parametrize(("backend", "strategy", "invocation"), RUNS)
 def test_a_run_in_this_process_gets_the_workers_database(
     backend: str,
     strategy: str,
