@@ -92,6 +92,16 @@ def scalar(conn: Any, sql: str) -> Any:
         return cursor.fetchone()[0]
 
 
+def wait_until_running(statement: str) -> Any:
+    """A connection of its own, returned once the server shows ``statement`` running (30 s at most)."""
+    watcher = raw()
+    deadline = time.monotonic() + 30
+    with watcher.cursor() as cursor:
+        while not cursor.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE INFO = %s", (statement,)):
+            assert time.monotonic() < deadline, f"{statement} never showed in the processlist"
+    return watcher
+
+
 def databases() -> set[str]:
     conn = raw()
     try:
@@ -110,7 +120,8 @@ def databases() -> set[str]:
     [
         ("SELECT ? , '?', `a?`, ? -- ?\n", [1, 2], "SELECT %s , '?', `a?`, %s -- ?\n"),
         ("SELECT :a, ':a', \"it\\'s :a\", :b # :c", {"a": 1, "b": 2}, "SELECT %(a)s, ':a', \"it\\'s :a\", %(b)s # :c"),
-        ("SELECT 1 WHERE x LIKE 'a%' AND y = ?", [1], "SELECT 1 WHERE x LIKE 'a%' AND y = %s"),
+        ("SELECT 1 WHERE x LIKE 'a%' AND y = ?", [1], "SELECT 1 WHERE x LIKE 'a%%' AND y = %s"),
+        ("SELECT `p%`, ? /* 5% */", [1], "SELECT `p%%`, %s /* 5%% */"),
         ("SELECT 100 % ?", [7], "SELECT 100 %% %s"),
         ("SET @x := ?", [1], "SET @x := %s"),
     ],
@@ -138,7 +149,7 @@ def test_every_url_format_and_part() -> None:
 
 
 def test_an_unknown_url_option_is_named() -> None:
-    with pytest.raises(ConfigError, match="unknown option.*sslmode.*takes unix_socket and charset"):
+    with pytest.raises(ConfigError, match="unknown option.*sslmode.*takes unix_socket, charset, driver"):
         server_address(parse_backend_url("mysql://root@127.0.0.1/?sslmode=disable"))
 
 
@@ -281,7 +292,7 @@ def test_closing_a_client_interrupts_a_statement_still_running_in_another_thread
 
         worker = threading.Thread(target=sleep)
         worker.start()
-        time.sleep(0.3)
+        wait_until_running("SELECT SLEEP(30)").close()
         started = time.monotonic()
         assert db.close(timeout=0.5) is False  # not clean: a statement had to be interrupted
         worker.join(10)
@@ -669,10 +680,8 @@ def test_rollback_close_interrupts_a_statement_running_on_the_shared_connection(
         db = scope.client()
         db.execute("INSERT INTO users (name) VALUES ('kept until the rollback')")
         failures: list[BaseException] = []
-        running = threading.Event()
 
         def sleep() -> None:
-            running.set()
             try:
                 db.execute("SELECT SLEEP(30)")
             except BaseException as exc:  # the interrupted statement's error
@@ -680,12 +689,7 @@ def test_rollback_close_interrupts_a_statement_running_on_the_shared_connection(
 
         worker = threading.Thread(target=sleep)
         worker.start()
-        running.wait(5)
-        watcher = raw()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:  # the server runs it: SLEEP shows in the processlist
-            if scalar(watcher, "SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'"):
-                break
+        watcher = wait_until_running("SELECT SLEEP(30)")
         started = time.monotonic()
         assert db.close(timeout=0.5) is False  # not clean: the statement had to be interrupted
         worker.join(10)
@@ -698,3 +702,129 @@ def test_rollback_close_interrupts_a_statement_running_on_the_shared_connection(
         watcher.close()
     with manager.scope("next") as scope:
         assert scope.client().execute("SELECT count(*) FROM users").scalar() == 2
+
+
+# -- drivers ----------------------------------------------------------------------------------------------
+
+
+def with_driver(url: str, driver: str) -> str:
+    return url + ("&" if "?" in url else "?") + f"driver={driver}"
+
+
+def test_an_unknown_driver_is_named_with_the_two_there_are() -> None:
+    with pytest.raises(ConfigError, match="unknown driver 'mysql-connector'.*driver=pymysql.*driver=mysqlclient"):
+        server_address(parse_backend_url("mysql://root@127.0.0.1:3306/?driver=mysql-connector"))
+
+
+@pytest.mark.parametrize("driver", ["pymysql", "mysqlclient"])
+@pytest.mark.parametrize("strategy", ["clone", "reset", "rollback"])
+def test_each_driver_serves_the_tests_connections_under_every_strategy(
+    mariadb_url: str, project: dict[str, str], driver: str, strategy: str
+) -> None:
+    import importlib
+
+    import sqlalchemy
+
+    mysqldb = importlib.import_module("MySQLdb.connections")  # mysqlclient (no type stubs needed)
+    manager = IsolationManager(
+        with_driver(mariadb_url, driver), strategy=strategy, migrations=project["migrations"], seed=project["seed"]
+    )
+    try:
+        for i in range(3):
+            with manager.scope(f"{driver} {i}") as scope:
+                db = scope.client()
+                assert isinstance(db._conn, mysqldb.Connection) is (driver == "mysqlclient")
+                assert isinstance(db._conn, pymysql.connections.Connection) is (driver == "pymysql")
+                assert db.execute("SELECT count(*) FROM users").scalar() == 2
+                db.execute("INSERT INTO users (name) VALUES (?)", [f"u{i}"])
+                assert db.execute("SELECT max(id) FROM users").scalar() == 3
+                assert db.execute("SELECT name FROM users WHERE name LIKE 'u%' AND id > ?", [0]).scalar() == f"u{i}"
+                with db.transaction() as tx:
+                    tx.execute("INSERT INTO orders (user_id, total) VALUES (:u, :t)", {"u": 3, "t": 5})
+                assert db.execute("SELECT max(id) FROM audit").scalar() == 3  # the trigger fired
+                url = scope.database.url("sqlalchemy")
+                assert url.startswith("mysql+mysqldb://" if driver == "mysqlclient" else "mysql+pymysql://")
+                assert "driver=" not in url and "driver=" not in scope.database.url("dsn")
+                if strategy == "clone":  # a committed row: an engine of the handed-out URL reads it
+                    engine = sqlalchemy.create_engine(url)
+                    try:
+                        with engine.connect() as conn:
+                            assert conn.execute(sqlalchemy.text("SELECT count(*) FROM users")).scalar() == 3
+                            assert conn.connection.dbapi_connection.__class__.__module__.startswith(
+                                "MySQLdb" if driver == "mysqlclient" else "pymysql"
+                            )
+                    finally:
+                        engine.dispose()
+    finally:
+        manager.close()
+
+
+@pytest.mark.parametrize("strategy", ["clone", "rollback"])
+def test_mysqlclient_close_interrupts_a_running_statement(
+    mariadb_url: str, project: dict[str, str], strategy: str
+) -> None:
+    import threading
+
+    manager = IsolationManager(
+        with_driver(mariadb_url, "mysqlclient"),
+        strategy=strategy,
+        migrations=project["migrations"],
+        seed=project["seed"],
+    )
+    try:
+        with manager.scope("long statement") as scope:
+            db = scope.client()
+            failures: list[BaseException] = []
+
+            def sleep() -> None:
+                try:
+                    db.execute("SELECT SLEEP(30)")
+                except BaseException as exc:
+                    failures.append(exc)
+
+            worker = threading.Thread(target=sleep)
+            worker.start()
+            watcher = wait_until_running("SELECT SLEEP(30)")
+            query = "SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'"
+            started = time.monotonic()
+            assert db.close(timeout=0.5) is False
+            worker.join(10)
+            assert not worker.is_alive() and time.monotonic() - started < 5
+            assert scalar(watcher, query) == 0
+            watcher.close()
+        with manager.scope("next") as scope:
+            assert scope.client().execute("SELECT count(*) FROM users").scalar() == 2
+    finally:
+        manager.close()
+
+
+JOINED_TESTS = """
+import os, sqlalchemy, pytest
+
+@pytest.mark.parametrize("n", range(3))
+def test_joined(db, db_engine, db_session, db_url, n):
+    assert db_url.startswith("mysql+mysqldb://") and os.environ["DATABASE_URL"] == db_url
+    assert type(db._conn).__module__ == "dbscope.backends.mariadb_connect" and hasattr(db._conn, "session_id")
+    db.execute("INSERT INTO users (name) VALUES (?)", ["a"])
+    with db_engine.connect() as conn:
+        assert conn.execute(sqlalchemy.text("SELECT count(*) FROM users")).scalar() == 3
+        conn.execute(sqlalchemy.text("INSERT INTO users (name) VALUES ('b')"))
+        conn.commit()
+    assert db_session.execute(sqlalchemy.text("SELECT count(*) FROM users")).scalar() == 4
+    assert db.execute("SELECT max(id) FROM users").scalar() == 4
+"""
+
+
+@pytest.mark.parametrize("strategy", ["clone", "reset", "rollback"])
+def test_mysqlclient_through_the_plugin_with_engines_and_sessions(
+    pytester: pytest.Pytester, mariadb_url: str, project: dict[str, str], strategy: str
+) -> None:
+    """``?driver=mysqlclient``: db, db_engine (mysql+mysqldb://, joined under rollback), db_session, DATABASE_URL."""
+    pytester.makefile(
+        ".ini",
+        pytest=f"[pytest]\ndbscope_url = {with_driver(mariadb_url, 'mysqlclient')}\n"
+        f"dbscope_migrations = {project['migrations']}\ndbscope_seed = {project['seed']}\n",
+    )
+    pytester.makepyfile(test_joined=JOINED_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--dbscope-strategy={strategy}")
+    result.assert_outcomes(passed=3)

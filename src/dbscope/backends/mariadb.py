@@ -51,6 +51,7 @@ from .mariadb_connect import (
     ServerAddress,
     check_local,
     connect,
+    connect_client,
     in_transaction,
     server_address,
     usable,
@@ -173,7 +174,7 @@ class MariaDBDatabase:
         self.state = DatabaseState.OPEN
         self._backend = backend
         self._own: set[int] = set()  # server thread ids of every connection dbscope opened here
-        self._primary: MariaDBConnection | None = None
+        self._primary: Any = None  # a client connection (PyMySQL or mysqlclient)
         self._restorer: MariaDBConnection | None = None
         self._restorer_used = 0.0
         self._connects = 0  # connections dbscope opened to it: the server's CONNECTIONS count moves by these
@@ -193,12 +194,13 @@ class MariaDBDatabase:
         """``mysql+pymysql://`` (sqlalchemy), ``mysql+aiomysql://`` (async), ``mysql://`` (dsn), or one part."""
         return self._backend.address.url(self.name, fmt)
 
-    def connect(self, *, autocommit: bool = False) -> MariaDBConnection:
+    def connect(self, *, autocommit: bool = False) -> Any:
+        """A connection for the scope's clients: PyMySQL's, or mysqlclient's with ``?driver=mysqlclient``."""
         if self.state is DatabaseState.DROPPED:
             raise BackendUnavailableError(f"database {self.name} was dropped when its scope ended; use a new scope")
         self._connects += 1
-        conn = connect(self._backend.address, self.name, autocommit=autocommit, scoped=True)
-        self._own.add(conn.thread_id())
+        conn = connect_client(self._backend.address, self.name, autocommit=autocommit)
+        self._own.add(int(conn.thread_id()))
         return conn
 
     def open_primary(self) -> None:
@@ -206,7 +208,7 @@ class MariaDBDatabase:
             if self._primary is None or not self._primary.open:
                 self._primary = self.connect(autocommit=True)
 
-    def primary_connection(self) -> MariaDBConnection | None:
+    def primary_connection(self) -> Any:
         """The connection opened with the database (None once released); replaced if the server cut it."""
         with self._lock:
             primary = self._primary

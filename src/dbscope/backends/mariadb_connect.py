@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import importlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ __all__ = [
     "ServerAddress",
     "check_local",
     "connect",
+    "connect_client",
     "connect_error",
     "in_transaction",
     "is_local_host",
@@ -49,8 +51,15 @@ log = logging.getLogger("dbscope.database")
 CONNECT_TIMEOUT = 10
 DEFAULT_PORT = 3306
 _URL_FORMATS = {"sqlalchemy": "mysql+pymysql", "async": "mysql+aiomysql", "dsn": "mysql"}
-#: what the URL's query may carry through to the driver (and to the URLs dbscope hands out)
-_QUERY_KEYS = ("unix_socket", "charset")
+#: what the URL's query may carry through to the driver (and to the URLs dbscope hands out), and ``driver``
+_QUERY_KEYS = ("unix_socket", "charset", "driver")
+#: ``?driver=``: the driver of the connections a test gets (``db``), and SQLAlchemy's name for it
+DRIVERS = {"pymysql": "mysql+pymysql", "mysqlclient": "mysql+mysqldb"}
+MYSQLCLIENT_HINT = (
+    "pip install mysqlclient (it builds against MariaDB's or MySQL's client library: "
+    "`apt-get install libmariadb-dev pkg-config` on Debian and Ubuntu, `brew install mariadb-connector-c pkg-config` "
+    "on macOS)"
+)
 START_ADVICE = (
     "Start it (e.g. `systemctl start mariadb` or `service mariadb start`), "
     "or point dbscope_url (or DBSCOPE_URL) at a running server"
@@ -77,6 +86,11 @@ class ServerAddress:
     @property
     def unix_socket(self) -> str | None:
         return dict(self.options).get("unix_socket")
+
+    @property
+    def driver(self) -> str:
+        """``pymysql`` (default) or ``mysqlclient``: the driver of the connections a scope hands out."""
+        return dict(self.options).get("driver", "pymysql")
 
     @property
     def where(self) -> str:
@@ -131,13 +145,15 @@ class ServerAddress:
         except KeyError:
             known = ", ".join([*_URL_FORMATS, *SERVER_PARTS])
             raise ConfigError(f"unknown URL format {fmt!r}; use one of {known}") from None
+        if fmt == "sqlalchemy":
+            scheme = DRIVERS[self.driver]
         netloc = quote(self.user, safe="")
         if self.password:
             netloc += ":" + quote(self.password, safe="")
         host = f"[{self.host}]" if ":" in self.host else self.host
         netloc += f"@{host}:{self.port}"
-        query = dict(self.options)
-        if fmt == "sqlalchemy" and self.local:
+        query = {key: value for key, value in self.options if key != "driver"}
+        if fmt == "sqlalchemy" and self.local and self.driver == "pymysql":
             query.setdefault("ssl_disabled", "true")  # SQLAlchemy passes it on to PyMySQL
         tail = f"?{urlencode(query, safe='/')}" if query else ""
         return f"{scheme}://{netloc}/{quote(database, safe='')}{tail}"
@@ -153,8 +169,16 @@ def server_address(url: BackendURL) -> ServerAddress:
     if unknown:
         raise ConfigError(
             f"dbscope_url {url.masked!r}: unknown option(s) {', '.join(unknown)}; "
-            f"a MariaDB/MySQL URL takes {' and '.join(_QUERY_KEYS)}"
+            f"a MariaDB/MySQL URL takes {', '.join(_QUERY_KEYS)}"
         )
+    driver = dict(options).get("driver", "pymysql")
+    if driver not in DRIVERS:
+        raise ConfigError(
+            f"dbscope_url {url.masked!r}: unknown driver {driver!r}; use driver=pymysql (the default) or "
+            "driver=mysqlclient"
+        )
+    if driver == "mysqlclient":
+        _mysqldb_class()  # installed, or a clear error now rather than at the first test
     return ServerAddress(
         host=url.host or "localhost",
         port=url.port or DEFAULT_PORT,
@@ -205,20 +229,81 @@ class MariaDBConnection(_Connection):
         return cursor
 
     def cancel(self) -> None:
-        if self.address is None or not self.open:
-            return
-        try:
-            killer = pymysql.connect(**self.address.connect_args(None))
-        except pymysql.Error as exc:
-            log.debug("could not connect to interrupt a statement: %s", exc)
-            return
-        try:
-            with killer.cursor() as cursor:
-                cursor.execute("KILL QUERY %s", (int(self.thread_id()),))
-        except pymysql.Error as exc:  # the statement ended meanwhile
-            log.debug("KILL QUERY failed: %s", exc)
-        finally:
-            killer.close()
+        if self.address is not None and self.open:
+            kill_query(self.address, self.thread_id())
+
+
+def kill_query(address: ServerAddress, thread_id: int) -> None:
+    """Interrupt the statement running on session ``thread_id`` (``KILL QUERY``, from a connection of its own)."""
+    try:
+        killer = pymysql.connect(**address.connect_args(None))
+    except pymysql.Error as exc:
+        log.debug("could not connect to interrupt a statement: %s", exc)
+        return
+    try:
+        with killer.cursor() as cursor:
+            cursor.execute("KILL QUERY %s", (int(thread_id),))
+    except pymysql.Error as exc:  # the statement ended meanwhile
+        log.debug("KILL QUERY failed: %s", exc)
+    finally:
+        killer.close()
+
+
+_mysqldb: Any = None
+_mysqldb_lock = threading.Lock()
+
+
+def _mysqldb_class() -> Any:
+    """mysqlclient's connection class with what dbscope's clients use (``execute``, ``cancel``); imported once."""
+    global _mysqldb
+    with _mysqldb_lock:
+        if _mysqldb is None:
+            try:
+                connections = importlib.import_module("MySQLdb.connections")
+            except ImportError as exc:
+                raise BackendUnavailableError(
+                    f"dbscope_url asks for driver=mysqlclient, which is not installed ({exc}): {MYSQLCLIENT_HINT}; "
+                    "or leave driver= out for PyMySQL"
+                ) from exc
+
+            class MySQLdbConnection(connections.Connection):  # type: ignore[misc, name-defined]
+                """The mysqlclient connection dbscope hands out when the URL says ``driver=mysqlclient``.
+
+                mysqlclient refuses any call (``thread_id()`` too) while another thread runs a
+                statement on the connection: ``cancel()`` uses the id noted at connect.
+                """
+
+                address: ServerAddress | None = None
+                session_id = 0
+
+                def execute(self, sql: str, args: Any = None) -> Any:
+                    cursor = self.cursor()
+                    cursor.execute(sql, args)
+                    return cursor
+
+                def cancel(self) -> None:
+                    if self.address is not None and self.session_id:
+                        kill_query(self.address, self.session_id)
+
+            _mysqldb = MySQLdbConnection
+        return _mysqldb
+
+
+def connect_client(address: ServerAddress, database: str, *, autocommit: bool) -> Any:
+    """A connection for a scope's clients, by the URL's driver (PyMySQL, or mysqlclient when it says so)."""
+    if address.driver != "mysqlclient":
+        return connect(address, database, autocommit=autocommit, scoped=True)
+    cls = _mysqldb_class()
+    args = address.connect_args(database)
+    args.pop("ssl_disabled", None)  # libmariadb/libmysqlclient connect without TLS unless asked to
+    args["autocommit"] = autocommit
+    try:
+        conn = cls(**args)
+    except Exception as exc:  # MySQLdb.Error: the same codes and messages as PyMySQL's
+        raise connect_error(exc, address, database) from exc
+    conn.address = address
+    conn.session_id = int(conn.thread_id())
+    return conn
 
 
 def connect(
@@ -247,8 +332,16 @@ def connect(
 
 
 def in_transaction(conn: Any) -> bool:
-    """Whether ``conn`` has a transaction open (the server says so with every reply)."""
-    return bool(conn.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+    """Whether ``conn`` has a transaction open (the server says so with every reply; mysqlclient: ask it)."""
+    status = getattr(conn, "server_status", None)
+    if status is None:  # mysqlclient keeps no reply's status: one round trip
+        cursor = conn.cursor()
+        try:
+            cursor.execute("SELECT @@in_transaction")
+            return bool(cursor.fetchone()[0])
+        finally:
+            cursor.close()
+    return bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
 
 
 def usable(conn: Any) -> bool:
@@ -256,8 +349,11 @@ def usable(conn: Any) -> bool:
     if conn is None or not conn.open:
         return False
     try:
-        conn.ping(reconnect=False)
-    except pymysql.Error:
+        if isinstance(conn, pymysql.connections.Connection):
+            conn.ping(reconnect=False)
+        else:  # mysqlclient: never reconnects unless told to
+            conn.ping()
+    except Exception:  # pymysql.Error, MySQLdb.Error
         with contextlib.suppress(Exception):
             conn.close()
         return False

@@ -4,7 +4,8 @@ The client's SQL uses ``?`` (positional) and ``:name`` (named) placeholders on e
 backend. PyMySQL wants ``%s`` and ``%(name)s`` and, when there are arguments, reads every
 ``%`` as the start of one. :func:`translate` rewrites the placeholders outside MySQL's
 string literals (``'...'`` and ``"..."``, where a backslash escapes), backtick-quoted
-identifiers and comments (``-- ``, ``#``, ``/* */``), and doubles every other ``%``.
+identifiers and comments (``-- ``, ``#``, ``/* */``), and doubles every ``%``, in those too
+(the driver formats the whole statement).
 With no arguments the SQL goes out untouched.
 
 This module does not import PyMySQL.
@@ -41,7 +42,9 @@ def translate(sql: str, args: Any) -> tuple[str, Any]:
         name = found.group("name")
         if name is not None and named:
             return f"%({name})s"
-        return found.group()  # a quoted string, an identifier, a comment, or the other style's placeholder
+        # a quoted string, an identifier, a comment, or the other style's placeholder: the driver formats
+        # the whole statement with %, so a % in them is doubled too (LIKE 'a%' would be a bad format)
+        return found.group().replace("%", "%%")
 
     return _TOKEN.sub(replace, sql), args if named else tuple(args)
 
