@@ -391,7 +391,7 @@ def test_a_remote_database_server_is_refused(tmp_path: Path) -> None:
 
 LEAKS = """
 import sqlite3
-import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -448,6 +448,12 @@ def test_a_django_connection_in_a_thread_that_ended_is_no_leak():
         assert pool.submit(count).result() == 3
 
 
+def test_a_live_server_thread_s_connections_are_no_leak(live_server):
+    with urllib.request.urlopen(live_server.url + "/categories/") as response:  # queries in the server's thread
+        assert response.status == 200
+    assert Category.objects.count() == 3
+
+
 class TestDjangosOwnTestCase(TestCase):
     def test_leaks_in_a_django_test_case(self):
         KEPT.append(raw_connection())
@@ -468,6 +474,8 @@ def test_the_isolation_report_names_the_django_tests_that_leak_connections(
     sandbox: Sandbox, workers: list[str]
 ) -> None:
     sandbox.write("tests/test_leaks.py", LEAKS)
+    settings = sandbox.root / "project" / "settings.py"
+    settings.write_text(settings.read_text() + 'STATIC_URL = "/static/"\n')  # live_server serves static files
     args = ("--dbscope-django", "tests/test_leaks.py", "tests/test_catalog.py", *workers)
     reported = sandbox.run(*args, "--dbscope-report=report.json", "--dbscope-html=report.html")
     assert reported.returncode == 0, reported.stdout[-3000:]  # leaks are reported; they fail the run only if asked
