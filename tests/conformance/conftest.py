@@ -387,6 +387,25 @@ class Cell:
         return f"{self.backend}-{self.strategy}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Outside test_cells.py, a case on a throwaway server (``*-proc``) runs with the slow tests.
+
+    Once started, a throwaway server is its server backend (the same module, on a server of
+    dbscope's): what is its own (starting, sharing it between workers, cleaning up, nothing
+    kept) test_cells.py checks in its every cell and mode, in ``./run tests``. The other files'
+    cases repeat their server cell on it, and ``./run tests --all`` runs them (CI does).
+    """
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.parent != here or item.path.name == "test_cells.py":
+            continue
+        callspec = getattr(item, "callspec", None)
+        values = callspec.params.values() if callspec is not None else ()
+        if any(isinstance(value, str) and value.endswith("-proc") for value in values):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of each backend: in memory, files, the test server, a throwaway cluster."""
