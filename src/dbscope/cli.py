@@ -260,7 +260,7 @@ def cmd_gc(args: argparse.Namespace, out: Out) -> int:
         allow_remote=args.allow_remote,
     )
     found = url.backend_type().garbage(url, config=config, request=request)
-    # dbscope.django's templates on a PostgreSQL server (none on any other URL)
+    # dbscope.django's templates on a PostgreSQL or MariaDB/MySQL server (none on any other URL)
     try:
         django = template_garbage(
             url, dry_run=request.dry_run, templates=request.templates, allow_remote=request.allow_remote
@@ -495,9 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
         "gc",
         help="list (or drop, with --yes) the databases crashed runs left behind",
         description="List what dbscope would drop, and why; nothing is dropped without --yes. On a PostgreSQL "
-        "server this includes dbscope.django's templates (test_dbscope_tpl_*): those superseded by a newer "
-        "template of the same alias and database are dropped, the newest only with --templates, and none that a "
-        "live run uses.",
+        "or MariaDB/MySQL server this includes dbscope.django's templates (test_dbscope_tpl_*): those superseded "
+        "by a newer template of the same alias and database are dropped, the newest only with --templates, and "
+        "none that a live run uses.",
     )
     gc.add_argument("--url", help=url_help)
     mode = gc.add_mutually_exclusive_group()

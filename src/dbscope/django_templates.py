@@ -467,6 +467,7 @@ class MySQLAlias(AliasDatabase):
         super().__init__(connection, fp, stats)
         self.template = PG_TEMPLATE_PREFIX + fp[:32]
         self.admin: Any = None
+        self.using: Any = None
         self.blueprint: Any = None
 
     def _address(self) -> Any:
@@ -498,7 +499,7 @@ class MySQLAlias(AliasDatabase):
         return self.admin
 
     def setup(self, *, rebuild: bool) -> None:
-        from .backends.mariadb_connect import quote_name
+        from .backends.mariadb_connect import connect, quote_name
         from .backends.mariadb_schema import clone_script, rows, run_script
 
         admin = self._admin()
@@ -512,6 +513,8 @@ class MySQLAlias(AliasDatabase):
             if rebuild or not self._complete():
                 self._build()
                 self.stats.built = True
+            # a session on the template for the whole run: dbscope gc never drops a template in use
+            self.using = connect(self._address(), self.template)
             self.blueprint = self._blueprint()
             self.connection.close()
             rows(admin, f"DROP DATABASE IF EXISTS {quote_name(self.test_name)}")
@@ -624,9 +627,10 @@ class MySQLAlias(AliasDatabase):
                 kill_sessions(admin, self.test_name)  # connections a test leaked: DROP DATABASE would wait
                 rows(admin, f"DROP DATABASE IF EXISTS {quote_name(self.test_name)}")
         finally:
-            if self.admin is not None:
-                self.admin.close()
-                self.admin = None
+            for connection in (self.admin, self.using):
+                if connection is not None:
+                    connection.close()
+            self.admin = self.using = None
 
 
 def open_alias(alias: str, *, use_migrations: bool, cache_dir: Path, allow_remote: bool) -> AliasDatabase | None:
@@ -681,17 +685,23 @@ class _Found:
 def template_garbage(
     url: Any, *, dry_run: bool = True, templates: bool = False, allow_remote: bool = False
 ) -> list[Any]:
-    """dbscope.django's PostgreSQL templates on ``url``'s server, each to drop or keep and why (``dbscope gc``).
+    """dbscope.django's templates on ``url``'s server, each to drop or keep and why (``dbscope gc``).
 
     ``url`` is a parsed dbscope URL (:class:`~dbscope.urls.BackendURL`); a URL that is not
-    a PostgreSQL server gives nothing. Only ``test_dbscope_tpl_<32 hex digits>`` databases
-    whose comment is dbscope.django's, naming the same fingerprint, are ever dropped. Of
-    the templates of one alias and settings database, the newest is kept (later runs reuse
-    it while nothing changed; ``templates=True`` drops it too) and the older ones, of
-    fingerprints whose migrations, models or settings have changed since, are dropped. A
-    template a live run uses (it holds the template's "in use" lock) is always kept.
+    a PostgreSQL or MariaDB/MySQL server gives nothing. Only ``test_dbscope_tpl_<32 hex
+    digits>`` databases that dbscope.django marked as its own (PostgreSQL: their comment;
+    MariaDB/MySQL: their ``dbscope_django_template`` row), naming the same fingerprint,
+    are ever dropped. Of the templates of one alias and settings database, the newest is
+    kept (later runs reuse it while nothing changed; ``templates=True`` drops it too) and
+    the older ones, of fingerprints whose migrations, models or settings have changed
+    since, are dropped. A template a live run uses is always kept (PostgreSQL: the run
+    holds the template's "in use" advisory lock; MariaDB/MySQL: it keeps a session on it).
     """
-    if getattr(url, "family", None) != "postgresql" or getattr(url, "kind", None) != "server":
+    if getattr(url, "kind", None) != "server":
+        return []
+    if getattr(url, "family", None) == "mysql":
+        return _mysql_garbage(url, dry_run=dry_run, templates=templates, allow_remote=allow_remote)
+    if getattr(url, "family", None) != "postgresql":
         return []
     from psycopg import sql
 
@@ -753,7 +763,9 @@ def _plan(found: list[_Found], *, templates: bool, item: Any) -> list[Any]:
         match = PG_COMMENT.fullmatch(entry.comment or "")
         if not PG_TEMPLATE_NAME.fullmatch(entry.name) or match is None:
             items[entry.name] = item(
-                entry.name, "not a template dbscope.django made (no dbscope.django comment); never dropped", "keep"
+                entry.name,
+                "not marked as a complete template of dbscope.django (its own, or one being built); never dropped",
+                "keep",
             )
             continue
         if match["fingerprint"][:32] != entry.name.removeprefix(PG_TEMPLATE_PREFIX):
@@ -784,3 +796,69 @@ def _plan(found: list[_Found], *, templates: bool, item: Any) -> list[Any]:
                     "drop",
                 )
     return [items[entry.name] for entry in found]
+
+
+def _mysql_garbage(url: Any, *, dry_run: bool, templates: bool, allow_remote: bool) -> list[Any]:
+    """:func:`template_garbage` on a MariaDB/MySQL server."""
+    from .backends.mariadb_connect import check_local, connect, quote_name, server_address
+    from .backends.mariadb_schema import rows
+    from .backends.servers import GarbageItem
+
+    address = server_address(url)
+    check_local(address, allow_remote=allow_remote)
+    conn = connect(address, None)
+
+    def in_use(name: str) -> bool:
+        found = rows(
+            conn,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
+            [name],
+        )
+        return bool(found[0][0])
+
+    try:
+        found: list[_Found] = []
+        names = rows(
+            conn,
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s ORDER BY SCHEMA_NAME",
+            [PG_TEMPLATE_PREFIX.replace("_", "\\_") + "%"],
+        )
+        for (name,) in names:
+            marked = rows(
+                conn,
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+                [name, MySQLAlias.MARK],
+            )
+            comment = None
+            if marked:
+                table = f"{quote_name(name)}.{quote_name(MySQLAlias.MARK)}"
+                mark = rows(conn, f"SELECT alias, settings_database, fingerprint, made FROM {table}")
+                if len(mark) == 1:
+                    alias, database, fp, made = mark[0]
+                    comment = f"dbscope.django template of {alias} ({database}) {fp} made {float(made):.0f}"
+            found.append(_Found(str(name), 0, comment, in_use(str(name))))
+        items = _plan(found, templates=templates, item=GarbageItem)
+        if dry_run:
+            return items
+        done: list[Any] = []
+        for entry in items:
+            if entry.action != "drop":
+                done.append(entry)
+                continue
+            # the lock a run holds while it builds or copies the template; a run that starts using
+            # it keeps a session on it from before it lets the lock go
+            got = rows(conn, "SELECT GET_LOCK(%s, 0)", [entry.name])[0][0]
+            if got != 1:
+                done.append(GarbageItem(entry.name, "a run is building or copying it just now", "keep"))
+                continue
+            try:
+                if in_use(entry.name):
+                    done.append(GarbageItem(entry.name, "a run started using it just now", "keep"))
+                else:
+                    rows(conn, f"DROP DATABASE IF EXISTS {quote_name(entry.name)}")
+                    done.append(entry)
+            finally:
+                rows(conn, "SELECT RELEASE_LOCK(%s)", [entry.name])
+        return done
+    finally:
+        conn.close()

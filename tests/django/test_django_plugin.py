@@ -526,8 +526,9 @@ import sys
 
 
 def test_dbscope_gc_keeps_the_templates_this_run_uses(db):
-    url = "postgresql://{}@{}:{}/postgres".format(
-        os.environ["DJANGO_DB_USER"], os.environ["DJANGO_DB_HOST"], os.environ["DJANGO_DB_PORT"]
+    scheme, database = ("postgresql", "postgres") if os.environ["DJANGO_DB"] == "postgresql" else ("mysql", "")
+    url = "{}://{}@{}:{}/{}".format(
+        scheme, os.environ["DJANGO_DB_USER"], os.environ["DJANGO_DB_HOST"], os.environ["DJANGO_DB_PORT"], database
     )
     gc = subprocess.run([sys.executable, "-m", "dbscope", "gc", "--url", url], capture_output=True, text=True)
     assert gc.returncode == 0, gc.stderr
@@ -539,56 +540,108 @@ def test_dbscope_gc_keeps_the_templates_this_run_uses(db):
 """
 
 
-@pytest.mark.parametrize("sandbox", ["postgresql"], indirect=True)
-def test_dbscope_gc_drops_the_superseded_django_templates_never_one_in_use_or_not_its_own(sandbox: Sandbox) -> None:
-    import psycopg
-    from psycopg import sql
+class Server:
+    """The PostgreSQL or MariaDB server of a sandbox, for the gc test."""
 
+    def __init__(self, engine: str) -> None:
+        self.engine = engine
+        self.url = PG_URL.geturl() if engine == "postgresql" else MARIADB_URL.geturl()
+
+    def templates_of(self, prefix: str) -> list[str]:
+        return _pg_templates_of(prefix) if self.engine == "postgresql" else _mariadb_templates_of(prefix)
+
+    def templates(self) -> list[str]:
+        if self.engine == "postgresql":
+            return _pg_databases("test_dbscope_tpl_")
+        return _mariadb_databases("test\\_dbscope\\_tpl\\_%")
+
+    def create(self, name: str, *, mark: tuple[str, str, str] | None = None) -> None:
+        """A database named ``name``, marked as dbscope.django's template of (alias, database, fingerprint)."""
+        if self.engine == "postgresql":
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+                if mark:
+                    comment = f"dbscope.django template of {mark[0]} ({mark[1]}) {mark[2]} made 9999999999"
+                    conn.execute(
+                        sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(comment))
+                    )
+            return
+        conn = _mariadb()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE `{name}`")
+                if mark:
+                    cursor.execute(
+                        f"CREATE TABLE `{name}`.dbscope_django_template (alias VARCHAR(255), "
+                        "settings_database VARCHAR(255), fingerprint CHAR(64), made DOUBLE)"
+                    )
+                    cursor.execute(
+                        f"INSERT INTO `{name}`.dbscope_django_template VALUES (%s, %s, %s, 9999999999)", list(mark)
+                    )
+        finally:
+            conn.close()
+
+    def drop(self, name: str) -> None:
+        if self.engine == "postgresql":
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            return
+        conn = _mariadb()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            conn.close()
+
+
+@pytest.mark.parametrize("sandbox", ["postgresql", "mysql"], indirect=True)
+def test_dbscope_gc_drops_the_superseded_django_templates_never_one_in_use_or_not_its_own(sandbox: Sandbox) -> None:
     from dbscope.django_templates import template_garbage
     from dbscope.urls import parse_backend_url
 
+    server = Server(sandbox.engine)
     first = sandbox.run("--dbscope-django", "tests/test_catalog.py")
     assert first.returncode == 0, first.stdout[-2000:]
-    old = _pg_templates_of(sandbox.prefix)
+    old = server.templates_of(sandbox.prefix)
     assert len(old) == 1  # test_catalog.py uses the default alias only
 
     # databases named like dbscope.django's templates that it did not make: never dropped
     strangers = [f"test_dbscope_tpl_{uuid.uuid4().hex}" for _ in range(2)]
-    foreign_comment = f"dbscope.django template of default ({sandbox.prefix}) {'0' * 64} made 9999999999"
-    with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
-        for name in strangers:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        conn.execute(
-            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(strangers[0]), sql.Literal(foreign_comment))
-        )
+    server.create(strangers[0], mark=("default", sandbox.prefix, "0" * 64))  # another fingerprint than its name's
+    server.create(strangers[1])
     try:
         sandbox.write("catalog/migrations/0003_noop.py", NEW_MIGRATION)  # a new fingerprint
         sandbox.write("tests/test_gc_inside.py", GC_INSIDE_A_RUN)
         second = sandbox.run("--dbscope-django", "tests/test_catalog.py", "tests/test_gc_inside.py")
         assert second.returncode == 0, second.stdout[-3000:]
         assert _passed(second) == _passed(first) + 1  # the check inside the run ran, and passed
-        new = sorted(set(_pg_templates_of(sandbox.prefix)) - set(old) - {strangers[0]})
+        new = sorted(set(server.templates_of(sandbox.prefix)) - set(old) - {strangers[0]})
         assert len(new) == 1
 
-        url = parse_backend_url(PG_URL.geturl())
+        url = parse_backend_url(server.url)
         listed = {item.name: item for item in template_garbage(url)}  # a dry run: nothing dropped
         assert {name for name in listed if listed[name].action == "drop"} >= set(old)
-        assert all(name in _pg_templates_of(sandbox.prefix) for name in old)
+        assert all(name in server.templates_of(sandbox.prefix) for name in old)
 
         done = {item.name: item for item in template_garbage(url, dry_run=False)}
         assert all(done[name].action == "drop" for name in old)
         assert all(done[name].action == "keep" and "the newest template of" in done[name].reason for name in new)
         assert "another fingerprint" in done[strangers[0]].reason and done[strangers[0]].action == "keep"
-        assert "no dbscope.django comment" in done[strangers[1]].reason and done[strangers[1]].action == "keep"
-        left = _pg_databases("test_dbscope_tpl_")
+        assert "not marked as a complete template" in done[strangers[1]].reason and done[strangers[1]].action == "keep"
+        left = server.templates()
         assert not set(old) & set(left) and set(new) | set(strangers) <= set(left)
         # the kept templates are still good: the next run reuses them
         third = sandbox.run("--dbscope-django", "tests/test_catalog.py")
         assert third.returncode == 0 and all("template reused" in line for line in _summary(third)), third.stdout
     finally:
-        with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
-            for name in strangers:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        for name in strangers:
+            server.drop(name)
 
 
 @pytest.mark.parametrize("sandbox", ["mysql"], indirect=True)
