@@ -649,17 +649,20 @@ def test_a_mariadb_template_whose_build_did_not_finish_is_built_again(sandbox: S
     first = sandbox.run("--dbscope-django", "tests/test_catalog.py")
     assert first.returncode == 0 and all("template built" in line for line in _summary(first)), first.stdout
     (template,) = _mariadb_templates_of(sandbox.prefix)
-    conn = _mariadb()
     try:
-        with conn.cursor() as cursor:  # as if the build had died before its last step, the mark
-            cursor.execute(f"DELETE FROM `{template}`.dbscope_django_template")
-            cursor.execute("SET foreign_key_checks = 0")
-            cursor.execute(f"DROP TABLE `{template}`.catalog_product")
-    finally:
-        conn.close()
-    second = sandbox.run("--dbscope-django", "tests/test_catalog.py")
-    assert second.returncode == 0, second.stdout[-3000:]
-    assert all("template built" in line for line in _summary(second)), second.stdout
-    assert _mariadb_templates_of(sandbox.prefix) == [template]  # the same fingerprint, complete this time
-    third = sandbox.run("--dbscope-django", "tests/test_catalog.py")
-    assert third.returncode == 0 and all("template reused" in line for line in _summary(third)), third.stdout
+        conn = _mariadb()
+        try:
+            with conn.cursor() as cursor:  # as if the build had died before its last step, the mark
+                cursor.execute(f"DELETE FROM `{template}`.dbscope_django_template")
+                cursor.execute("SET foreign_key_checks = 0")
+                cursor.execute(f"DROP TABLE `{template}`.catalog_product")
+        finally:
+            conn.close()
+        second = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+        assert second.returncode == 0, second.stdout[-3000:]
+        assert all("template built" in line for line in _summary(second)), second.stdout
+        assert _mariadb_templates_of(sandbox.prefix) == [template]  # the same fingerprint, complete this time
+        third = sandbox.run("--dbscope-django", "tests/test_catalog.py")
+        assert third.returncode == 0 and all("template reused" in line for line in _summary(third)), third.stdout
+    finally:  # unmarked, the sandbox would not find it to drop
+        Server("mysql").drop(template)
