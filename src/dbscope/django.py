@@ -210,8 +210,6 @@ def _setup_databases(
     aliases: Any, *, use_migrations: bool, cache_dir: Path, allow_remote: bool, rebuild: bool
 ) -> _Made:
     """Django's ``setup_databases``, with a clone where it migrates (and Django's own way for other engines)."""
-    import time
-
     from .django_templates import open_alias
 
     connections = importlib.import_module("django.db").connections
@@ -223,7 +221,7 @@ def _setup_databases(
         first = sharing[0]
         started = time.perf_counter()
         database = open_alias(first, use_migrations=use_migrations, cache_dir=cache_dir, allow_remote=allow_remote)
-        if database is None:  # an engine without templates yet (MySQL, Oracle): Django migrates it
+        if database is None:  # an engine without templates (Oracle, third-party backends): Django migrates it
             connections[first].creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         else:
             database.setup(rebuild=rebuild)

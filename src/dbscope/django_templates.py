@@ -15,7 +15,16 @@ typed ``Any`` at its boundary: dbscope itself never depends on Django.
 * **PostgreSQL** aliases: the template is a database ``test_dbscope_tpl_<fingerprint>``
   built under an advisory lock into a temporary name and renamed when complete; the
   process's test database (Django's test name, with pytest-django's ``_gw<N>`` suffix) is
-  ``CREATE DATABASE ... TEMPLATE``; a restore drops it ``WITH (FORCE)`` and clones again.
+  ``CREATE DATABASE ... TEMPLATE``; a restore is dbscope's in-place reset.
+* **MariaDB/MySQL** aliases: the template is a database of the same name, migrated under
+  the server's named lock and marked complete last (:class:`MySQLAlias`); the test
+  database is a copy made by dbscope's MariaDB blueprint scripts, a restore their restore.
+* **Leaks**: each alias lists the connections open to its test database now (SQLite:
+  Python's audit events; PostgreSQL: ``pg_stat_activity``; MariaDB: ``PROCESSLIST``), but
+  dbscope's own and those it is told are Django's (``django.py`` compares before and after
+  each test).
+* **dbscope gc**: :func:`template_garbage` lists and drops the templates of fingerprints
+  superseded by a newer one of the same alias and database, never one a run uses.
 
 Only databases whose names Django gives the test databases are dropped or written, never
 the names in the settings, and a server that is not on this machine is refused unless
@@ -44,12 +53,14 @@ __all__ = ["AliasDatabase", "TemplateStats", "fingerprint", "open_alias"]
 
 #: bumped when the way a template is built changes: older templates are then never reused
 FORMAT = "dbscope.django template 1"
-#: the PostgreSQL templates' prefix: a test_ name, never one a settings NAME or dbscope's gc uses
-PG_TEMPLATE_PREFIX = "test_dbscope_tpl_"
+#: the server templates' prefix (PostgreSQL, MariaDB/MySQL): a test_ name, never one a settings NAME or
+#: dbscope's own databases use
+TEMPLATE_PREFIX = "test_dbscope_tpl_"
 #: a template's full name: the prefix and the first 32 hex digits of its fingerprint
-PG_TEMPLATE_NAME = re.compile(r"test_dbscope_tpl_[0-9a-f]{32}")
-#: the comment that says dbscope.django made a template: alias, the settings' database, fingerprint, when
-PG_COMMENT = re.compile(
+TEMPLATE_NAME = re.compile(r"test_dbscope_tpl_[0-9a-f]{32}")
+#: how dbscope.django marks a template its own and complete (PostgreSQL: the comment; MariaDB/MySQL: this
+#: text is made from the template's dbscope_django_template row): alias, settings' database, fingerprint, when
+TEMPLATE_MARK = re.compile(
     r"dbscope\.django template of (?P<alias>\S+) \((?P<database>.*)\) (?P<fingerprint>[0-9a-f]{64})"
     r"(?: made (?P<made>\d+(?:\.\d+)?))?"
 )
@@ -305,7 +316,7 @@ class PostgresAlias(AliasDatabase):
 
     def __init__(self, connection: Any, fp: str, stats: TemplateStats) -> None:
         super().__init__(connection, fp, stats)
-        self.template = PG_TEMPLATE_PREFIX + fp[:32]
+        self.template = TEMPLATE_PREFIX + fp[:32]
         self.maintenance: Any = None
         self._restorer: Any = None
         self._snapshot: Any = None
@@ -465,7 +476,7 @@ class MySQLAlias(AliasDatabase):
 
     def __init__(self, connection: Any, fp: str, stats: TemplateStats) -> None:
         super().__init__(connection, fp, stats)
-        self.template = PG_TEMPLATE_PREFIX + fp[:32]
+        self.template = TEMPLATE_PREFIX + fp[:32]
         self.admin: Any = None
         self.using: Any = None
         self.blueprint: Any = None
@@ -657,8 +668,8 @@ def open_alias(alias: str, *, use_migrations: bool, cache_dir: Path, allow_remot
             )
         fp = fingerprint(alias, use_migrations=use_migrations)
         if engine in MYSQL_ENGINES:
-            return MySQLAlias(connection, fp, TemplateStats(alias, "mysql", PG_TEMPLATE_PREFIX + fp[:32]))
-        return PostgresAlias(connection, fp, TemplateStats(alias, "postgresql", PG_TEMPLATE_PREFIX + fp[:32]))
+            return MySQLAlias(connection, fp, TemplateStats(alias, "mysql", TEMPLATE_PREFIX + fp[:32]))
+        return PostgresAlias(connection, fp, TemplateStats(alias, "postgresql", TEMPLATE_PREFIX + fp[:32]))
     if engine == SQLITE_ENGINE:
         fp = fingerprint(alias, use_migrations=use_migrations)
         cache = TemplateCache(cache_dir)
@@ -723,7 +734,7 @@ def template_garbage(
         rows = conn.execute(
             "SELECT oid, datname, shobj_description(oid, 'pg_database') FROM pg_database "
             "WHERE starts_with(datname, %s) ORDER BY datname",
-            [PG_TEMPLATE_PREFIX],
+            [TEMPLATE_PREFIX],
         ).fetchall()
         found = [
             _Found(str(name), int(oid), comment, (in_use_key(str(name)) & 0xFFFFFFFF) in locked)
@@ -760,15 +771,15 @@ def _plan(found: list[_Found], *, templates: bool, item: Any) -> list[Any]:
     ours: dict[tuple[str, str], list[tuple[float, int, _Found]]] = {}
     items: dict[str, Any] = {}
     for entry in found:
-        match = PG_COMMENT.fullmatch(entry.comment or "")
-        if not PG_TEMPLATE_NAME.fullmatch(entry.name) or match is None:
+        match = TEMPLATE_MARK.fullmatch(entry.comment or "")
+        if not TEMPLATE_NAME.fullmatch(entry.name) or match is None:
             items[entry.name] = item(
                 entry.name,
                 "not marked as a complete template of dbscope.django (its own, or one being built); never dropped",
                 "keep",
             )
             continue
-        if match["fingerprint"][:32] != entry.name.removeprefix(PG_TEMPLATE_PREFIX):
+        if match["fingerprint"][:32] != entry.name.removeprefix(TEMPLATE_PREFIX):
             items[entry.name] = item(entry.name, "its comment names another fingerprint; never dropped", "keep")
             continue
         made = float(match["made"]) if match["made"] else 0.0
@@ -821,7 +832,7 @@ def _mysql_garbage(url: Any, *, dry_run: bool, templates: bool, allow_remote: bo
         names = rows(
             conn,
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE %s ORDER BY SCHEMA_NAME",
-            [PG_TEMPLATE_PREFIX.replace("_", "\\_") + "%"],
+            [TEMPLATE_PREFIX.replace("_", "\\_") + "%"],
         )
         for (name,) in names:
             marked = rows(
