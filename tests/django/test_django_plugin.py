@@ -494,6 +494,11 @@ def test_the_isolation_report_names_the_django_tests_that_leak_connections(
     assert by_name["test_database_access_without_a_mark_is_blocked"]["scopes"] == 0  # no database, no isolation
     page = (sandbox.root / "report.html").read_text()
     assert "Django test databases" in page and "test_leaks_in_a_django_test_case" in page
+    shown = subprocess.run(  # the saved report, read back by the dbscope command: the same lines
+        [sys.executable, "-m", "dbscope", "report", "report.json"], cwd=sandbox.root, capture_output=True, text=True
+    )
+    assert shown.returncode == 1, shown.stdout + shown.stderr  # it has leaks
+    assert _summary(shown) == _summary(reported) and "connection leaks: 3" in shown.stdout
 
     failing = sandbox.run(*args, "--dbscope-fail-on-leak")
     assert failing.returncode == 1, failing.stdout[-3000:]
