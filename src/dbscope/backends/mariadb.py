@@ -105,6 +105,7 @@ from .mariadb_schema import (
     signature_statements,
     track_database,
     tracking_script,
+    triggers_statement,
     writes_statement,
 )
 from .registry import by_scheme
@@ -144,7 +145,15 @@ class _Seen:
     ids: str  # the tables' InnoDB ids (a write mark's second half)
     sessions_empty: bool  # no foreign session was on the database
     connects: int  # connections dbscope had opened to it by then (the server counts them too)
+    triggers: str  # the user's triggers (triggers_statement's row), part of the signature
     objects: Present | None = None  # tables, views, triggers, tracked tables (AUTO_INCREMENT values stale)
+
+
+def _lost(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the server cut the connection (gone away, lost during a query, closed)."""
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    return isinstance(exc, pymysql.OperationalError) and bool(exc.args) and exc.args[0] in (2006, 2013)
 
 
 def clone_name(run: str, label: str) -> str:
@@ -323,8 +332,21 @@ class MariaDBDatabase:
         While the server's counts say nothing could have changed the schema or brought a
         session here since the last full look (see :class:`_Seen`), only those counts and the
         write notes are read; a look that ends a scope (``known`` given) also reads the
-        ``AUTO_INCREMENT`` counters for :meth:`after_rollback`.
+        ``AUTO_INCREMENT`` counters for :meth:`after_rollback`. dbscope's connection is not
+        pinged before every look: one the server cut is replaced and the look (it only reads)
+        made again.
         """
+        try:
+            return self._look(mark, known)
+        except BackendUnavailableError as exc:
+            if not _lost(exc.__cause__):
+                raise
+            log.warning("dbscope's connection to %s was cut (%s); reconnecting", self.name, exc.__cause__)
+            with self._lock:
+                self._restorer_used = 0.0  # ping it: a cut one is replaced
+            return self._look(mark, known)
+
+    def _look(self, mark: Any, known: Collection[Hashable] | None) -> Look:
         self._fresh_mark = self._counters = None
         own_ids = frozenset(self._own)
         since = mark[0] if mark is not None else 0
@@ -342,30 +364,39 @@ class MariaDBDatabase:
                 gate = read_gate(found[0])
                 if gate[0] == seen.gate[0]:
                     return self._quick_look(own, seen, gate, found, mark, known, own_ids)
+            # the user's triggers are part of the signature, but costly to list: kept while no
+            # statement that can add or remove one ran (the quick read just said which)
+            triggers = seen.triggers if seen is not None and gate[3] == seen.gate[3] else None
             statements = [
                 gate_statement(),
                 busy_statement(),
                 sessions_statement(self.name),
                 *signature_statements(self.name),
+                triggers_statement(self.name) if triggers is None else "SELECT NULL",
             ]
             if self._tracking:
                 statements += mark_statements(self.name, since)
             if ending and self._tracking:
                 statements.append(autoinc_statement(self.name))
             found = results(own, statements)
+            gate = read_gate(found[0])
+            if triggers is not None and seen is not None and gate[3] != seen.gate[3]:  # one came or went meanwhile
+                triggers = None
+                found[5] = rows(own, triggers_statement(self.name))
         except pymysql.Error as exc:
             raise self._backend._error(exc, f"cannot look at {self.name}") from exc
-        gate, busy = read_gate(found[0]), int(found[1][0][0])
-        signature = signature_of(found[3:5])
+        busy = int(found[1][0][0])
+        listed = str(found[5][0][0] or "") if triggers is None else triggers
+        signature = signature_of([found[3], found[4], [(listed or None,)]])
         sessions: Mapping[Hashable, bool] = sessions_of(own, found[2], own_ids)
-        new_mark, written = read_mark(found[5:7], mark) if self._tracking else (None, None)
+        new_mark, written = read_mark(found[6:8], mark) if self._tracking else (None, None)
         self._seen = (
-            _Seen(gate, signature, new_mark[1] if new_mark is not None else "", not sessions, self._connects)
+            _Seen(gate, signature, new_mark[1] if new_mark is not None else "", not sessions, self._connects, listed)
             if not busy
             else None
         )
         if ending and self._tracking and not sessions:
-            self._counters = found[7]
+            self._counters = found[8]
         if known is not None and set(sessions) - set(known):
             sessions = self.foreign_connections(known)
         return Look(signature, written, new_mark, sessions)
@@ -407,9 +438,10 @@ class MariaDBDatabase:
         before, after = read_gate(found[0]), read_gate(found[-1])
         seen = self._seen
         ours = own_count(statements)
-        if seen is not None and before[0] == seen.gate[0] and after[0] == before[0] + ours[0]:
+        exact = before[0] == seen.gate[0] and before[3] == seen.gate[3] if seen is not None else False
+        if seen is not None and exact and after[0] == before[0] + ours[0] and after[3] == before[3] + ours[3]:
             # sessions: what was seen, plus our own USEs; anyone else's connecting shows at the next look
-            self._seen = replace(seen, gate=(after[0], seen.gate[1], seen.gate[2] + ours[2]))
+            self._seen = replace(seen, gate=(after[0], seen.gate[1], seen.gate[2] + ours[2], after[3]))
         else:
             self._seen = None
         return found[1:-1]

@@ -444,7 +444,8 @@ def signature_of(found: list[list[tuple[Any, ...]]]) -> str:
 
 
 def schema_signature(conn: Any, database: str) -> str:
-    return signature_of(results(conn, signature_statements(database)))
+    """The columns, tables, views and user triggers of ``database``, hashed (see :func:`signature_of`)."""
+    return signature_of(results(conn, [*signature_statements(database), triggers_statement(database)]))
 
 
 def sessions_statement(database: str) -> str:
@@ -579,8 +580,12 @@ DDL_COUNTERS = (
 #: sessions reach a database by connecting (CONNECTIONS) or by ``USE``/``COM_INIT_DB`` (COM_CHANGE_DB)
 SESSION_COUNTERS = ("CONNECTIONS", "COM_CHANGE_DB")
 
-#: (schema statements, connections, database changes), server-wide, see :func:`gate_statement`
-Gate = tuple[int, int, int]
+#: the statements that can add or remove a trigger (dropping or renaming its table, or its database, does)
+TRIGGER_COUNTERS = ("COM_CREATE_TRIGGER", "COM_DROP_TRIGGER", "COM_DROP_TABLE", "COM_RENAME_TABLE", "COM_DROP_DB")
+
+#: (schema statements, connections, database changes, trigger-changing statements), server-wide,
+#: see :func:`gate_statement`
+Gate = tuple[int, int, int, int]
 
 _DDL_WORDS = frozenset({"ALTER", "CREATE", "DROP", "OPTIMIZE", "RENAME", "REPAIR", "TRUNCATE"})
 
@@ -592,24 +597,49 @@ def gate_statement() -> str:
     return (
         f"SELECT SUM(IF(VARIABLE_NAME IN ({ddl}), VARIABLE_VALUE, 0)), "
         "SUM(IF(VARIABLE_NAME = 'CONNECTIONS', VARIABLE_VALUE, 0)), "
-        "SUM(IF(VARIABLE_NAME = 'COM_CHANGE_DB', VARIABLE_VALUE, 0)) "
+        "SUM(IF(VARIABLE_NAME = 'COM_CHANGE_DB', VARIABLE_VALUE, 0)), "
+        f"SUM(IF(VARIABLE_NAME IN ({', '.join(literal(name) for name in TRIGGER_COUNTERS)}), VARIABLE_VALUE, 0)) "
         f"FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME IN ({every})"
     )
 
 
 def read_gate(found: list[tuple[Any, ...]]) -> Gate:
-    ddl, connections, change_db = found[0]
-    return int(ddl or 0), int(connections or 0), int(change_db or 0)
+    ddl, connections, change_db, triggers = found[0]
+    return int(ddl or 0), int(connections or 0), int(change_db or 0), int(triggers or 0)
+
+
+_TRIGGER_WORDS = (
+    ("CREATE", "TRIGGER"),
+    ("DROP", "TRIGGER"),
+    ("DROP", "TABLE"),
+    ("RENAME", "TABLE"),
+    ("DROP", "DATABASE"),
+)
 
 
 def own_count(statements: Iterable[str]) -> Gate:
     """What ``statements`` (dbscope's own) add to the :func:`gate_statement` counts."""
-    ddl = use = 0
+    ddl = use = triggers = 0
     for statement in statements:
-        word = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+        words = tuple(statement.upper().split(None, 2)[:2])
+        word = words[0] if words else ""
         ddl += word in _DDL_WORDS
         use += word == "USE"
-    return ddl, 0, use
+        triggers += words in _TRIGGER_WORDS
+    return ddl, 0, use, triggers
+
+
+def triggers_statement(database: str) -> str:
+    """The user's triggers (not dbscope's), table by table: part of the schema's signature.
+
+    MariaDB parses every table's trigger file to list them (2.5-7 ms on 30 tables): a look
+    reads them only when :data:`TRIGGER_COUNTERS` moved since it last did.
+    """
+    return (
+        "SELECT GROUP_CONCAT(CONCAT(EVENT_OBJECT_TABLE, '.', TRIGGER_NAME, ':', ACTION_TIMING, ':', "
+        "EVENT_MANIPULATION) ORDER BY EVENT_OBJECT_TABLE, TRIGGER_NAME) FROM information_schema.TRIGGERS "
+        f"WHERE TRIGGER_SCHEMA = {_string(database)} AND TRIGGER_NAME NOT LIKE 'dbscope\\_%'"
+    )
 
 
 def busy_statement() -> str:
