@@ -502,7 +502,9 @@ def _copies_marker(snapshot: Snapshot, oids: dict[Table, int]) -> str:
 def _fast_restore_function(conn: psycopg.Connection[Any], snapshot: Snapshot, oids: dict[Table, int]) -> sql.Composed:
     """``CREATE FUNCTION`` of a superuser's one-call restore of ``snapshot`` (see :func:`restore`).
 
-    Its statements are static, so PL/pgSQL plans each once a session. It raises :data:`_LONG_WAY`
+    Its statements are static, so PL/pgSQL plans each once a session; its names start with
+    ``dbscope_`` and a column wins over them (``#variable_conflict use_column``), so no table's
+    column can clash with them. It raises :data:`_LONG_WAY`
     (having changed nothing) when DDL was counted since ``oids`` were read, when the baseline
     copies are not ``snapshot``'s (or a crash emptied them) or a written table is big enough for
     TRUNCATE; otherwise it restores the tables written (the marks and the oids given) from the
@@ -513,12 +515,13 @@ def _fast_restore_function(conn: psycopg.Connection[Any], snapshot: Snapshot, oi
     body: list[sql.Composable] = [
         # the restore's settings (see _RESTORE_SETTINGS_SUPERUSER), for the statement's own transaction
         sql.SQL(
-            "DECLARE dirty oid[]; o oid; BEGIN PERFORM set_config('lock_timeout', lock_wait, true), "
+            "#variable_conflict use_column\nDECLARE dbscope_dirty oid[]; dbscope_oid oid; "
+            "BEGIN PERFORM set_config('lock_timeout', dbscope_lock_wait, true), "
             "set_config('synchronous_commit', 'off', true), set_config('session_replication_role', 'replica', true); "
             "LOCK TABLE {} IN EXCLUSIVE MODE;"
         ).format(sql.SQL(", ").join(map(_ident, snapshot.tables))),
         sql.SQL(
-            "IF (SELECT count(*) FROM {}.ddl) <> expected_ddl "
+            "IF (SELECT count(*) FROM {}.ddl) <> dbscope_ddl "
             "OR NOT EXISTS (SELECT FROM {}.baseline WHERE copies = {}) THEN {}; END IF;"
         ).format(
             track,
@@ -528,10 +531,11 @@ def _fast_restore_function(conn: psycopg.Connection[Any], snapshot: Snapshot, oi
         ),
         sql.SQL(
             "WITH marks AS (DELETE FROM {}.dirty RETURNING tbl::oid AS id) "
-            "SELECT ARRAY(SELECT id FROM marks UNION SELECT unnest(written)) INTO dirty;"
+            "SELECT ARRAY(SELECT id FROM marks UNION SELECT unnest(dbscope_written)) INTO dbscope_dirty;"
         ).format(track),
         sql.SQL(
-            "FOREACH o IN ARRAY dirty LOOP IF coalesce(pg_relation_size(o), 0) > {} THEN {}; END IF; END LOOP;"
+            "FOREACH dbscope_oid IN ARRAY dbscope_dirty LOOP "
+            "IF coalesce(pg_relation_size(dbscope_oid), 0) > {} THEN {}; END IF; END LOOP;"
         ).format(
             sql.Literal(TRUNCATE_ABOVE_BYTES),
             long_way.format(sql.Literal(_LONG_WAY), sql.Literal("dbscope: a big table was written")),
@@ -539,14 +543,17 @@ def _fast_restore_function(conn: psycopg.Connection[Any], snapshot: Snapshot, oi
     ]
     for table in reversed(snapshot.tables):  # children before the tables they reference
         body.append(
-            sql.SQL("IF {} = ANY(dirty) THEN DELETE FROM {}; END IF;").format(sql.Literal(oids[table]), _ident(table))
+            sql.SQL("IF {} = ANY(dbscope_dirty) THEN DELETE FROM {}; END IF;").format(
+                sql.Literal(oids[table]), _ident(table)
+            )
         )
     for index, table in enumerate(snapshot.tables):
         if table in snapshot.data:
             columns = sql.SQL(", ").join(map(sql.Identifier, snapshot.columns[table]))
             body.append(
                 sql.SQL(
-                    "IF {} = ANY(dirty) THEN INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}; END IF;"
+                    "IF {} = ANY(dbscope_dirty) THEN "
+                    "INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM {}; END IF;"
                 ).format(sql.Literal(oids[table]), _ident(table), columns, columns, _copy_of(index))
             )
     for seq, value, called in snapshot.sequences:
@@ -557,9 +564,9 @@ def _fast_restore_function(conn: psycopg.Connection[Any], snapshot: Snapshot, oi
                 "THEN PERFORM setval({}::regclass, {}, {}); END IF;"
             ).format(name, sql.Literal(value if called else None), name, sql.Literal(value), sql.Literal(called))
         )
-    body.append(sql.SQL("DELETE FROM {}.dirty; RETURN dirty; END").format(track))
+    body.append(sql.SQL("DELETE FROM {}.dirty; RETURN dbscope_dirty; END").format(track))
     return sql.SQL(
-        "CREATE OR REPLACE FUNCTION {}(written oid[], expected_ddl bigint, lock_wait text) "
+        "CREATE OR REPLACE FUNCTION {}(dbscope_written oid[], dbscope_ddl bigint, dbscope_lock_wait text) "
         "RETURNS oid[] LANGUAGE plpgsql AS {}"
     ).format(sql.Identifier(TRACK_SCHEMA, _FAST_RESTORE), sql.Literal(sql.SQL(" ").join(body).as_string(conn)))
 
