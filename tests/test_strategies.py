@@ -49,7 +49,16 @@ def test_reset_works_under_xdist_with_one_database_per_worker(project: MakeProje
     pytester = project(
         ini="dbscope_strategy = reset\ndbscope_env_var = TEST_DATABASE_URI:dsn\ndbscope_autouse = true\n"
     )
-    pytester.makeconftest(APP_CONFTEST)
+    # every worker imports the conftest (xdist may give one worker all the tests of a file):
+    # the URL is one string on every worker; behind it, each worker's own file
+    pytester.makeconftest(
+        APP_CONFTEST
+        + """
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "none")
+with open(f"seen-{WORKER}", "w") as out:
+    out.write(os.path.realpath(URL))
+"""
+    )
     pytester.makepyfile(
         test_app=APP_TESTS
         + """
@@ -57,9 +66,8 @@ import pytest
 
 @pytest.mark.parametrize("n", range(4))
 def test_each_worker_has_its_own_database(n):
-    # the URL is one string on every worker; behind it, each worker's own file
-    with open(f"seen-{os.environ['PYTEST_XDIST_WORKER']}", "w") as out:
-        out.write(os.path.realpath(conftest.URL))
+    with open(f"seen-{conftest.WORKER}") as seen:
+        assert seen.read() == os.path.realpath(conftest.URL)
 """
     )
     pytester.runpytest_subprocess("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=10)
