@@ -968,3 +968,26 @@ def test_a_crash_of_the_server_makes_the_next_restore_whole(tmp_path: Path) -> N
             database.drop()
         finally:
             backend.close()
+
+
+def test_ddl_under_the_replica_role_is_counted(backends: Callable[..., pg.PostgreSQLBackend], tmp_path: Path) -> None:
+    """A superuser's session with session_replication_role = replica fires no ordinary event trigger:
+    dbscope's is ENABLE ALWAYS, so its DDL (a trigger disabled, a table created) is counted all the same."""
+    from dbscope.backends.pg_snapshot import ddl_count
+
+    backend = backends()
+    if not backend.superuser:
+        pytest.fail("this test needs a superuser (the default server's postgres role): DDL is counted for one only")
+    database = backend.create(backend.template(unique_migrations(tmp_path), NO_SEED), label="replica_ddl")
+    try:
+        database.watch_writes()
+        primary = database.primary_connection()
+        assert primary is not None
+        before = ddl_count(primary)
+        with database.connect(autocommit=True) as app:
+            app.execute("SET session_replication_role = replica")
+            app.execute("ALTER TABLE users DISABLE TRIGGER USER")
+            app.execute("CREATE TABLE replica_made (id int)")
+        assert ddl_count(primary) == before + 2
+    finally:
+        database.drop()
