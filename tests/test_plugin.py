@@ -246,6 +246,29 @@ def test_autouse_gives_every_test_a_scope(project: MakeProject) -> None:
     result.stdout.fnmatch_lines(["scopes created: 1, destroyed: 1"])
 
 
+def test_a_plain_test_gets_a_scope_only_where_every_test_needs_one(project: MakeProject) -> None:
+    """Under clone a test that takes no dbscope fixture gets no scope (and no fixture of dbscope's);
+    under reset, whose database is in the environment, every test gets one."""
+    pytester = project()
+    pytester.makepyfile(
+        """
+        def test_plain(request):
+            assert "dbscope_scope" not in request.fixturenames
+            assert not [name for name in request.fixturenames if "dbscope" in name]  # nothing of dbscope's to set up
+
+        def test_with_db(db):
+            assert db.execute("SELECT 1").scalar() == 1
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["scopes created: 1, destroyed: 1"])
+
+    reset = pytester.runpytest("--dbscope-strategy=reset")
+    reset.assert_outcomes(passed=1, failed=1)  # the plain test is given the scope that restores the database
+    reset.stdout.fnmatch_lines(["*assert 'dbscope_scope' not in*", "scopes created: 2, destroyed: 2"])
+
+
 def test_the_marker_overrides_migrations_for_one_test(project: MakeProject) -> None:
     pytester = project()
     pytester.path.joinpath("other.sql").write_text("CREATE TABLE other (x INTEGER);")

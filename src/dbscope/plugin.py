@@ -237,6 +237,8 @@ def pytest_configure(config: pytest.Config) -> None:
     manager.initialize_test_mode()
     config.stash[MANAGER_KEY] = manager
     config.pluginmanager.register(ReportPlugin(config, manager), "dbscope-report")
+    if (settings.autouse or manager.strategy.fixed_url) and not config.pluginmanager.has_plugin("dbscope-autouse"):
+        config.pluginmanager.register(AutoScope(), "dbscope-autouse")
 
 
 def _start_shared_cluster(config: pytest.Config, settings: Config) -> None:
@@ -472,12 +474,19 @@ def _dispose_async(engine: Any) -> None:
         engine.sync_engine.dispose()
 
 
-@pytest.fixture(autouse=True)
-def _dbscope_autouse(request: pytest.FixtureRequest) -> None:
-    # a strategy whose database is in the environment for every test (reset, rollback) must
-    # restore it after every test, whether or not the test asked for a dbscope fixture
-    if request.config.stash[CONFIG_KEY].autouse or request.config.stash[MANAGER_KEY].strategy.fixed_url:
-        request.getfixturevalue("dbscope_scope")
+class AutoScope:
+    """Registered only when every test gets a scope: ``dbscope_autouse``, or a strategy whose
+    database is in the environment for every test (reset, rollback), which must restore it
+    after every test whether or not the test asked for a dbscope fixture.
+
+    A plugin of its own, not an autouse fixture that decides per test: tests of a suite that
+    needs no scope for them pay nothing, and a scope that every test gets is a dependency
+    pytest resolves once at collection, not a ``request.getfixturevalue()`` a test.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _dbscope_autouse(self, dbscope_scope: Scope) -> None:
+        pass
 
 
 @pytest.hookimpl(wrapper=True)
