@@ -100,6 +100,7 @@ def test_the_wheel_is_the_plugin_with_its_types_and_only_user_extras(built: Buil
     assert sorted(built.metadata.get_all("Provides-Extra") or []) == [
         "alembic",
         "mysql",
+        "mysqlclient",
         "postgres",
         "postgres-binary",
         "sqlalchemy",
