@@ -269,6 +269,37 @@ def test_a_plain_test_gets_a_scope_only_where_every_test_needs_one(project: Make
     reset.stdout.fnmatch_lines(["*assert 'dbscope_scope' not in*", "scopes created: 2, destroyed: 2"])
 
 
+def test_the_scope_is_the_running_tests_however_it_is_asked_for(project: MakeProject) -> None:
+    """dbscope_scope learns its test from pytest_runtest_setup, not from ``request``: asked for in the
+    test's signature, through another fixture, or with getfixturevalue() during the call, it names the
+    running test, and the marker of that test applies."""
+    pytester = project()
+    pytester.path.joinpath("other.sql").write_text("CREATE TABLE other (x INTEGER);")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def through_a_fixture(dbscope_scope):
+            return dbscope_scope
+
+        def test_signature(dbscope_scope, request):
+            assert dbscope_scope.test_name == request.node.nodeid
+
+        def test_fixture(through_a_fixture, request):
+            assert through_a_fixture.test_name == request.node.nodeid
+
+        @pytest.mark.dbscope(migrations="other.sql")
+        def test_during_the_call(request):
+            scope = request.getfixturevalue("dbscope_scope")
+            assert scope.test_name == request.node.nodeid
+            names = [r[0] for r in scope.client().execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            assert names == ["other"]
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
 def test_the_marker_overrides_migrations_for_one_test(project: MakeProject) -> None:
     pytester = project()
     pytester.path.joinpath("other.sql").write_text("CREATE TABLE other (x INTEGER);")

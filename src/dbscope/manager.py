@@ -299,18 +299,30 @@ class IsolationManager:
     @contextlib.contextmanager
     def scope(self, test_name: str, *, options_source: str | None = None, **options: Any) -> Iterator[Scope]:
         """A scope for the ``with`` block: its database, its env vars, then cleanup."""
+        scope = self.open_scope(test_name, options_source=options_source, **options)
+        try:
+            yield scope
+        finally:
+            self.close_scope(scope)
+
+    def open_scope(self, test_name: str, *, options_source: str | None = None, **options: Any) -> Scope:
+        """What ``with scope(...)`` enters, for a caller that ends it with :meth:`close_scope` (the plugin)."""
         scope_id = self.create_scope(test_name, options_source=options_source, **options)
-        previous = self._process_scope
+        scope = self.active_scopes[scope_id]
+        scope.previous_scope_id = self._process_scope
         try:
             self._enter(scope_id)
         except BaseException:
             self.destroy_scope(scope_id)
             raise
+        return scope
+
+    def close_scope(self, scope: Scope) -> None:
+        """End a scope :meth:`open_scope` opened; the process's current scope is the one before it again."""
         try:
-            yield self.active_scopes[scope_id]
+            self.destroy_scope(scope.id)
         finally:
-            self.destroy_scope(scope_id)
-            self._process_scope = previous
+            self._process_scope = scope.previous_scope_id
 
     def close(self) -> None:
         """Destroy every active scope and release the backends and templates."""

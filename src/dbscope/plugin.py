@@ -36,6 +36,8 @@ CONFIG_KEY = pytest.StashKey[Config]()
 MANAGER_KEY = pytest.StashKey[IsolationManager]()
 SAVED_ENV_KEY = pytest.StashKey[dict[str, str | None]]()
 FAILED_KEY = pytest.StashKey[bool]()
+#: the test being run (set before its fixtures are): dbscope_scope's, without asking for ``request``
+ITEM_KEY = pytest.StashKey[pytest.Item]()
 #: whether pytest_load_initial_conftests took this process for the xdist controller
 CONTROLLER_KEY = pytest.StashKey[bool]()
 #: the server the xdist controller started for every worker (a backend type's SharedServer)
@@ -311,40 +313,50 @@ def dbscope(pytestconfig: pytest.Config) -> IsolationManager:
 
 
 @pytest.fixture
-def dbscope_scope(request: pytest.FixtureRequest, dbscope: IsolationManager) -> Iterator[Scope]:
-    """This test's scope: a fresh database cloned from the migrated template."""
-    marker = request.node.get_closest_marker("dbscope")
-    options = {k: v for k, v in (marker.kwargs if marker else {}).items() if v is not None}
+def dbscope_scope(pytestconfig: pytest.Config) -> Iterator[Scope]:
+    """This test's scope: a fresh database cloned from the migrated template.
+
+    It asks for no ``request`` (pytest builds a fixture definition, inspecting a signature,
+    each time a fixture asks for it): the running test is the one ``pytest_runtest_setup``
+    noted.
+    """
+    item = pytestconfig.stash[ITEM_KEY]
+    manager = pytestconfig.stash[MANAGER_KEY]
+    marker = item.get_closest_marker("dbscope")
+    options = {k: v for k, v in marker.kwargs.items() if v is not None} if marker else {}
     problem = None
-    entered = False
+    scope: Scope | None = None
+    nodeid = item.nodeid
     try:
-        context = dbscope.scope(
-            request.node.nodeid, options_source=f"@pytest.mark.dbscope on {request.node.nodeid}", **options
-        )
-        scope = context.__enter__()
-        entered = True
-        _join_app(request.config.stash[CONFIG_KEY], scope)
+        scope = manager.open_scope(nodeid, options_source=f"@pytest.mark.dbscope on {nodeid}", **options)
+        _join_app(pytestconfig.stash[CONFIG_KEY], scope)
     except DbscopeError as exc:
-        if entered:  # the app's engines could not join: end the scope it had
-            context.__exit__(None, None, None)
+        if scope is not None:  # the app's engines could not join: end the scope it had
+            manager.close_scope(scope)
         # A setting, migration or server every test needs: fail the session once, with
         # dbscope's own message and no traceback. A marker's bad option fails its test only;
         # a database an earlier test left unusable (IsolationError) fails this test, clearly.
         if isinstance(exc, MigrationError):
-            request.session.shouldfail = f"dbscope: the template database could not be built ({exc.source})"
+            item.session.shouldfail = f"dbscope: the template database could not be built ({exc.source})"
         elif isinstance(exc, (ConfigError, BackendUnavailableError)) and not options:
-            request.session.shouldfail = f"dbscope: {type(exc).__name__}, see the first error above"
+            item.session.shouldfail = f"dbscope: {type(exc).__name__}, see the first error above"
         problem = f"dbscope: {type(exc).__name__}: {mask_password(str(exc))}"
-    if problem is not None:  # outside the except block: no "during handling" chain on the terminal
-        pytest.fail(problem, pytrace=False)
+    if problem is not None or scope is None:  # outside the except block: no "during handling" chain
+        pytest.fail(problem or "dbscope: no scope", pytrace=False)
     try:
         yield scope
     finally:
-        if request.config.stash[CONFIG_KEY].keep_failed and request.node.stash.get(FAILED_KEY, False):
+        if pytestconfig.stash[CONFIG_KEY].keep_failed and item.stash.get(FAILED_KEY, False):
             scope.kept = True
-        context.__exit__(None, None, None)
+        manager.close_scope(scope)
     if scope.isolation_errors:  # after the cleanup: the next test starts clean all the same
         pytest.fail("dbscope: " + "\n".join(scope.isolation_errors), pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The running test, for dbscope_scope (a function-scoped fixture is always the running test's)."""
+    item.config.stash[ITEM_KEY] = item
 
 
 @pytest.fixture
