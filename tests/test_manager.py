@@ -119,6 +119,42 @@ def test_scope_sets_its_env_vars_and_restores_them(manager: IsolationManager, mo
     assert os.environ["DBSCOPE_TEST_URL"] == "before"
 
 
+def test_a_variable_that_already_holds_the_scopes_address_is_still_restored_after_a_test_changed_it(
+    migrations: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """reset's database is in the environment before the scope starts (nothing to set then); a test
+    that changes or deletes the variable still finds it put back at the scope's end."""
+    monkeypatch.delenv("DBSCOPE_TEST_URL", raising=False)
+    with IsolationManager(
+        "sqlite://", migrations=migrations, env_vars=["DBSCOPE_TEST_URL"], strategy="reset"
+    ) as manager:
+        address = manager.prepare()["DBSCOPE_TEST_URL"]
+        monkeypatch.setenv("DBSCOPE_TEST_URL", address)
+        with manager.scope("changes it") as scope:
+            assert os.environ["DBSCOPE_TEST_URL"] == scope.url() == address
+            os.environ["DBSCOPE_TEST_URL"] = "sqlite:///elsewhere"
+        assert os.environ["DBSCOPE_TEST_URL"] == address
+        with manager.scope("deletes it"):
+            del os.environ["DBSCOPE_TEST_URL"]
+        assert os.environ["DBSCOPE_TEST_URL"] == address
+    monkeypatch.setenv("DBSCOPE_TEST_URL", "before")
+    with IsolationManager("sqlite://", migrations=migrations, env_vars=["DBSCOPE_TEST_URL"]) as manager:
+        with manager.scope("clone"):
+            os.environ["DBSCOPE_TEST_URL"] = "changed"
+    assert os.environ["DBSCOPE_TEST_URL"] == "before"
+
+
+def test_scope_ids_are_unique_even_when_a_test_seeds_random(manager: IsolationManager) -> None:
+    import random
+
+    ids = set()
+    for _ in range(20):
+        random.seed(0)
+        with manager.scope("seeded") as scope:
+            ids.add(scope.id)
+    assert len(ids) == 20
+
+
 def test_unknown_scopes_are_errors_that_say_so(manager: IsolationManager) -> None:
     with pytest.raises(ScopeError, match="test scope test_0_nothing not found"):
         manager.get_scoped_client("test_0_nothing")

@@ -19,6 +19,7 @@ import contextvars
 import importlib
 import logging
 import os
+import random
 import secrets
 import sys
 import threading
@@ -31,7 +32,7 @@ from typing import Any, Self
 from .backends import Backend, Database, open_backend
 from .client import Client
 from .config import Config, build_config
-from .environment import change_env, restore_env
+from .environment import restore_env
 from .errors import ConfigError, DbscopeError, MigrationError, ScopeError
 from .logs import configure_debug_logging
 from .migrations import MigrationSet, load_migrations
@@ -45,6 +46,12 @@ __all__ = ["IsolationManager"]
 log = logging.getLogger("dbscope.isolation")
 
 _SCOPE_OPTIONS = {"url", "migrations", "seed", "strategy", "close_timeout"}
+
+#: the random part of scope ids: seeded from the system once (and again in a forked child), so a
+#: scope costs no getrandom() call; its own generator, so a test's random.seed() never repeats ids
+_SCOPE_IDS = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_SCOPE_IDS.seed)
 
 
 class IsolationManager:
@@ -94,6 +101,7 @@ class IsolationManager:
         self._pools: dict[tuple[str, str | None, str | None], ClonePool] = {}
         self._strategies: dict[str, Strategy] = {}
         self._saved_env: dict[str, dict[str, str | None]] = {}
+        self._default_options: ScopeOptions | None = None  # a scope's options when nothing overrides a setting
         self._serial = 0
         self._lock = threading.RLock()
         self._closed = False
@@ -181,7 +189,7 @@ class IsolationManager:
         self._check_open()
         started = time.perf_counter()
         opts = self._scope_options(options, options_source or "scope options")
-        scope_id = f"test_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
+        scope_id = f"test_{int(time.time() * 1000)}_{_SCOPE_IDS.getrandbits(32):08x}"
         self.clear_module_cache()
         self._run_reset_hooks(scope_id, test_name, at="start")
         strategy = self._strategy(opts.strategy)
@@ -386,6 +394,13 @@ class IsolationManager:
             raise ConfigError(
                 f"unknown scope option(s) {', '.join(unknown)}; known: {', '.join(sorted(_SCOPE_OPTIONS))}"
             )
+        if not options:
+            if self._default_options is None:
+                config = self.config
+                self._default_options = ScopeOptions(
+                    config.url, config.migrations, config.seed, config.strategy, config.close_timeout, config.origins
+                )
+            return self._default_options
         merged = self.config
         if options:
             parsed = build_config(ini={k: v for k, v in options.items() if v is not None}, ini_source=source)
@@ -443,6 +458,9 @@ class IsolationManager:
         return backend, self._template(backend, opts)
 
     def _strategy(self, name: str) -> Strategy:
+        strategy = self._strategies.get(name)
+        if strategy is not None:
+            return strategy
         with self._lock:
             strategy = self._strategies.get(name)
             if strategy is None:
@@ -505,14 +523,23 @@ class IsolationManager:
         started = time.perf_counter()
         scope = self.active_scopes[scope_id]
         saved: dict[str, str | None] = {}
-        change_env(saved, {spec.name: scope.url(spec.format) for spec in self.config.env_vars})
+        environ = os.environ
+        for spec in self.config.env_vars:
+            value = scope.url(spec.format)
+            before = saved[spec.name] = environ.get(spec.name)
+            if before != value:  # reset and rollback: the worker's database is there already; no putenv()
+                environ[spec.name] = value
         self._saved_env[scope_id] = saved
         self._process_scope = scope_id
         self._context_tokens[scope_id] = self._context_scope.set(scope_id)
         scope.setup_ms += (time.perf_counter() - started) * 1000  # the app's variables are dbscope's setup too
 
     def _restore_env(self, scope_id: str) -> None:
-        restore_env(self._saved_env.pop(scope_id, {}))
+        """Put back each variable as it was before the scope (a test may have changed it); write only what differs."""
+        environ = os.environ
+        for name, value in self._saved_env.pop(scope_id, {}).items():
+            if environ.get(name) != value:
+                restore_env({name: value})
 
     def _on_track(self, resource: Any) -> None:
         self.global_connection_registry.add(resource)
