@@ -463,7 +463,9 @@ class SQLiteMemoryDatabase(_SQLiteDatabase):
         self.name = path.stem
         self.path = path
         self._uri = str(path)
-        self._key = os.path.realpath(path)
+        # the backend's directory is resolved and the file is its own: the path is its real path
+        # (what ConnectionWatch.key() gives an app's connection), with no realpath() a clone
+        self._key = self._uri
         self._alias = alias
         self._baseline: sqlite3.Connection | None = None  # the latest capture()
         # after a restore: from which template, and PRAGMA data_version then on the watcher, a
@@ -1028,19 +1030,16 @@ class SQLiteBackend:
         with self._naming:
             # a label given again while its database lives (a worker's database of the reset
             # strategy for other migrations: "gw0_reset" twice) gets a number, not the same file
+            # The copy creates its file exclusively (O_EXCL): a name in use, this process's or
+            # another's (a forked child), fails it and the next number is tried; no stat() first.
             number = 1
             while True:
-                if self._name_free(name):
-                    try:
-                        return self._database(name, template)
-                    except FileExistsError:  # another process took the name meanwhile (a forked child)
-                        pass
+                try:
+                    return self._database(name, template)
+                except FileExistsError:
+                    pass
                 number += 1
                 name = f"{base}_{number}"
-
-    def _name_free(self, name: str) -> bool:
-        assert self.directory is not None  # sqlite:// too: its databases are files in the run's private directory
-        return not (self.directory / f"{name}.sqlite3").exists()
 
     def _database(self, name: str, template: Any) -> SQLiteMemoryDatabase | SQLiteFileDatabase:
         assert self.directory is not None
