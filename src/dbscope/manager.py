@@ -46,6 +46,8 @@ __all__ = ["IsolationManager"]
 log = logging.getLogger("dbscope.isolation")
 
 _SCOPE_OPTIONS = {"url", "migrations", "seed", "strategy", "close_timeout"}
+#: the name of the clone pools' threads
+POOL_THREAD = "dbscope-pool"
 
 #: the random part of scope ids: seeded from the system once (and again in a forked child), so a
 #: scope costs no getrandom() call; its own generator, so a test's random.seed() never repeats ids
@@ -101,6 +103,8 @@ class IsolationManager:
         self._pools: dict[tuple[str, str | None, str | None], ClonePool] = {}
         self._strategies: dict[str, Strategy] = {}
         self._saved_env: dict[str, dict[str, str | None]] = {}
+        #: CPU time each clone made ahead took in the pool's thread, by id() until a scope takes it
+        self._made_ahead_ms: dict[int, float] = {}
         self._default_options: ScopeOptions | None = None  # a scope's options when nothing overrides a setting
         self._serial = 0
         self._lock = threading.RLock()
@@ -195,12 +199,14 @@ class IsolationManager:
         strategy = self._strategy(opts.strategy)
         database = strategy.open(self, opts, test_name)
         scope = Scope(scope_id, test_name, opts, database, on_track=self._on_track)
+        if self._made_ahead_ms:
+            scope.made_ms = self._made_ahead_ms.pop(id(database), 0.0)
         try:
             strategy.attach(scope)
         except BaseException:
             strategy.emergency(scope)
             raise
-        scope.setup_ms = (time.perf_counter() - started) * 1000
+        scope.setup_ms = scope.made_ms + (time.perf_counter() - started) * 1000
         with self._lock:
             self.active_scopes[scope_id] = scope
             self._counters["scopes_created"] += 1
@@ -342,6 +348,7 @@ class IsolationManager:
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+        self._made_ahead_ms.clear()
         for strategy in self._strategies.values():
             strategy.close()
         self._strategies.clear()
@@ -438,17 +445,21 @@ class IsolationManager:
             template = self._template(backend, opts)
 
             def create() -> Any:
+                started = time.thread_time()
                 with self._lock:
                     self._serial += 1
                     label = f"{self.worker_id}_{self._serial}"
-                return backend.create(template, label=label)
+                database = backend.create(template, label=label)
+                if threading.current_thread().name == POOL_THREAD:  # made ahead: the scope that takes it pays
+                    self._made_ahead_ms[id(database)] = (time.thread_time() - started) * 1000
+                return database
 
             with self._lock:
                 pool = self._pools.get(key)
                 if pool is None:
                     # a server backend sizes the pool from its connection budget
                     size = getattr(backend, "pool_size", self.pool_size)
-                    pool = self._pools[key] = ClonePool(create, size=size)
+                    pool = self._pools[key] = ClonePool(create, size=size, name=POOL_THREAD)
         database: Database = pool.take()
         return database
 

@@ -62,6 +62,8 @@ class Scope:
         self.connections: list[Any] = []
         self.leaked_connections = 0
         self.setup_ms = 0.0
+        #: what making this scope's database ahead took (CPU time of the clone pool's thread), counted in setup_ms
+        self.made_ms = 0.0
         #: the process's current scope when this one was entered (open_scope), current again at its end
         self.previous_scope_id: str | None = None
         self.teardown_ms = 0.0
