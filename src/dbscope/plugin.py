@@ -322,6 +322,10 @@ def dbscope_scope(pytestconfig: pytest.Config) -> Iterator[Scope]:
     noted. The report's setup time of a scope is all of this fixture's work (and ``db``'s
     client), plus what making its clone ahead took in the clone pool's thread.
     """
+    yield from _test_scope(pytestconfig)
+
+
+def _test_scope(pytestconfig: pytest.Config) -> Iterator[Scope]:
     started = time.perf_counter()
     item = pytestconfig.stash[ITEM_KEY]
     manager = pytestconfig.stash[MANAGER_KEY]
@@ -506,9 +510,11 @@ class AutoScope:
     pytest resolves once at collection, not a ``request.getfixturevalue()`` a test.
     """
 
-    @pytest.fixture(autouse=True)
-    def _dbscope_autouse(self, dbscope_scope: Scope) -> None:
-        pass
+    @pytest.fixture(autouse=True, name="dbscope_scope")
+    def dbscope_scope_for_every_test(self, pytestconfig: pytest.Config) -> Iterator[Scope]:
+        """dbscope_scope itself, autouse: registered after this module, this definition is the one
+        pytest uses, and a test that takes ``db`` sets up two fixtures, not three."""
+        yield from _test_scope(pytestconfig)
 
 
 @pytest.hookimpl(wrapper=True)
