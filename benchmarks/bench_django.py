@@ -12,11 +12,16 @@ migrations that each create a table, for a longer migration history) four ways p
 
 For each run: the wall time, the time until a worker's databases were ready (the
 ``django_db_setup`` fixture's setup, the median over the workers) and the median teardown of
-a transactional test (pytest-django's flush against dbscope's restore), measured by a
-probe plugin this script writes next to the copy. The machine's load average is printed:
-on a shared machine, read the figures with it.
+a transactional test (pytest-django's flush against dbscope's restore, with the leak probe's
+look and Django's own teardown), measured by a probe plugin this script writes next to the
+copy; for dbscope's runs also the mean restore alone and how many restores were partial
+(only the tables written: PostgreSQL's write tracking), from dbscope's JSON report. The
+machine's load average is printed: on a shared machine, read the figures with it.
 
 Usage: python benchmarks/bench_django.py [--engines sqlite,postgresql,mysql] [--filler 40] [--json PATH]
+                                        [--src DIR]
+(--src: import dbscope from DIR, e.g. an earlier commit's ``git archive <commit> src | tar -x``,
+to measure before and after a change with the same script)
 (mysql: MariaDB or MySQL as root on 127.0.0.1:3306, through PyMySQL)
 (run with the Django venv: .venv-django/bin/python benchmarks/bench_django.py)
 """
@@ -119,13 +124,24 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+#: --src: the dbscope source tree the runs import (None: the installed one)
+SOURCE: Path | None = None
+
+
 def run(project: Path, env: dict[str, str], args: list[str]) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp(prefix="bench-django-out-"))
+    report = out / "dbscope-report.json.out"  # not *.json: the probe's files are read by that glob
+    if "--dbscope-django" in args:
+        args = [*args, f"--dbscope-report={report}"]
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_django_probe", "-n", "2", *args],
         cwd=project,
-        env={**env, "BENCH_DJANGO_OUT": str(out), "PYTHONPATH": str(project.parent)},
+        env={
+            **env,
+            "BENCH_DJANGO_OUT": str(out),
+            "PYTHONPATH": os.pathsep.join(str(p) for p in (SOURCE, project.parent) if p is not None),
+        },
         capture_output=True,
         text=True,
         timeout=900,
@@ -137,13 +153,21 @@ def run(project: Path, env: dict[str, str], args: list[str]) -> dict[str, Any]:
             f"bench_django: pytest {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}"
         )
     workers = [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+    rows = json.loads(report.read_text()).get("django", []) if report.exists() else []
     shutil.rmtree(out, ignore_errors=True)
     teardowns = [t for w in workers for t in w["teardowns"]]
+    restores = sum(int(row["restores"]) for row in rows)
     return {
         "wall_s": round(wall, 2),
         "ready_s": round(statistics.median(w["setup_s"] for w in workers), 3) if workers else None,
         "transactional_teardown_ms": round(1000 * statistics.median(teardowns), 1) if teardowns else None,
         "transactional_tests": len(teardowns),
+        # dbscope's restores alone (every alias, every worker): their mean, and how many were partial
+        "restore_mean_ms": round(1000 * sum(float(row["restore_s"]) for row in rows) / restores, 2)
+        if restores
+        else None,
+        "restores": restores,
+        "partial_restores": sum(int(row.get("partial_restores", 0)) for row in rows),
         "outcome": outcome,
     }
 
@@ -223,23 +247,33 @@ def main() -> None:
     parser.add_argument("--engines", default="sqlite,postgresql")
     parser.add_argument("--filler", type=int, default=40, help="extra migrations, one table each")
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--src", type=Path, default=None, help="import dbscope from this source tree")
     options = parser.parse_args()
-    results: dict[str, Any] = {"filler_migrations": options.filler, "load_before": load(), "engines": {}}
+    global SOURCE
+    SOURCE = options.src.resolve() if options.src else None
+    results: dict[str, Any] = {
+        "filler_migrations": options.filler,
+        "src": str(SOURCE) if SOURCE else None,
+        "load_before": load(),
+        "engines": {},
+    }
     for engine in options.engines.split(","):
         results["engines"][engine] = bench_engine(engine, options.filler)
     results["load_after"] = load()
     print()
     print(
         f"{'engine':<11} {'run (-n 2)':<26} {'wall s':>7} {'ready s':>8} "
-        f"{'tx teardown ms':>15} {'tx tests':>9}  outcome"
+        f"{'tx teardown ms':>15} {'tx tests':>9} {'restore ms':>11} {'partial':>8}  outcome"
     )
     for engine, rows in results["engines"].items():
         for name, row in rows.items():
             ready = "-" if row["ready_s"] is None else f"{row['ready_s']:.3f}"
             teardown = "-" if row["transactional_teardown_ms"] is None else f"{row['transactional_teardown_ms']:.1f}"
+            restore = "-" if row["restore_mean_ms"] is None else f"{row['restore_mean_ms']:.2f}"
+            partial = f"{row['partial_restores']}/{row['restores']}" if row["restores"] else "-"
             print(
                 f"{engine:<11} {name:<26} {row['wall_s']:>7.2f} {ready:>8} {teardown:>15} "
-                f"{row['transactional_tests']:>9}  {row['outcome']}"
+                f"{row['transactional_tests']:>9} {restore:>11} {partial:>8}  {row['outcome']}"
             )
     print(f"load average before {results['load_before']}, after {results['load_after']}")
     options.json.parent.mkdir(parents=True, exist_ok=True)

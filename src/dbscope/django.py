@@ -49,6 +49,9 @@ INI_NAME = "dbscope_django"
 ENV_NAME = "DBSCOPE_DJANGO"
 #: the report's section of the templates' figures (``report["django"]``)
 SECTION = "django"
+#: while the session's databases are set up: the databases dbscope made in this process, by alias
+#: (``django_templates.AliasDatabase``; a PostgreSQL one's ``last_restore`` says what its last restore did)
+MADE_KEY = pytest.StashKey[dict[str, Any]]()
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -178,9 +181,11 @@ class DjangoTemplates(PytestDjangoDb):
         report = request.config.pluginmanager.get_plugin("dbscope-report")
         isolation = _TestIsolation(made.by_alias, report.isolation_ended if report is not None else None)
         isolation.install()
+        request.config.stash[MADE_KEY] = made.by_alias
         try:
             yield
         finally:
+            del request.config.stash[MADE_KEY]
             isolation.uninstall()
             if report is not None:
                 report.add_section(SECTION, [made_alias.stats.as_dict() for made_alias in made.unique()])

@@ -15,7 +15,8 @@ typed ``Any`` at its boundary: dbscope itself never depends on Django.
 * **PostgreSQL** aliases: the template is a database ``test_dbscope_tpl_<fingerprint>``
   built under an advisory lock into a temporary name and renamed when complete; the
   process's test database (Django's test name, with pytest-django's ``_gw<N>`` suffix) is
-  ``CREATE DATABASE ... TEMPLATE``; a restore is dbscope's in-place reset.
+  ``CREATE DATABASE ... TEMPLATE``; a restore is dbscope's in-place reset of only the tables
+  written since the last one (dbscope's write tracking, as its own PostgreSQL backend's).
 * **MariaDB/MySQL** aliases: the template is a database of the same name, migrated under
   the server's named lock and marked complete last (:class:`MySQLAlias`); the test
   database is a copy made by dbscope's MariaDB blueprint scripts, a restore their restore.
@@ -99,6 +100,10 @@ class TemplateStats:
     restores: int = 0
     restore_s: float = 0.0
     restore_times: list[float] = field(default_factory=list)
+    #: the restores that restored only the tables written (PostgreSQL's write tracking), and the
+    #: tables all restores emptied and filled again (a full restore: every table of the template)
+    partial_restores: int = 0
+    tables_restored: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +114,8 @@ class TemplateStats:
             "ready_s": round(self.ready_s, 4),
             "restores": self.restores,
             "restore_s": round(self.restore_s, 6),
+            "partial_restores": self.partial_restores,
+            "tables_restored": self.tables_restored,
         }
 
 
@@ -311,7 +318,19 @@ class PostgresAlias(AliasDatabase):
 
     A restore does not clone again (a copy of the template's files and a checkpoint: up to
     seconds on a busy disk): it is dbscope's in-place reset (``backends/pg_snapshot.py``),
-    from the template's rows read once from the fresh clone.
+    from the template's rows read once from the fresh clone, of only the tables written
+    since the database last held them. Write tracking is installed in the test database
+    once, after the snapshot (statement triggers ``ENABLE ALWAYS`` on every table note each
+    table written, by any session, in ``dbscope_track.dirty``, TRUNCATE and cascades
+    included; for a superuser an event trigger counts DDL), and each restore reads those
+    marks itself once every table is locked. Nothing takes the marks between two restores
+    (Django's flow has no look at a scope's boundary, as dbscope's own scopes have), so a
+    restore is given no tables written beyond the marks (``written`` empty) while the
+    database is known to have held the snapshot when the last restore committed, and
+    ``None`` (every table) when it is not: after a restore that failed, until one commits
+    again. Where write tracking cannot prove a partial restore enough (a table whose
+    trigger a test disabled, inheritance, a crash that emptied the unlogged tracking
+    tables), ``pg_snapshot.restore`` restores every table; tracking is then installed again.
     """
 
     def __init__(self, connection: Any, fp: str, stats: TemplateStats) -> None:
@@ -320,6 +339,12 @@ class PostgresAlias(AliasDatabase):
         self.maintenance: Any = None
         self._restorer: Any = None
         self._snapshot: Any = None
+        self._ddl_counted = False  # an event trigger counts DDL (a superuser): the catalog is reused
+        #: the database held the snapshot when the write marks were last emptied (the snapshot, or
+        #: the last restore's commit): the marks say every table written since
+        self._clean = False
+        self._catalog: Any = None  # what the last restore read from the catalog (pg_snapshot.Catalog)
+        self.last_restore: Any = None  # what the last restore did (pg_snapshot.Restored): tests, benchmarks
 
     def _plain_psycopg(self, name: str) -> Any:
         """A psycopg 3 connection (autocommit, psycopg's own cursors) to ``name``."""
@@ -376,6 +401,15 @@ class PostgresAlias(AliasDatabase):
 
         self._restorer = self._plain_psycopg(self.test_name)
         self._snapshot = take_snapshot(self._restorer)  # the template's rows, read once: every restore's source
+        self._watch_writes()
+        self._clean = True  # a fresh clone, no session but dbscope's yet: it holds the snapshot, no mark
+
+    def _watch_writes(self) -> None:
+        """dbscope's write tracking in the test database (again after a restore found a table without it)."""
+        from .backends.pg_snapshot import install_write_tracking
+
+        self._ddl_counted = install_write_tracking(self._restorer, superuser=self._snapshot.superuser)
+        self._catalog = None  # the tracking's own DDL: the next restore reads the catalog
 
     def _create_sql(self, name: str) -> Any:
         return self._statement(_sql().SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY"), name, self.template)
@@ -434,11 +468,30 @@ class PostgresAlias(AliasDatabase):
         return found
 
     def _in_place(self) -> None:
-        """dbscope's reset: every table emptied and the template's rows copied back, sequences set, in one
-        transaction (``backends/pg_snapshot.py``); Django's connection stays open."""
-        from .backends.pg_snapshot import restore_snapshot
+        """dbscope's reset of the tables written (every table when that is not proven enough): emptied and
+        the template's rows put back, the sequences that moved set back, in one transaction
+        (``backends/pg_snapshot.py``); Django's connection stays open."""
+        from .backends.pg_snapshot import restore
 
-        restore_snapshot(self._restorer, self._snapshot, database=self.test_name, lock_timeout_s=RESTORE_LOCK_TIMEOUT_S)
+        # written: the marks in dbscope_track.dirty are every table written since the database held the
+        # snapshot (none is taken between restores), read by the restore itself: no oid to add to them
+        written: set[int] | None = set() if self._clean else None
+        catalog, self._clean, self._catalog = self._catalog, False, None  # until this restore commits
+        done = restore(
+            self._restorer,
+            self._snapshot,
+            database=self.test_name,
+            lock_timeout_s=RESTORE_LOCK_TIMEOUT_S,
+            written=written,
+            tracking=True,
+            ddl_counted=self._ddl_counted,
+            catalog=catalog,
+        )
+        self._clean, self._catalog, self.last_restore = True, done.catalog, done
+        self.stats.partial_restores += int(done.partial)
+        self.stats.tables_restored += len(done.tables)
+        if done.untracked:  # a table lacked its enabled tracking trigger: back on, the next restores partial
+            self._watch_writes()
 
     def teardown(self, *, keep: bool) -> None:
         try:

@@ -358,6 +358,136 @@ def test_a_transactional_test_is_restored_from_the_template_not_flushed(sandbox:
     assert alone.returncode == 1 and "test_2_the_data_migrations_rows_are_back" in alone.stdout
 
 
+# Run in this order (-p no:randomly), serially: each test reads what the restore after the previous one did.
+PARTIAL = """
+import psycopg
+import pytest
+from django.db import connection
+
+from accounts.models import User
+from catalog.models import Category, Product
+from dbscope.django import MADE_KEY
+
+CATEGORY, PRODUCT, ORDERLINE, USER = (
+    ("public", "catalog_category"), ("public", "catalog_product"), ("public", "catalog_orderline"),
+    ("public", "accounts_user"),
+)
+AT_START = {}
+
+
+def another_connection():
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"], autocommit=True
+    )
+
+
+def category_sequence():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sequence_last_value('catalog_category_id_seq')")
+        return cursor.fetchone()[0]
+
+
+def last_restore(request):
+    default = request.config.stash[MADE_KEY]["default"]
+    return default.last_restore, default.stats
+
+
+@pytest.mark.django_db(transaction=True)
+def test_1_writes_a_table_and_another_connection_writes_another(request):
+    assert last_restore(request)[0] is None  # the first test: no restore yet
+    AT_START["sequence"] = category_sequence()
+    Category.objects.create(name="written")
+    with another_connection() as other:  # committed by a session that is not Django's
+        other.execute("UPDATE accounts_user SET display_name = 'changed' WHERE username = 'system'")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_2_only_those_two_tables_were_restored_and_they_are_the_templates_again(request):
+    done, stats = last_restore(request)
+    assert done.partial and not done.dropped
+    assert sorted(done.tables) == sorted([CATEGORY, USER])  # of the template's tables, only those two
+    assert len(done.tables) < 10 and stats.partial_restores == stats.restores == 1
+    assert sorted(Category.objects.values_list("name", flat=True)) == ["books", "games", "music"]
+    assert User.objects.get(username="system").display_name == "System"
+    assert category_sequence() == AT_START["sequence"]  # the sequence the insert moved is back
+    Product.objects.create(category=Category.objects.get(name="books"), name="Written", price=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_3_only_the_product_table_was_restored(request):
+    done, stats = last_restore(request)
+    assert done.partial and done.tables == (PRODUCT,), done.tables
+    assert not Product.objects.exists() and stats.partial_restores == stats.restores == 2
+    Category.objects.filter(name="music").update(name="changed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_4_a_restore_in_one_call_then_ddl_and_a_truncate_cascade(request):
+    done, _stats = last_restore(request)
+    assert done.partial and done.one_call and done.tables == (CATEGORY,), done  # the third: one round trip
+    assert Category.objects.filter(name="music").exists()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE made_by_a_test (id int)")
+        cursor.execute("INSERT INTO made_by_a_test VALUES (1)")
+        cursor.execute("TRUNCATE catalog_category CASCADE")  # empties the product and order line tables too
+    assert not Category.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # pytest-django runs the db tests first: this one after test_4
+def test_5_the_ddl_is_undone_and_the_truncated_tables_are_back(request):
+    done, stats = last_restore(request)
+    assert done.partial and done.dropped and not done.one_call
+    assert {CATEGORY, PRODUCT, ORDERLINE} <= set(done.tables) and USER not in done.tables, done.tables
+    assert stats.partial_restores == stats.restores == 4
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('made_by_a_test')")
+        assert cursor.fetchone()[0] is None
+    assert sorted(Category.objects.values_list("name", flat=True)) == ["books", "games", "music"]
+    assert User.objects.filter(username="system").exists()
+"""
+
+
+@pytest.mark.parametrize("sandbox", ["postgresql"], indirect=True)
+def test_a_postgresql_restore_restores_only_the_tables_written_by_any_connection(sandbox: Sandbox) -> None:
+    sandbox.write("tests/test_partial.py", PARTIAL)
+    ours = sandbox.run("--dbscope-django", "-p", "no:randomly", "--dbscope-report=report.json", "tests/test_partial.py")
+    assert ours.returncode == 0 and _passed(ours) == 5, ours.stdout[-3000:]
+    rows = {row["alias"]: row for row in _report(sandbox.root / "report.json")["django"]}
+    default = rows["default"]
+    assert default["restores"] == default["partial_restores"] == 5, default
+    # 2 + 1 + 1 + the three truncated + none after a test that wrote nothing: not 5 x every table
+    assert default["tables_restored"] == 7, default
+
+
+@pytest.mark.parametrize("sandbox", ["postgresql"], indirect=True)
+def test_a_role_that_is_not_superuser_restores_only_the_tables_written_too(sandbox: Sandbox) -> None:
+    """No event trigger counts its DDL and its restores reach the referencing tables that hold rows."""
+    import psycopg
+    from psycopg import sql
+
+    role = f"{sandbox.prefix}_role"
+    with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(role)))
+    try:
+        ours = sandbox.run(
+            "--dbscope-django",
+            "--dbscope-report=report.json",
+            "tests/test_transactions.py",
+            "tests/test_multidb.py",
+            env={**sandbox.env(), "DJANGO_DB_USER": role},
+        )
+        assert ours.returncode == 0 and _passed(ours) >= 10, ours.stdout[-3000:]
+        rows = _report(sandbox.root / "report.json")["django"]
+        assert sum(row["restores"] for row in rows) >= 8, rows
+        assert all(row["partial_restores"] == row["restores"] for row in rows), rows
+    finally:
+        with psycopg.connect(PG_URL.geturl(), autocommit=True) as conn:
+            for name in _pg_templates_of(sandbox.prefix):  # its own: dropped before the role
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
 def test_with_dbscope_django_off_db_is_pytest_djangos(sandbox: Sandbox) -> None:
     sandbox.write(
         "tests/test_which_db.py",
