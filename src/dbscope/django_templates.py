@@ -41,7 +41,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Collection, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -796,27 +796,54 @@ def template_garbage(
         items = _plan(found, templates=templates, item=GarbageItem)
         if dry_run:
             return items
-        done: list[Any] = []
-        for entry in items:
-            if entry.action != "drop":
-                done.append(entry)
-                continue
-            key = in_use_key(entry.name)
-            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", [PG_IN_USE_LOCK, key]).fetchone()
-            if not (got and got[0]):  # a run started using it since the listing
-                done.append(GarbageItem(entry.name, "a run started using it just now", "keep"))
-                continue
-            try:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(entry.name)))
-            except Exception as exc:  # someone is connected to it: never forced
-                done.append(GarbageItem(entry.name, f"could not drop it: {str(exc).strip()}", "keep"))
-            else:
-                done.append(entry)
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s, %s)", [PG_IN_USE_LOCK, key])
-        return done
+
+        def claim(name: str) -> str | None:
+            got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", [PG_IN_USE_LOCK, in_use_key(name)]).fetchone()
+            return None if got and got[0] else "a run started using it just now"  # since the listing
+
+        return _drop_planned(
+            items,
+            item=GarbageItem,
+            claim=claim,
+            # never forced: someone connected to it keeps it
+            drop=lambda name: conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))),
+            release=lambda name: conn.execute("SELECT pg_advisory_unlock(%s, %s)", [PG_IN_USE_LOCK, in_use_key(name)]),
+        )
     finally:
         conn.close()
+
+
+def _drop_planned(
+    items: list[Any],
+    *,
+    item: Any,
+    claim: Callable[[str], str | None],
+    drop: Callable[[str], object],
+    release: Callable[[str], object],
+) -> list[Any]:
+    """Drop the templates ``items`` plans to drop, each while ``claim`` holds it; what was done, as ``items``.
+
+    ``claim`` returns None once it holds the template (no run can start using it), or why it
+    is kept; a template that cannot be dropped (someone is connected to it) is kept, saying why.
+    """
+    done: list[Any] = []
+    for entry in items:
+        if entry.action != "drop":
+            done.append(entry)
+            continue
+        kept = claim(entry.name)
+        if kept is not None:
+            done.append(item(entry.name, kept, "keep"))
+            continue
+        try:
+            drop(entry.name)
+        except Exception as exc:
+            done.append(item(entry.name, f"could not drop it: {str(exc).strip()}", "keep"))
+        else:
+            done.append(entry)
+        finally:
+            release(entry.name)
+    return done
 
 
 def _plan(found: list[_Found], *, templates: bool, item: Any) -> list[Any]:
@@ -904,25 +931,26 @@ def _mysql_garbage(url: Any, *, dry_run: bool, templates: bool, allow_remote: bo
         items = _plan(found, templates=templates, item=GarbageItem)
         if dry_run:
             return items
-        done: list[Any] = []
-        for entry in items:
-            if entry.action != "drop":
-                done.append(entry)
-                continue
+
+        def claim(name: str) -> str | None:
             # the lock a run holds while it builds or copies the template; a run that starts using
             # it keeps a session on it from before it lets the lock go
-            got = rows(conn, "SELECT GET_LOCK(%s, 0)", [entry.name])[0][0]
-            if got != 1:
-                done.append(GarbageItem(entry.name, "a run is building or copying it just now", "keep"))
-                continue
-            try:
-                if in_use(entry.name):
-                    done.append(GarbageItem(entry.name, "a run started using it just now", "keep"))
-                else:
-                    rows(conn, f"DROP DATABASE IF EXISTS {quote_name(entry.name)}")
-                    done.append(entry)
-            finally:
-                rows(conn, "SELECT RELEASE_LOCK(%s)", [entry.name])
-        return done
+            if rows(conn, "SELECT GET_LOCK(%s, 0)", [name])[0][0] != 1:
+                return "a run is building or copying it just now"
+            if in_use(name):
+                release(name)
+                return "a run started using it just now"
+            return None
+
+        def release(name: str) -> None:
+            rows(conn, "SELECT RELEASE_LOCK(%s)", [name])
+
+        return _drop_planned(
+            items,
+            item=GarbageItem,
+            claim=claim,
+            drop=lambda name: rows(conn, f"DROP DATABASE IF EXISTS {quote_name(name)}"),
+            release=release,
+        )
     finally:
         conn.close()
