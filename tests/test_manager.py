@@ -144,7 +144,7 @@ def test_a_variable_that_already_holds_the_scopes_address_is_still_restored_afte
     assert os.environ["DBSCOPE_TEST_URL"] == "before"
 
 
-def test_scope_ids_are_unique_even_when_a_test_seeds_random(manager: IsolationManager) -> None:
+def test_scope_ids_are_unique_even_when_a_test_calls_random_seed(manager: IsolationManager) -> None:
     import random
 
     ids = set()
