@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import pathlib
 import re
-import timeit
 import types
 from typing import TYPE_CHECKING, Any
 
@@ -463,8 +462,8 @@ def test_debug_logging_names_scope_ids_and_tests(project: MakeProject, monkeypat
 # -- cost -------------------------------------------------------------------------------
 
 
-def test_recording_costs_a_few_microseconds_per_test(tmp_path: pathlib.Path) -> None:
-    """The plugin's own hooks for one test, driven directly: no pytest noise in the figure."""
+def test_the_report_hooks_driven_directly_record_every_test_once(tmp_path: pathlib.Path) -> None:
+    """The plugin's own hooks for one test, as benchmarks/bench_report_hooks.py times them: one record each."""
     config = types.SimpleNamespace(invocation_params=types.SimpleNamespace(dir=pathlib.Path(tmp_path)))
     with IsolationManager("sqlite://") as manager:
         plugin = ReportPlugin(config, manager)  # type: ignore[arg-type]
@@ -473,18 +472,13 @@ def test_recording_costs_a_few_microseconds_per_test(tmp_path: pathlib.Path) -> 
             types.SimpleNamespace(nodeid=item.nodeid, when=when, duration=0.0001, failed=False, skipped=False)
             for when in ("setup", "call", "teardown")
         ]
-
-        def one_test() -> None:
+        for _ in range(3):
             hook = plugin.pytest_runtest_protocol(item, None)  # type: ignore[arg-type]
             next(hook)
             for report in reports:
                 plugin.pytest_runtest_logreport(report)  # type: ignore[arg-type]
-            try:
+            with pytest.raises(StopIteration):
                 hook.send(None)
-            except StopIteration:
-                pass
-
-        per_test_us = min(timeit.repeat(one_test, number=2000, repeat=5)) / 2000 * 1e6
         plugin.memory.close()
-    assert len(plugin.records) == 10000
-    assert per_test_us < 30, f"{per_test_us:.1f} µs per test"  # measured 6 µs on a 2 vCPU VM
+    assert len(plugin.records) == 3
+    assert {record.nodeid for record in plugin.records} == {item.nodeid}
