@@ -4,6 +4,8 @@ Recording is done for every test, also when no report file is asked for. This dr
 ``ReportPlugin``'s hooks for one test without a scope (``pytest_runtest_protocol`` around
 the setup, call and teardown reports), as pytest would, without pytest's own work around
 them: ROUNDS rounds of N tests each, the per-test time of every round, median and best.
+Then a record alone, as the plugin fills it per test (a ``Record``, one RSS read, the
+threshold checks, ``to_dict()``).
 Whole runs with and without ``--dbscope-report`` are ``bench_sqlite.py``'s "dbscope db +
 JSON report" row.
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dbscope import IsolationManager
+from dbscope.report import MemoryProbe, Record
 from dbscope.reporting import ReportPlugin
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +62,22 @@ def main() -> None:
             per_test_us.append((time.perf_counter() - started) / args.tests * 1e6)
         plugin.memory.close()
         recorded = len(plugin.records)
+    probe = MemoryProbe()
+    record_us: list[float] = []
+    try:
+        for _ in range(args.rounds):
+            started = time.perf_counter()
+            for _ in range(args.tests):
+                rec = Record("tests/test_x.py::test_y[3]", "gw0", time.time())
+                rec.duration_ms += 0.3
+                rec.call_ms = 0.2
+                rec.scope_ended("test_1_abcdef01", 0.3, 0.1, 0)
+                rec.memory_growth_bytes = probe.read() - 1000
+                rec.check(slow_test_s=5, memory_growth_mb=50)
+                rec.to_dict()
+            record_us.append((time.perf_counter() - started) / args.tests * 1e6)
+    finally:
+        probe.close()
     load_after = os.getloadavg()[0]
     median, best = statistics.median(per_test_us), min(per_test_us)
     load = f"load {load_before:.1f}-{load_after:.1f}"
@@ -66,6 +85,8 @@ def main() -> None:
     print("| per test | median | best |")
     print("| --- | --- | --- |")
     print(f"| the report plugin's hooks | {median:.1f} µs | {best:.1f} µs |")
+    alone = f"{statistics.median(record_us):.1f} µs | {min(record_us):.1f} µs"
+    print(f"| a record alone (RSS read, checks, to_dict) | {alone} |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(
         json.dumps(
@@ -76,6 +97,7 @@ def main() -> None:
                 "per_test_us": per_test_us,
                 "median_us": median,
                 "best_us": best,
+                "record_us": record_us,
                 "load_average": {"before": load_before, "after": load_after},
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             },

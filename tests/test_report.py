@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import timeit
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -237,27 +236,24 @@ def test_a_garbled_statm_falls_back_too(tmp_path: Path) -> None:
     assert MemoryProbe(statm=str(statm)).source == "peak_rss"
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
-def test_recording_a_test_costs_a_few_microseconds() -> None:
-    """What the plugin does per test beyond pytest's own work: a record, one RSS read, the checks."""
+def test_a_record_of_a_test_flags_only_what_crossed_a_threshold() -> None:
+    """What the plugin does per test beyond pytest's own work (benchmarks/bench_report_hooks.py times it)."""
     probe = MemoryProbe()
-
-    def one_test() -> dict[str, Any]:
+    try:
         rec = Record("tests/test_x.py::test_y[3]", "gw0", time.time())
         rec.duration_ms += 0.1
-        rec.duration_ms += 0.2
         rec.call_ms = 0.2
-        rec.duration_ms += 0.1
         rec.scope_ended("test_1_abcdef01", 0.3, 0.1, 0)
-        rec.memory_growth_bytes = probe.read() - 1000
+        rec.memory_growth_bytes = probe.read() - probe.read()
         rec.check(slow_test_s=5, memory_growth_mb=50)
-        return rec.to_dict()
-
-    try:
-        per_test_us = min(timeit.repeat(one_test, number=2000, repeat=5)) / 2000 * 1e6
+        record = rec.to_dict()
     finally:
         probe.close()
-    assert per_test_us < 40, f"{per_test_us:.1f} µs per test"  # measured ~8 µs, to_dict included
+    assert record["nodeid"] == "tests/test_x.py::test_y[3]" and record["scope_ids"] == ["test_1_abcdef01"]
+    assert rec.warnings is None
+    slow = Record("tests/test_x.py::test_slow", "gw0", time.time(), duration_ms=5001.0)
+    slow.check(slow_test_s=5, memory_growth_mb=50)
+    assert [warning["kind"] for warning in slow.warnings or []] == ["slow_test"]
 
 
 # -- files ----------------------------------------------------------------------------
