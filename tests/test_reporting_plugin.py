@@ -139,14 +139,14 @@ def test_outcomes_are_recorded_as_pytest_counts_them(project: MakeProject) -> No
 
 
 def test_the_terminal_report_has_the_figures_and_names_each_warning(project: MakeProject) -> None:
-    pytester = project(ini="dbscope_slow_test_s = 0.1\ndbscope_memory_growth_mb = 4\n")
+    pytester = project(ini="dbscope_slow_test_s = 0.3\ndbscope_memory_growth_mb = 4\n")
     pytester.makepyfile(
         """
         import time
         BALLAST = []
 
         def test_slow(db):
-            time.sleep(0.15)  # slow on purpose: over dbscope_slow_test_s
+            time.sleep(0.35)  # slow on purpose: over dbscope_slow_test_s (the others stay well under it)
 
         def test_grows_memory():
             # written bytes, and above glibc's largest mmap threshold (32 MB): always fresh resident pages
@@ -164,13 +164,13 @@ def test_the_terminal_report_has_the_figures_and_names_each_warning(project: Mak
             "tests: 3 (3 passed), failures: 0, average duration: *, max * (test_the_terminal_report*::test_slow)",
             "dbscope overhead per test: setup * ms, teardown * ms (2 of 3 tests used a scope)",
             "scope leaks: 0 (0.00%), connection leaks: 0 (0.00%) with 0 connection(s) left open",
-            "slow tests (over 0.1 s): 1",
+            "slow tests (over 0.3 s): 1",
             "memory (RSS from /proc/self/statm): average growth * per test, max * MB (*::test_grows_memory),"
             " over 4 MB: 1",
             "scopes created: 2, destroyed: 2",
             "connections created: 2, closed: 2, leaked: 0",
             "average cleanup: * ms, emergency cleanups: 0, modules cleared: 0",
-            "slow test test_the_terminal_report*.py::test_slow: * ms (over dbscope_slow_test_s = 0.1 s)",
+            "slow test test_the_terminal_report*.py::test_slow: * ms (over dbscope_slow_test_s = 0.3 s)",
             "memory growth in test_the_terminal_report*.py::test_grows_memory: * MB"
             " (over dbscope_memory_growth_mb = 4 MB)",
         ]
