@@ -734,6 +734,25 @@ def test_an_unknown_driver_is_named_with_the_two_there_are() -> None:
         server_address(parse_backend_url("mysql://root@127.0.0.1:3306/?driver=mysql-connector"))
 
 
+def test_driver_mysqlclient_without_mysqlclient_says_how_to_install_it_when_the_url_is_read() -> None:
+    """A process where ``import MySQLdb`` fails, as where mysqlclient was never installed."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys; sys.modules['MySQLdb'] = None  # what Python does for a package that is not there\n"
+        "from dbscope.backends.mariadb_connect import server_address\n"
+        "from dbscope.urls import parse_backend_url\n"
+        "server_address(parse_backend_url('mysql://root@127.0.0.1:3306/?driver=mysqlclient'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("dbscope.BackendUnavailableError: dbscope_url asks for driver=mysqlclient,"), last
+    assert "which is not installed" in last and "pip install mysqlclient" in last, last
+    assert last.endswith("or leave driver= out for PyMySQL"), last
+
+
 def mysqlclient_or_skip() -> Any:
     """mysqlclient's connections module; skips (fails under CI) where it is not installed.
 
