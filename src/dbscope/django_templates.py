@@ -339,11 +339,9 @@ class PostgresAlias(AliasDatabase):
         self.maintenance: Any = None
         self._restorer: Any = None
         self._snapshot: Any = None
-        self._ddl_counted = False  # an event trigger counts DDL (a superuser): the catalog is reused
-        #: the database held the snapshot when the write marks were last emptied (the snapshot, or
-        #: the last restore's commit): the marks say every table written since
-        self._clean = False
-        self._catalog: Any = None  # what the last restore read from the catalog (pg_snapshot.Catalog)
+        #: dbscope's write tracking in the test database (pg_snapshot.WriteTracking): no look takes
+        #: the marks between restores, so a restore reads every table written since the last one
+        self._tracked: Any = None
         self.last_restore: Any = None  # what the last restore did (pg_snapshot.Restored): tests, benchmarks
 
     def _plain_psycopg(self, name: str) -> Any:
@@ -397,19 +395,13 @@ class PostgresAlias(AliasDatabase):
             finally:
                 cursor.execute("SELECT pg_advisory_unlock_shared(%s)", [lock])
         self._point_at_test_database()
-        from .backends.pg_snapshot import take_snapshot
+        from .backends.pg_snapshot import WriteTracking, take_snapshot
 
         self._restorer = self._plain_psycopg(self.test_name)
         self._snapshot = take_snapshot(self._restorer)  # the template's rows, read once: every restore's source
-        self._watch_writes()
-        self._clean = True  # a fresh clone, no session but dbscope's yet: it holds the snapshot, no mark
-
-    def _watch_writes(self) -> None:
-        """dbscope's write tracking in the test database (again after a restore found a table without it)."""
-        from .backends.pg_snapshot import install_write_tracking
-
-        self._ddl_counted = install_write_tracking(self._restorer, superuser=self._snapshot.superuser)
-        self._catalog = None  # the tracking's own DDL: the next restore reads the catalog
+        self._tracked = WriteTracking()
+        self._tracked.install(self._restorer, superuser=self._snapshot.superuser)
+        self._tracked.held(self._snapshot)  # a fresh clone, no session but dbscope's yet: no mark
 
     def _create_sql(self, name: str) -> Any:
         return self._statement(_sql().SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY"), name, self.template)
@@ -471,27 +463,14 @@ class PostgresAlias(AliasDatabase):
         """dbscope's reset of the tables written (every table when that is not proven enough): emptied and
         the template's rows put back, the sequences that moved set back, in one transaction
         (``backends/pg_snapshot.py``); Django's connection stays open."""
-        from .backends.pg_snapshot import restore
-
-        # written: the marks in dbscope_track.dirty are every table written since the database held the
-        # snapshot (none is taken between restores), read by the restore itself: no oid to add to them
-        written: set[int] | None = set() if self._clean else None
-        catalog, self._clean, self._catalog = self._catalog, False, None  # until this restore commits
-        done = restore(
-            self._restorer,
-            self._snapshot,
-            database=self.test_name,
-            lock_timeout_s=RESTORE_LOCK_TIMEOUT_S,
-            written=written,
-            tracking=True,
-            ddl_counted=self._ddl_counted,
-            catalog=catalog,
+        done = self._tracked.restore(
+            self._restorer, self._snapshot, database=self.test_name, lock_timeout_s=RESTORE_LOCK_TIMEOUT_S
         )
-        self._clean, self._catalog, self.last_restore = True, done.catalog, done
+        self.last_restore = done
         self.stats.partial_restores += int(done.partial)
         self.stats.tables_restored += len(done.tables)
-        if done.untracked:  # a table lacked its enabled tracking trigger: back on, the next restores partial
-            self._watch_writes()
+        if not self._tracked.installed:  # a table lacked its enabled tracking trigger: back on, the next partial
+            self._tracked.install(self._restorer, superuser=self._snapshot.superuser)
 
     def teardown(self, *, keep: bool) -> None:
         try:

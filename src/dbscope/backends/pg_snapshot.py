@@ -73,9 +73,9 @@ __all__ = [
     "Restored",
     "restore",
     "restore_sequences",
-    "restore_snapshot",
     "take_snapshot",
     "take_write_marks",
+    "WriteTracking",
 ]
 
 Table = tuple[str, str]  # (schema, name)
@@ -398,17 +398,6 @@ _RESTORE_SETTINGS_SUPERUSER = (
 )
 
 
-def restore_snapshot(
-    conn: psycopg.Connection[Any], snapshot: Snapshot, *, database: str, lock_timeout_s: float
-) -> bool:
-    """Put ``snapshot`` back into ``conn``'s database in one transaction (``conn`` is autocommit).
-
-    True when it dropped tables the snapshot lacks: DDL that, as a superuser's restore
-    runs with triggers off, no event trigger counted.
-    """
-    return restore(conn, snapshot, database=database, lock_timeout_s=lock_timeout_s).dropped
-
-
 @dataclass(frozen=True)
 class Catalog:
     """What a restore read from the catalog: the next restore reuses it while no DDL was counted since."""
@@ -430,6 +419,56 @@ class Restored:
     catalog: Catalog | None = None  # what the next restore may reuse (None: it reads the catalog)
     copied: bool = False  # the rows went back from the baseline copies in the database, not by COPY
     one_call: bool = False  # in one round trip, by the function the copies came with (see restore)
+
+
+@dataclass
+class WriteTracking:
+    """One database's write tracking (:func:`install_write_tracking`) and what its restores carry over.
+
+    ``clean_as`` is the snapshot the database held when the write marks were last emptied
+    (taken, or committed by the last restore), ``written`` the tables written since that
+    looks (:func:`glance`) took from the marks: a restore to ``clean_as`` restores only those
+    and the ones still marked. Anything else (no tracking, another snapshot, a restore that
+    failed half-way) restores every table.
+    """
+
+    installed: bool = False
+    ddl_counted: bool = False  # an event trigger counts DDL (a superuser): ``catalog`` is reused until some
+    clean_as: Snapshot | None = None
+    written: set[int] = field(default_factory=set)
+    catalog: Catalog | None = None  # what the last restore read from the catalog
+
+    def install(self, conn: psycopg.Connection[Any], *, superuser: bool) -> None:
+        self.ddl_counted = install_write_tracking(conn, superuser=superuser)
+        self.catalog = None  # the tracking's own DDL: the next restore reads the catalog
+        self.installed = True
+
+    def held(self, snapshot: Snapshot | None) -> None:
+        """The database holds ``snapshot`` now (None: not known); marks left unread only cost a restore."""
+        self.clean_as, self.written = snapshot, set()
+
+    def restore(
+        self, conn: psycopg.Connection[Any], snapshot: Snapshot, *, database: str, lock_timeout_s: float
+    ) -> Restored:
+        """:func:`restore` with what this tracking knows; ``installed`` is False after it when a
+        table lacked its tracking trigger (the caller installs it again)."""
+        written = set(self.written) if self.clean_as is snapshot and self.installed else None
+        catalog, self.clean_as, self.catalog = self.catalog, None, None  # until this restore commits
+        done = restore(
+            conn,
+            snapshot,
+            database=database,
+            lock_timeout_s=lock_timeout_s,
+            written=written,
+            tracking=self.installed,
+            ddl_counted=self.ddl_counted,
+            catalog=catalog,
+        )
+        self.held(snapshot)
+        self.catalog = done.catalog
+        if done.untracked:  # created later, or a test disabled its triggers
+            self.installed = False
+        return done
 
 
 def _restore_set(snapshot: Snapshot, written: set[Table], sizes: dict[Table, int]) -> tuple[set[Table], set[Table]]:

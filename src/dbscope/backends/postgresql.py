@@ -84,14 +84,12 @@ from .pg_owner import (
 )
 from .pg_snapshot import (
     SCHEMA_SIGNATURE,
-    Catalog,
     Restored,
     Snapshot,
+    WriteTracking,
     changed_sequences,
     ddl_count,
     glance,
-    install_write_tracking,
-    restore,
     restore_sequences,
     take_snapshot,
 )
@@ -177,15 +175,9 @@ class PostgreSQLDatabase:
         self._pids: set[int] = set()  # server pids of every connection dbscope opened here
         self._primary: psycopg.Connection[Any] | None = None
         self._restorer: psycopg.Connection[Any] | None = None
-        self._tracking = False  # write tracking installed (see watch_writes)
-        self._ddl_counted = False  # an event trigger counts DDL: the catalog is read only after some
+        self._tracked = WriteTracking()  # see watch_writes, look and the backend's _restore
         self._ddl_seen = -1
         self._signature: str | None = None
-        #: the snapshot this database held when the write marks were last emptied, and the tables
-        #: written since (oids, from the looks): a restore to it restores only those (see restore())
-        self._clean_as: Snapshot | None = None
-        self._written: set[int] = set()
-        self._catalog: Catalog | None = None  # what the last restore read from the catalog (see restore())
         self.last_restore: Restored | None = None  # what the last restore did (tests, benchmarks)
         self._lock = threading.Lock()
 
@@ -245,21 +237,22 @@ class PostgreSQLDatabase:
         snapshot = take_snapshot(self._restore_connection())
         # the rows as they are now: only what is written from here on differs (marks left
         # unread are of writes the snapshot may hold already: restoring those tables is harmless)
-        self._clean_as, self._written = snapshot, set()
+        self._tracked.held(snapshot)
         return PostgreSQLTemplate(template.fingerprint, template.name, snapshot=snapshot)
 
     def recreate(self, template: Any) -> None:
         """Drop (closing every session on it) and create it again under the same name."""
         self.release()
-        self._clean_as, self._written, self._catalog = None, set(), None
+        self._tracked.held(None)
+        self._tracked.catalog = None
         self._backend._recreate(self, template)
-        self._tracking = False
+        self._tracked.installed = False
         self.open_primary()
 
     def schema_signature(self) -> str | None:
         """The schema's signature; read from the catalog only after DDL, when DDL is counted (a superuser)."""
         conn = self._restore_connection()
-        if self._ddl_counted:
+        if self._tracked.ddl_counted:
             count = ddl_count(conn)
             if count == self._ddl_seen and self._signature is not None:
                 return self._signature
@@ -270,10 +263,9 @@ class PostgreSQLDatabase:
 
     def watch_writes(self) -> None:
         """Statement triggers on every table record which tables other sessions wrote (see TRACK_SCHEMA)."""
-        if not self._tracking:
-            self._ddl_counted = install_write_tracking(self._restore_connection(), superuser=self._backend.superuser)
-            self._ddl_seen, self._signature, self._catalog = -1, None, None
-            self._tracking = True
+        if not self._tracked.installed:
+            self._tracked.install(self._restore_connection(), superuser=self._backend.superuser)
+            self._ddl_seen, self._signature = -1, None
 
     def write_mark(self, conn: Any) -> Any:
         return None  # the tracking table itself is the mark: it is emptied after every look
@@ -284,9 +276,9 @@ class PostgreSQLDatabase:
         Foreign sessions not in ``known`` are looked at again, briefly, as
         :meth:`foreign_connections` does (one that just closed may still be on its way out).
         """
-        found = glance(conn, own=self._pids, ddl_counted=self._ddl_counted)
-        self._written.update(found.written_oids)  # for the next restore: the look emptied the marks
-        if not self._ddl_counted or found.ddl != self._ddl_seen:  # DDL committed since the last look
+        found = glance(conn, own=self._pids, ddl_counted=self._tracked.ddl_counted)
+        self._tracked.written.update(found.written_oids)  # for the next restore: the look emptied the marks
+        if not self._tracked.ddl_counted or found.ddl != self._ddl_seen:  # DDL committed since the last look
             self.schema_signature()
         sessions: Mapping[Hashable, bool] = {pid: holds for pid, holds in found.sessions.items()}
         if known is not None and set(sessions) - set(known):
@@ -780,30 +772,16 @@ class PostgreSQLBackend(ServerBackend[PostgreSQLTemplate, "psycopg.Connection[An
             raise BackendUnavailableError(f"cannot restore {database.name}: it was dropped")
         snap = self.snapshot(template)
         started = time.perf_counter()
-        written = set(database._written) if database._clean_as is snap and database._tracking else None
-        catalog = database._catalog
-        database._clean_as, database._catalog = None, None  # until this restore commits
         try:
             conn = database._restore_connection()
-            done = restore(
-                conn,
-                snap,
-                database=database.name,
-                lock_timeout_s=self.close_timeout,
-                written=written,
-                tracking=database._tracking,
-                ddl_counted=database._ddl_counted,
-                catalog=catalog,
-            )
+            done = database._tracked.restore(conn, snap, database=database.name, lock_timeout_s=self.close_timeout)
         except psycopg.Error as exc:
             raise self._error(exc, f"cannot restore {database.name} from {template.name}") from exc
-        database._clean_as, database._written, database.last_restore = snap, set(), done
-        database._catalog = done.catalog
+        database.last_restore = done
         self.counters["restores"] += 1
         if done.untracked:
             # a table lacked its enabled tracking trigger (created later, or its triggers were
             # disabled): put the triggers back so that the next restores are partial again
-            database._tracking = False
             database.watch_writes()
         log.debug(
             "restored %s from %s in %.1f ms (%s)",
