@@ -25,6 +25,7 @@ from dbscope.backends import mariadb as mdb  # noqa: E402
 from dbscope.backends.mariadb_connect import server_address  # noqa: E402
 from dbscope.backends.mariadb_dialect import translate  # noqa: E402
 from dbscope.backends.mariadb_owner import OwnerRecord, drop_checked, note_owner  # noqa: E402
+from dbscope.backends.mariadb_schema import transient_stats  # noqa: E402
 from dbscope.cli import main as cli_main  # noqa: E402
 from dbscope.errors import BackendUnavailableError, ConfigError, MigrationError  # noqa: E402
 from dbscope.migrations import combined_fingerprint, load_migrations  # noqa: E402
@@ -188,6 +189,21 @@ def test_the_registry_names_the_extra_for_a_missing_driver() -> None:
     assert (entry.name, entry.driver, entry.install) == ("mysql", "pymysql", "pip install 'dbscope[mysql]'")
 
 
+def test_copies_keep_table_statistics_in_memory_unless_the_table_says_otherwise() -> None:
+    plain = "CREATE TABLE `t` (\n  `id` int(11) NOT NULL\n) ENGINE=InnoDB AUTO_INCREMENT=3 DEFAULT CHARSET=latin1"
+    assert transient_stats(plain) == plain.replace("ENGINE=InnoDB", "ENGINE=InnoDB STATS_PERSISTENT=0")
+    partitioned = (
+        "CREATE TABLE `p` (\n  `id` int(11) NOT NULL\n) ENGINE=InnoDB DEFAULT CHARSET=latin1\n"
+        " PARTITION BY RANGE (`id`)\n(PARTITION `p0` VALUES LESS THAN (10) ENGINE = InnoDB)"
+    )
+    assert transient_stats(partitioned).count("STATS_PERSISTENT=0") == 1  # in the table's options, not a partition's
+    assert transient_stats(partitioned).index("STATS_PERSISTENT") < partitioned.index("PARTITION BY")
+    own = "CREATE TABLE `s` (\n  `id` int(11)\n) ENGINE=InnoDB DEFAULT CHARSET=latin1 STATS_PERSISTENT=1"
+    assert transient_stats(own) == own
+    aria = "CREATE TABLE `a` (\n  `id` int(11)\n) ENGINE=Aria DEFAULT CHARSET=latin1"
+    assert transient_stats(aria) == aria
+
+
 # -- errors from a real server ----------------------------------------------------------------------
 
 
@@ -271,6 +287,10 @@ def test_clones_are_isolated_and_keep_views_triggers_generated_columns_and_ids(m
             assert db.execute("SELECT max(id) FROM orders").scalar() == 3
             assert db.execute("SELECT what FROM audit").rows[-1]["what"] == "order 3"  # the trigger came along
             db.execute("DELETE FROM users WHERE id = 1")  # a cascade, in this clone only
+            # a copy's table statistics stay in memory: none written at create, none deleted at drop
+            stats = "SELECT count(*) FROM mysql.innodb_table_stats WHERE database_name = ?"
+            assert db.execute(stats, [scope.database.name]).scalar() == 0
+            assert db.execute(stats, [scope.database.template.name]).scalar() > 0  # the template: the server's default
     assert len(set(names)) == 3
     manager.close()
     assert not set(names) & databases()
