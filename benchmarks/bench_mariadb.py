@@ -26,7 +26,7 @@ comparison is on the same server process with the same settings. (pytest-mysql's
 mysql_proc would start a differently configured server per session: unequal and slower.)
 
 With --before SRC (a src/ directory of another dbscope, e.g. `git archive <commit> src | tar -x
--C /tmp/before`), the reset and rollback variants also run with that dbscope first on PYTHONPATH,
+-C /tmp/before`), every dbscope variant also runs with that dbscope first on PYTHONPATH,
 interleaved with the others in every round: a before/after on the same server at the same load.
 
 Usage: python benchmarks/bench_mariadb.py [--url mysql://root@127.0.0.1:3306/ | --proc]
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument(
         "--proc", action="store_true", help="run on one throwaway tmpfs mariadbd (both tools) instead of --url"
     )
-    parser.add_argument("--before", default=None, help="src/ of another dbscope: its reset and rollback too")
+    parser.add_argument("--before", default=None, help="src/ of another dbscope: its variants too")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     name = "bench_mariadb_proc.json" if args.proc else "bench_mariadb.json"
@@ -203,7 +203,7 @@ def measure(args: argparse.Namespace) -> None:
     }
     if args.before:
         before = {"PYTHONPATH": str(Path(args.before).resolve())}
-        for name in [n for n in variants if n.startswith(("dbscope reset", "dbscope rollback"))]:
+        for name in [n for n in variants if n.startswith("dbscope ")]:
             file, extra, _ = variants[name]
             variants[f"before: {name[len('dbscope ') :]}"] = (file, extra, before)
     if have_pmy:

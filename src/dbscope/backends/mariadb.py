@@ -197,6 +197,9 @@ class MariaDBDatabase:
         #: the AUTO_INCREMENT counters (autoinc_statement's rows) the look ending a scope read with no
         #: foreign session on the database, for the after_rollback() that follows it
         self._counters: list[tuple[Any, ...]] | None = None
+        #: what that look read, for the restore that follows it at once (a round trip less): the
+        #: write mark it read from, and its gate, write-note and AUTO_INCREMENT rows
+        self._ended: tuple[int, list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None
         self._lock = threading.Lock()
 
     def url(self, fmt: str = "sqlalchemy") -> str:
@@ -347,7 +350,7 @@ class MariaDBDatabase:
             return self._look(mark, known)
 
     def _look(self, mark: Any, known: Collection[Hashable] | None) -> Look:
-        self._fresh_mark = self._counters = None
+        self._fresh_mark = self._counters = self._ended = None
         own_ids = frozenset(self._own)
         since = mark[0] if mark is not None else 0
         ending = known is not None
@@ -397,6 +400,7 @@ class MariaDBDatabase:
         )
         if ending and self._tracking and not sessions:
             self._counters = found[8]
+            self._ended = (since, found[0], found[6], found[8])
         if known is not None and set(sessions) - set(known):
             sessions = self.foreign_connections(known)
         return Look(signature, written, new_mark, sessions)
@@ -426,6 +430,7 @@ class MariaDBDatabase:
                 sessions = self.foreign_connections(known)
         if len(found) > 2 and not sessions:
             self._counters = found[2]
+            self._ended = (mark[0] if mark is not None else 0, found[0], found[1], found[2])
         return Look(seen.signature, written, new_mark, sessions)
 
     def _run_own(self, conn: MariaDBConnection, statements: list[str]) -> list[list[tuple[Any, ...]]]:
@@ -836,9 +841,10 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
         blueprint = self.blueprint(template)
         started = time.perf_counter()
         conn = database._restore_connection()
+        ended, database._ended = database._ended, None
         database._fresh_mark = database._counters = None
         try:
-            only, state, mark = self._restore_plan(database, conn, blueprint, template)
+            only, state, mark = self._restore_plan(database, conn, blueprint, template, ended)
             script = restore_script(blueprint, database.name, state, quiet=_QUIET, only=only)
             if only is None:  # tables may have been made or dropped: nothing seen before holds
                 database._seen = None
@@ -883,12 +889,20 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
         )
 
     def _restore_plan(
-        self, database: MariaDBDatabase, conn: MariaDBConnection, blueprint: Blueprint, template: Any
+        self,
+        database: MariaDBDatabase,
+        conn: MariaDBConnection,
+        blueprint: Blueprint,
+        template: Any,
+        ended: tuple[int, list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None,
     ) -> tuple[set[str] | None, Present, Any]:
         """(the tables to restore, None for all; what the database holds now; the write mark now), one round trip.
 
         The objects (tables, views, triggers) are read from ``information_schema`` only when
-        the server's counts say a schema statement ran since they were last seen.
+        the server's counts say a schema statement ran since they were last seen. Right after
+        the look that ended a scope with no foreign session on the database (``ended``), what
+        that look read is what this round trip would read: it is used instead (the same reads
+        a moment earlier, as a plan's own reads are a moment before its restore).
         """
         last = database._restored
         partial = database._tracking and last is not None and last[0] is template and last[1] is not None
@@ -897,7 +911,10 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
         statements = [gate_statement(), writes_statement(database.name, since), autoinc_statement(database.name)]
         if seen is None or seen.objects is None:
             statements += [busy_statement(), *present_statements(database.name), ids_statement(database.name)]
-        found = results(conn, statements)
+        if ended is not None and len(statements) == 3 and (ended[0] == since or not partial):
+            found = list(ended[1:])
+        else:
+            found = results(conn, statements)
         gate = read_gate(found[0])
         if seen is not None and seen.objects is not None and gate[0] == seen.gate[0]:
             counters = read_autoinc(conn, database.name, blueprint, found[2])

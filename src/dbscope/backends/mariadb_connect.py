@@ -16,6 +16,7 @@ Passwords never appear in a message or log line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import importlib
 import logging
@@ -99,8 +100,9 @@ class ServerAddress:
             return f"the socket {self.unix_socket}"
         return f"{self.host}:{self.port}"
 
-    @property
+    @functools.cached_property
     def local(self) -> bool:
+        """Whether the server is on this machine (asked once: every connection of the run needs it)."""
         return bool(self.unix_socket) or is_local_host(self.host)
 
     def connect_args(self, database: str | None) -> dict[str, Any]:
