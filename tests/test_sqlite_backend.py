@@ -22,6 +22,7 @@ from dbscope import IsolationManager
 from dbscope.backends.sqlite import SQLiteBackend, SQLiteFileDatabase, SQLiteMemoryDatabase
 from dbscope.errors import BackendUnavailableError, MigrationError
 from dbscope.migrations import MigrationSet, load_migrations
+from dbscope.pool import ClonePool
 
 if TYPE_CHECKING:
     from conftest import MakeProject
@@ -1039,6 +1040,77 @@ def test_a_clone_made_ahead_costs_its_scope_the_pool_threads_work(migrations: Mi
         assert scope.made_ms > 0.0
         assert scope.setup_ms > scope.made_ms
         assert manager._made_ahead_ms.keys() <= {id(db) for pool in manager._pools.values() for db in pool._ready}
+
+
+@pytest.fixture
+def counted_clones(migrations: MigrationSet) -> Iterator[tuple[Callable[[], Any], dict[str, int]]]:
+    """A real sqlite:// backend's create(), counting the clones each thread made."""
+    backend = SQLiteBackend()
+    template = backend.template(migrations, NO_SEED)
+    made: dict[str, int] = {}
+
+    def create() -> Any:
+        thread = threading.current_thread().name
+        made[thread] = made.get(thread, 0) + 1
+        return backend.create(template, label=f"adaptive{sum(made.values())}")
+
+    yield create, made
+    backend.close()
+
+
+def take_and_drop(pool: ClonePool) -> None:
+    database = pool.take()
+    database.release()
+    database.drop()
+
+
+def test_an_adaptive_pool_clones_in_the_taker_while_the_taker_never_waits(
+    counted_clones: tuple[Callable[[], Any], dict[str, int]],
+) -> None:
+    """A clone made in this process competes with the tests for the GIL: with no idle time between
+    takes, the pool's thread makes (almost) none ahead, and is not even woken for each take."""
+    create, made = counted_clones
+    pool = ClonePool(create, size=2, name="adaptive-pool", adaptive=True)
+    try:
+        for _ in range(60):
+            take_and_drop(pool)
+    finally:
+        pool.close()
+    assert pool.hits + pool.misses == 60
+    # a taker preempted on a loaded machine looks idle for a moment: a few clones ahead may follow
+    assert made.get("adaptive-pool", 0) <= 15, made
+    assert made[threading.current_thread().name] >= 45, made
+
+
+def test_an_adaptive_pool_clones_ahead_while_the_taker_waits_on_io(
+    counted_clones: tuple[Callable[[], Any], dict[str, int]],
+) -> None:
+    create, made = counted_clones
+    pool = ClonePool(create, size=2, name="adaptive-pool", adaptive=True)
+    io = threading.Event()  # never set: each wait is a test blocked on I/O for 20 ms
+    try:
+        for _ in range(30):
+            take_and_drop(pool)
+            io.wait(0.02)
+    finally:
+        pool.close()
+    assert pool.hits >= 20, (pool.hits, pool.misses)  # after the first takes measured the clone and the wait
+    assert made["adaptive-pool"] >= 20, made
+
+
+def test_an_adaptive_pool_fills_while_someone_waits_for_it(
+    counted_clones: tuple[Callable[[], Any], dict[str, int]],
+) -> None:
+    create, _ = counted_clones
+    pool = ClonePool(create, size=2, name="adaptive-pool", adaptive=True)
+    try:
+        take_and_drop(pool)  # measured: no idle time yet, so nothing is made ahead by itself
+        assert pool.wait_ready(timeout=30)
+        assert pool.ready == 2
+        take_and_drop(pool)
+        assert pool.hits == 1
+    finally:
+        pool.close()
 
 
 def test_closing_the_manager_stops_the_pool_thread_and_removes_its_clones(

@@ -459,7 +459,9 @@ class IsolationManager:
                 if pool is None:
                     # a server backend sizes the pool from its connection budget
                     size = getattr(backend, "pool_size", self.pool_size)
-                    pool = self._pools[key] = ClonePool(create, size=size, name=POOL_THREAD)
+                    # a backend that clones in this process has the pool clone ahead only when it is free
+                    adaptive = bool(getattr(backend, "clones_in_process", False))
+                    pool = self._pools[key] = ClonePool(create, size=size, name=POOL_THREAD, adaptive=adaptive)
         database: Database = pool.take()
         return database
 

@@ -182,7 +182,13 @@ def release_and_drop(database: Database, during: str, *, problems: list[str] | N
 
 
 class Backend(Protocol):
-    """Builds templates and creates and drops the databases of scopes."""
+    """Builds templates and creates and drops the databases of scopes.
+
+    Two attributes tune the clone pool where a backend has them: ``pool_size`` (how many
+    clones to keep ready; a server sizes it from its connections) and ``clones_in_process``
+    (true where a clone is this process's own work, so the pool clones ahead only while the
+    tests leave it idle time; see :mod:`dbscope.pool`).
+    """
 
     def template(
         self,

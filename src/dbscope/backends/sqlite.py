@@ -870,6 +870,9 @@ class SQLiteBackend:
     """Templates and per-scope databases for ``sqlite://`` and ``sqlite:///dir``."""
 
     dialect = DIALECT
+    #: a clone is made by this process (a file copy and a connect): its pool clones ahead only
+    #: while the tests leave it idle time (see dbscope.pool)
+    clones_in_process = True
 
     def __init__(
         self,
