@@ -73,12 +73,14 @@ def drop_templates_built_by_this_session() -> Iterator[None]:
 
     from dbscope.backends.pg_owner import (
         REGISTRY_DB,
+        STALE_AFTER_S,
         TEMPLATE_PREFIX,
         OwnerRecord,
-        drop_checked,
+        drop_unused_template,
         plan_garbage,
         this_machine,
     )
+    from dbscope.errors import BackendUnavailableError
 
     machine = this_machine()
     with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as conn:
@@ -98,10 +100,11 @@ def drop_templates_built_by_this_session() -> Iterator[None]:
             record = OwnerRecord.from_comment(comment)
             mine = record and record.host == machine.host and record.boot == machine.boot and record.created >= started
             if mine and name in unused:
-                try:
-                    drop_checked(conn, name, allow_template=True)
-                except psycopg.Error:
-                    pass  # gone meanwhile, or the server refused: it stays, like any cached template
+                try:  # judged again under its build lock: a run may have started using it since
+                    with psycopg.connect(PG_URL.rsplit("/", 1)[0] + "/" + REGISTRY_DB, autocommit=True) as registry:
+                        drop_unused_template(conn, registry, name, stale_after_s=STALE_AFTER_S)
+                except (psycopg.Error, BackendUnavailableError):
+                    pass  # in use, gone meanwhile, or the server refused: it stays, like any cached template
 
 
 def drop_if_kept(url: str, name: str) -> None:

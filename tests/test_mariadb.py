@@ -576,6 +576,29 @@ def test_gc_drops_what_dead_runs_left_and_never_a_live_runs_or_a_stranger(mariad
             conn.close()
 
 
+def test_gc_of_templates_judges_again_under_the_build_lock_a_run_notes_its_use_in(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    """gc --templates drops a template only holding its build lock, the lock a run holds from finding
+    (or building) the template until it has noted its use: no run is ever between the two."""
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "0001.sql").write_text(f"-- {time.time_ns()}\nCREATE TABLE t (id int);\n")
+    with IsolationManager(mariadb_url, migrations=str(tmp_path / "migrations")) as manager:
+        with manager.scope("build") as scope:
+            assert isinstance(scope.database, mdb.MariaDBDatabase)
+            template = scope.database.template.name
+    holder = raw()
+    try:
+        assert scalar(holder, f"SELECT GET_LOCK('{template}', 0)") == 1  # a run finding it, about to note it
+        held = {item.name: item for item in mdb.collect_garbage(mariadb_url, dry_run=False, templates=True)}
+        assert held[template].action == "keep" and "starting to use it now" in held[template].reason, held[template]
+    finally:
+        scalar(holder, f"SELECT RELEASE_LOCK('{template}')")
+        holder.close()
+    done = {item.name: item for item in mdb.collect_garbage(mariadb_url, dry_run=False, templates=True)}
+    assert done[template].action == "drop" and template not in databases()
+
+
 def test_doctor_and_gc_work_on_a_mariadb_url(
     mariadb_url: str, project: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:

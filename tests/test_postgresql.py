@@ -90,10 +90,11 @@ class Server:
         registry = psycopg.connect(pg_owner_url(self.url), autocommit=True)
         try:
             items = pg_owner.plan_garbage(self.conn, registry, templates=True)
+            if any(item.name == name and item.action == "drop" for item in items):
+                with contextlib.suppress(BackendUnavailableError):  # a run took it up meanwhile
+                    pg_owner.drop_unused_template(self.conn, registry, name, stale_after_s=pg_owner.STALE_AFTER_S)
         finally:
             registry.close()
-        if any(item.name == name and item.action == "drop" for item in items):
-            pg_owner.drop_checked(self.conn, name, allow_template=True)
 
     def close(self) -> None:
         self.conn.close()
@@ -634,6 +635,36 @@ def test_gc_drops_what_dead_runs_left_and_never_a_live_runs_databases(
         assert server.exists(live.name) and server.exists(template.name)
     finally:
         live.drop()
+
+
+def test_gc_of_templates_judges_again_under_the_build_lock_a_run_notes_its_use_in(
+    backends: Callable[..., pg.PostgreSQLBackend], tmp_path: Path, server: Server, pg_url: str
+) -> None:
+    """A run notes the template it found or built before it lets go of the template's build lock;
+    gc --templates drops a template only holding that lock, so no run is between finding it and noting it."""
+    migrations = unique_migrations(tmp_path)
+    first = backends()
+    template = first.template(migrations, NO_SEED)
+    first.close()  # the run that built it is over: the template is unused
+    registry = psycopg.connect(pg_owner_url(pg_url), autocommit=True)
+    key = [pg_owner.TEMPLATE_LOCK, pg_owner.lock_key(template.name[len(pg_owner.TEMPLATE_PREFIX) :])]
+    try:
+        registry.execute("SELECT pg_advisory_lock(%s, %s)", key)  # a run finding it, about to note it
+        held = {item.name: item for item in pg.collect_garbage(pg_url, dry_run=False, templates=True)}
+        assert held[template.name].action == "keep", held[template.name]
+        assert "a run is building it or starting to use it now" in held[template.name].reason
+        assert server.exists(template.name)
+    finally:
+        registry.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+        registry.close()
+    later = backends()  # finds the template: its use is noted before the lock is let go
+    assert later.template(migrations, NO_SEED).name == template.name
+    listed = {item.name: item for item in pg.collect_garbage(pg_url, dry_run=False, templates=True)}
+    kept = listed[template.name]
+    assert kept.action == "keep" and f"in use by live run {later.run_id}" in kept.reason, kept
+    later.close()
+    done = {item.name: item for item in pg.collect_garbage(pg_url, dry_run=False, templates=True)}
+    assert done[template.name].action == "drop" and not server.exists(template.name)
 
 
 def test_a_new_backend_sweeps_what_a_crashed_run_left(

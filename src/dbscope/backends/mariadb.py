@@ -60,6 +60,7 @@ from .mariadb_connect import quote_name as q
 from .mariadb_dialect import DIALECT
 from .mariadb_owner import (
     drop_checked,
+    drop_unused_template,
     ensure_registry,
     forget_dead_runs,
     heartbeat,
@@ -631,6 +632,12 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
         with self._admin.lock:
             note_template(self._admin.get(), self.run_id, name)
 
+    def _note_template_locked(self, name: str) -> None:
+        """Note the use while the template's build lock is held: ``dbscope gc --templates`` takes that
+        lock and judges again under it, so it cannot drop the template between its finding and this note."""
+        with contextlib.suppress(pymysql.Error):
+            self._note_template(name)
+
     def _ensure_template(
         self,
         fingerprint: str,
@@ -662,12 +669,14 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
             if exists and record is not None and record.is_template:
                 if not (rebuild and record.session != self.session):
                     log.debug("reusing template %s (built by run %s)", name, record.run)
+                    self._note_template_locked(name)
                     return MariaDBTemplate(fingerprint, name)
             if exists:
                 log.debug("rebuilding template %s", name)
                 drop_checked(conn, name, allow_kinds=("building", "template"))
             self._build(conn, name, fingerprint, migrations, seed, environment)
             self.counters["templates_built"] += 1
+            self._note_template_locked(name)
             return MariaDBTemplate(fingerprint, name, built=True)
         except pymysql.Error as exc:
             raise self._error(exc, f"cannot build the template {name}") from exc
@@ -974,9 +983,15 @@ def collect_garbage(
         items = plan_garbage(conn, stale_after_s=stale_after_s, templates=templates, kept=kept)
         if dry_run:
             return items
+
+        def drop(name: str) -> bool:
+            if templates and servers.TEMPLATE_NAME.fullmatch(name):  # judged again under its build lock
+                return drop_unused_template(conn, name, stale_after_s=stale_after_s)
+            return drop_checked(conn, name, allow_kinds=("clone", "building", "snapshot", "kept", "template"))
+
         result = servers.drop_garbage(
             items,
-            lambda name: drop_checked(conn, name, allow_kinds=("clone", "building", "snapshot", "kept", "template")),
+            drop,
             errors=(pymysql.Error, DbscopeError),
             describe=lambda exc: mask_password(str(exc)),
         )

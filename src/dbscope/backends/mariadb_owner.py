@@ -28,12 +28,23 @@ from ..errors import BackendUnavailableError
 from .mariadb_connect import quote_name as q
 from .mariadb_schema import literal, rows
 from .processes import pid_alive
-from .servers import PREFIX, REGISTRY_DB, STALE_AFTER_S, GarbageItem, OwnerRecord, RunBeat, RunJudge, garbage_item
+from .servers import (
+    PREFIX,
+    REGISTRY_DB,
+    STALE_AFTER_S,
+    TEMPLATE_PREFIX,
+    GarbageItem,
+    OwnerRecord,
+    RunBeat,
+    RunJudge,
+    garbage_item,
+)
 from .servers import refusal as _refusal
 
 __all__ = [
     "OwnerRecord",
     "drop_checked",
+    "drop_unused_template",
     "ensure_registry",
     "plan_garbage",
     "run_lock",
@@ -207,6 +218,25 @@ def plan_garbage(
         else garbage_item(name, records.get(name), judge, templates=templates, kept=kept)
         for name in names
     ]
+
+
+def drop_unused_template(conn: Any, name: str, *, stale_after_s: float = STALE_AFTER_S) -> bool:
+    """Drop the template ``name`` if, holding its build lock, still no live run uses it.
+
+    A run notes the template it uses while it holds that lock, whether it found the
+    template or built it: under the lock no run is between finding it and noting its use.
+    A lock another session holds (a build, a run starting) keeps the template, saying so.
+    """
+    lock = template_lock(name[len(TEMPLATE_PREFIX) :])
+    if not rows(conn, "SELECT GET_LOCK(%s, 0)", [lock])[0][0]:
+        raise refusal(name, "a run is building it or starting to use it now")
+    try:
+        user = _judge(conn, stale_after_s).template_in_use(name)
+        if user is not None:
+            raise refusal(name, f"live run {user} started using it")
+        return drop_checked(conn, name, allow_kinds=("template",))
+    finally:
+        rows(conn, "SELECT RELEASE_LOCK(%s)", [lock])
 
 
 def forget_dead_runs(conn: Any, *, stale_after_s: float = STALE_AFTER_S) -> None:

@@ -67,6 +67,7 @@ __all__ = [
     "OwnerKind",
     "OwnerRecord",
     "drop_checked",
+    "drop_unused_template",
     "lock_key",
     "plan_garbage",
     "this_machine",
@@ -189,6 +190,31 @@ def drop_checked(
     except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
         pass  # not connected to the registry
     return True
+
+
+def drop_unused_template(
+    conn: psycopg.Connection[Any], registry: psycopg.Connection[Any] | None, name: str, *, stale_after_s: float
+) -> bool:
+    """Drop the template ``name`` if, under its build lock, still no live run uses it.
+
+    A run notes the template it uses while it holds that lock (in the registry database,
+    where advisory locks of the same keys meet), whether it found the template or built
+    it: under the lock no run is between finding it and noting its use. A lock another
+    process holds (a build, a run starting) keeps the template, saying so.
+    """
+    if registry is None:  # no registry: no run of dbscope ever noted a use on this server
+        return drop_checked(conn, name, allow_template=True)
+    key = [TEMPLATE_LOCK, lock_key(name[len(TEMPLATE_PREFIX) :])]
+    row = registry.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()
+    if not (row and row[0]):
+        raise refusal(name, "a run is building it or starting to use it now")
+    try:
+        user = _judge(conn, registry, stale_after_s).template_in_use(name)
+        if user is not None:
+            raise refusal(name, f"live run {user} started using it")
+        return drop_checked(conn, name, allow_template=True)
+    finally:
+        registry.execute("SELECT pg_advisory_unlock(%s, %s)", key)
 
 
 # -- the registry of runs ---------------------------------------------------------------------------

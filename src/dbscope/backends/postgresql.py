@@ -69,6 +69,7 @@ from .pg_owner import (
     clear_pending,
     comment_on,
     drop_checked,
+    drop_unused_template,
     ensure_registry,
     ensure_schema,
     forget_dead_runs,
@@ -514,6 +515,12 @@ class PostgreSQLBackend(ServerBackend[PostgreSQLTemplate, "psycopg.Connection[An
         self._admin = self._live(self._admin)
         note_template(self._admin, self.run_id, name)
 
+    def _note_template_locked(self, name: str) -> None:
+        """Note the use while the template's build lock is held: ``dbscope gc --templates`` takes that
+        lock and judges again under it, so it cannot drop the template between its finding and this note."""
+        with contextlib.suppress(psycopg.Error):
+            self._note_template(name)
+
     def _ensure_template(
         self,
         fingerprint: str,
@@ -539,12 +546,14 @@ class PostgreSQLBackend(ServerBackend[PostgreSQLTemplate, "psycopg.Connection[An
                 )
             if exists and record is not None and not (rebuild and record.session != self.session):
                 log.debug("reusing template %s (built by run %s)", name, record.run)
+                self._note_template_locked(name)
                 return PostgreSQLTemplate(fingerprint, name)
             if exists:
                 log.debug("rebuilding template %s", name)
                 drop_checked(conn, name, allow_template=True)
             self._build(conn, name, fingerprint, migrations, seed, environment)
             self.counters["templates_built"] += 1
+            self._note_template_locked(name)
             return PostgreSQLTemplate(fingerprint, name, built=True)
         except psycopg.Error as exc:
             raise self._error(exc, f"cannot build the template {name}") from exc
@@ -842,9 +851,15 @@ def collect_garbage(
         items = plan_garbage(conn, registry, stale_after_s=stale_after_s, templates=templates, kept=kept)
         if dry_run:
             return items
+
+        def drop(name: str) -> bool:
+            if templates and servers.TEMPLATE_NAME.fullmatch(name):  # rechecked under its build lock
+                return drop_unused_template(conn, registry, name, stale_after_s=stale_after_s)
+            return drop_checked(conn, name, allow_template=templates)
+
         result = servers.drop_garbage(
             items,
-            lambda name: drop_checked(conn, name, allow_template=templates),
+            drop,
             errors=(psycopg.Error, BackendUnavailableError),
             describe=lambda exc: mask_password(str(exc)),
         )

@@ -41,6 +41,7 @@ __all__ = [
     "PREFIX",
     "REGISTRY_DB",
     "STALE_AFTER_S",
+    "TEMPLATE_NAME",
     "TEMPLATE_PREFIX",
     "DatabaseState",
     "GarbageItem",
@@ -63,6 +64,8 @@ __all__ = [
 
 PREFIX = "dbscope_"
 TEMPLATE_PREFIX = "dbscope_tpl_"
+#: a template's name (a half-built one, ``<name>_b<hex>``, is not one)
+TEMPLATE_NAME = re.compile(re.escape(TEMPLATE_PREFIX) + r"[0-9a-f]+")
 REGISTRY_DB = "dbscope_registry"
 #: A run whose heartbeat is older than this (and that holds no lock) is gone.
 STALE_AFTER_S = 60.0
