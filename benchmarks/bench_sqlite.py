@@ -15,9 +15,10 @@ ROUNDS times, timing each run's test loop (pytest_runtestloop) so interpreter st
 and collection do not add noise: tests taking no database (the baseline), tests taking dbscope's `db`
 fixture (clone, and the reset and rollback strategies), the same with the JSON report
 on, and tests taking a naive migrate-per-test fixture. Per-test overhead = (run time - baseline run time) / TESTS, medians over rounds.
-Two more suites run a statement: through `db` (dbscope's own connection, which the clone
-pool's thread has had parse the schema), and through a connection the test opens by the
-database's URL, as an app does (it parses the schema itself). Every dbscope run
+Two more suites run a statement: through `db` (dbscope's own connection), and through a
+connection the test opens by the database's URL, as an app does. Two more wait 2 ms on I/O
+a test, without a database and with `db`: the process is idle meanwhile, and the clone
+pool's thread clones ahead (the two rows differ by dbscope's cost). Every dbscope run
 also writes the JSON report (after the timed loop), whose self-reported overhead (setup +
 teardown a test) is printed beside that run's whole-run figure: the report must not hide cost.
 
@@ -143,7 +144,18 @@ def naive_db():
 #: the database's URL (what an app's engine does), closed before the test ends
 STATEMENT_TESTS = '''
 import sqlite3
+import threading
 import pytest
+
+IO = threading.Event()  # never set: each wait is a test blocked on I/O (a socket, a subprocess)
+
+@pytest.mark.parametrize("n", range({tests}))
+def test_io_wait_alone(n):
+    IO.wait(0.002)
+
+@pytest.mark.parametrize("n", range({tests}))
+def test_io_wait(db, n):
+    IO.wait(0.002)
 
 @pytest.mark.parametrize("n", range({tests}))
 def test_query(db, n):
@@ -175,6 +187,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "dbscope db, one query": ("test_statements.py::test_query", []),
     "dbscope db_url, app's own connection, one query": ("test_statements.py::test_app_connection", []),
     "naive migrate-per-test fixture": ("test_naive.py", []),
+    # the process idle 2 ms a test: the clone pool's thread clones ahead meanwhile
+    "no database, test waits 2 ms on I/O": ("test_statements.py::test_io_wait_alone", []),
+    "dbscope db, test waits 2 ms on I/O": ("test_statements.py::test_io_wait", []),
 }
 REPORTED = "dbscope db + JSON report"
 
