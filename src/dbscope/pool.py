@@ -10,6 +10,8 @@ clones ahead only while the thread that takes clones leaves it the time, that is
 that thread's idle time between two takes (wall clock less its own CPU time: waiting on
 I/O, a socket, a sleep) is at least twice what a clone costs; otherwise ``take()`` clones
 synchronously. Anyone waiting for the pool (``wait_ready()``) has it fill all the same.
+On a machine busy with other work, time the taker spends waiting for a CPU counts as
+idle too, and the pool clones ahead as it did before it was adaptive.
 When the pool is empty, ``take()`` clones synchronously, so a slow pool never blocks a
 test for longer than cloning would.
 
@@ -75,8 +77,8 @@ class ClonePool:
         self._adaptive = adaptive
         #: running averages (seconds): the taker's idle time between takes, and a clone's cost;
         #: an adaptive pool starts idle and clones ahead once the two say it is worth it
-        self._idle = 0.0
-        self._cost = 0.0
+        self._idle: float | None = None
+        self._cost: float | None = None
         self._last_take: tuple[int, float, float] | None = None  # (thread, wall clock, its CPU time)
         self._waiters = 0
         self._ready: deque[Any] = deque()
@@ -119,11 +121,11 @@ class ClonePool:
         """Whether to clone ahead now (called holding the condition)."""
         if not self._adaptive or self._waiters:
             return True
-        return self._cost > 0.0 and self._idle >= AHEAD_WHEN_IDLE * self._cost
+        return self._cost is not None and self._idle is not None and self._idle >= AHEAD_WHEN_IDLE * self._cost
 
     def _note_cost(self, seconds: float) -> None:
         with self._cond:
-            self._cost = seconds if self._cost == 0.0 else self._cost + _NEWEST * (seconds - self._cost)
+            self._cost = seconds if self._cost is None else self._cost + _NEWEST * (seconds - self._cost)
 
     def _note_take(self) -> None:
         """The taker's idle time since its last take (its wall clock less its CPU time), averaged."""
@@ -136,7 +138,7 @@ class ClonePool:
         idle = max(0.0, (wall - last[1]) - (cpu - last[2]))
         with self._cond:
             before = self._ahead()
-            self._idle = idle if self._idle == 0.0 else self._idle + _NEWEST * (idle - self._idle)
+            self._idle = idle if self._idle is None else self._idle + _NEWEST * (idle - self._idle)
             if self._ahead() and not before:  # the thread starts cloning ahead
                 self._cond.notify_all()
 
@@ -222,6 +224,8 @@ class ClonePool:
         self._thread = None
         self._size = 0
         self._paused = self._busy = False
+        self._waiters = 0
+        self._last_take = None  # the parent's CPU clock: not this process's
         self.failure = None
 
     def close(self, timeout: float = 10.0) -> None:
