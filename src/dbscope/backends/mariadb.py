@@ -270,7 +270,7 @@ class MariaDBDatabase:
 
     def capture(self, template: Any) -> MariaDBTemplate:
         """This database's contents now, copied into a snapshot database that ``restore()`` takes."""
-        self._fresh_mark = self._counters = None
+        self._fresh_mark = self._counters = self._ended = None
         return self._backend._capture(self, template)
 
     def recreate(self, template: Any) -> None:
@@ -279,7 +279,7 @@ class MariaDBDatabase:
         self._backend._recreate(self, template)
         self._tracking = False
         self._restored = (template, None)
-        self._fresh_mark = self._counters = None
+        self._fresh_mark = self._counters = self._ended = None
         self.open_primary()
 
     def schema_signature(self) -> str | None:
@@ -456,7 +456,7 @@ class MariaDBDatabase:
         """InnoDB does not roll back AUTO_INCREMENT: set it back on the tables where it moved."""
         blueprint = self._backend.blueprint(template)
         conn = self._restore_connection()
-        loaded, self._counters = self._counters, None
+        loaded, self._counters, self._ended = self._counters, None, None
         try:
             if loaded is None:
                 loaded = rows(conn, autoinc_statement(self.name))
