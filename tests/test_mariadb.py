@@ -554,13 +554,24 @@ def test_gc_drops_what_dead_runs_left_and_never_a_live_runs_or_a_stranger(mariad
     with live.scope("alive") as scope:
         conn = raw()
         dead = OwnerRecord("clone", "deadrun1", "deadrun1", "another-host", "", 1, created=time.time() - 3600)
+        orphan = "dbscope_deadrun1_x"
         try:
             with conn.cursor() as cursor:
-                cursor.execute(note_owner("dbscope_deadrun1_x", dead))
-                cursor.execute("CREATE DATABASE dbscope_deadrun1_x")
                 cursor.execute("CREATE DATABASE dbscope_not_ours")
-            listed = {item.name: item for item in mdb.collect_garbage(mariadb_url, stale_after_s=60)}
-            assert listed["dbscope_deadrun1_x"].action == "drop"
+            # a dead run's database is everyone's to sweep: a run starting meanwhile (the suite's other
+            # workers start many) may drop it before gc lists it; then a new one is made for gc to find
+            for attempt in range(5):
+                orphan = f"dbscope_deadrun1_x{attempt}"
+                with conn.cursor() as cursor:
+                    cursor.execute(note_owner(orphan, dead))
+                    cursor.execute(f"CREATE DATABASE {orphan}")
+                listed = {item.name: item for item in mdb.collect_garbage(mariadb_url, stale_after_s=60)}
+                if orphan in listed:
+                    break
+                assert orphan not in databases()
+            else:
+                pytest.fail("other runs' sweeps dropped every orphan before gc could list it")
+            assert listed[orphan].action == "drop"
             assert listed[scope.database.name].action == "keep"
             assert listed["dbscope_not_ours"].action == "keep"
             assert "no dbscope owner record" in listed["dbscope_not_ours"].reason
@@ -568,11 +579,11 @@ def test_gc_drops_what_dead_runs_left_and_never_a_live_runs_or_a_stranger(mariad
                 drop_checked(conn, "dbscope_not_ours")
             mdb.collect_garbage(mariadb_url, dry_run=False)
             left = databases()
-            assert "dbscope_deadrun1_x" not in left and scope.database.name in left
+            assert orphan not in left and scope.database.name in left
         finally:
             with conn.cursor() as cursor:
                 cursor.execute("DROP DATABASE IF EXISTS dbscope_not_ours")
-                cursor.execute("DROP DATABASE IF EXISTS dbscope_deadrun1_x")
+                cursor.execute(f"DROP DATABASE IF EXISTS {orphan}")
             conn.close()
 
 
