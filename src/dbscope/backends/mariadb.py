@@ -632,12 +632,6 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
         with self._admin.lock:
             note_template(self._admin.get(), self.run_id, name)
 
-    def _note_template_locked(self, name: str) -> None:
-        """Note the use while the template's build lock is held: ``dbscope gc --templates`` takes that
-        lock and judges again under it, so it cannot drop the template between its finding and this note."""
-        with contextlib.suppress(pymysql.Error):
-            self._note_template(name)
-
     def _ensure_template(
         self,
         fingerprint: str,

@@ -515,12 +515,6 @@ class PostgreSQLBackend(ServerBackend[PostgreSQLTemplate, "psycopg.Connection[An
         self._admin = self._live(self._admin)
         note_template(self._admin, self.run_id, name)
 
-    def _note_template_locked(self, name: str) -> None:
-        """Note the use while the template's build lock is held: ``dbscope gc --templates`` takes that
-        lock and judges again under it, so it cannot drop the template between its finding and this note."""
-        with contextlib.suppress(psycopg.Error):
-            self._note_template(name)
-
     def _ensure_template(
         self,
         fingerprint: str,

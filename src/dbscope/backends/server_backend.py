@@ -94,12 +94,21 @@ class ServerBackend(Generic[T, C]):
         rebuild: bool,
         environment: BuildEnvironment | None,
     ) -> T:
-        """The template of ``fingerprint`` on the server: found, or built under the server's lock."""
+        """The template of ``fingerprint`` on the server: found, or built under the server's lock.
+
+        Before it lets go of that lock it calls :meth:`_note_template_locked`.
+        """
         raise NotImplementedError
 
     def _note_template(self, name: str) -> None:
         """Record on the server that this run uses the template ``name`` (so no ``gc`` drops it)."""
         raise NotImplementedError
+
+    def _note_template_locked(self, name: str) -> None:
+        """Note the use while the template's build lock is held: ``dbscope gc --templates`` takes that
+        lock and judges again under it, so it cannot drop the template between its finding and this note."""
+        with contextlib.suppress(*self.driver_errors):
+            self._note_template(name)
 
     def _plan_sweep(self) -> list[GarbageItem]:
         """What dead runs left (with ``drop`` or ``keep``), forgetting those runs."""
