@@ -128,6 +128,11 @@ _LOUD = "SET @dbscope_quiet = NULL"
 _PING_AFTER_S = 1.0
 
 
+#: what a look that ended a scope read: the write mark it read from, and its gate, write-note and
+#: AUTO_INCREMENT rows
+_Ended = tuple[int, list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
 @dataclass(frozen=True)
 class _Seen:
     """What a full look at a database found, still true while the server's counts (``gate``) stay as they were.
@@ -195,12 +200,9 @@ class MariaDBDatabase:
         self._seen: _Seen | None = None
         #: the write mark a restore ended with, for the write_mark() that follows it
         self._fresh_mark: Any = None
-        #: the AUTO_INCREMENT counters (autoinc_statement's rows) the look ending a scope read with no
-        #: foreign session on the database, for the after_rollback() that follows it
-        self._counters: list[tuple[Any, ...]] | None = None
-        #: what that look read, for the restore that follows it at once (a round trip less): the
-        #: write mark it read from, and its gate, write-note and AUTO_INCREMENT rows
-        self._ended: tuple[int, list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None
+        #: what the look ending a scope read with no foreign session on the database, for the
+        #: after_rollback() (its AUTO_INCREMENT rows) or the restore (all of it) that follows at once
+        self._ended: _Ended | None = None
         self._lock = threading.Lock()
 
     def url(self, fmt: str = "sqlalchemy") -> str:
@@ -270,7 +272,7 @@ class MariaDBDatabase:
 
     def capture(self, template: Any) -> MariaDBTemplate:
         """This database's contents now, copied into a snapshot database that ``restore()`` takes."""
-        self._fresh_mark = self._counters = self._ended = None
+        self._fresh_mark = self._ended = None
         return self._backend._capture(self, template)
 
     def recreate(self, template: Any) -> None:
@@ -279,7 +281,7 @@ class MariaDBDatabase:
         self._backend._recreate(self, template)
         self._tracking = False
         self._restored = (template, None)
-        self._fresh_mark = self._counters = self._ended = None
+        self._fresh_mark = self._ended = None
         self.open_primary()
 
     def schema_signature(self) -> str | None:
@@ -351,7 +353,7 @@ class MariaDBDatabase:
             return self._look(mark, known)
 
     def _look(self, mark: Any, known: Collection[Hashable] | None) -> Look:
-        self._fresh_mark = self._counters = self._ended = None
+        self._fresh_mark = self._ended = None
         own_ids = frozenset(self._own)
         since = mark[0] if mark is not None else 0
         ending = known is not None
@@ -400,7 +402,6 @@ class MariaDBDatabase:
             else None
         )
         if ending and self._tracking and not sessions:
-            self._counters = found[8]
             self._ended = (since, found[0], found[6], found[8])
         if known is not None and set(sessions) - set(known):
             sessions = self.foreign_connections(known)
@@ -430,7 +431,6 @@ class MariaDBDatabase:
             if known is not None and set(sessions) - set(known):
                 sessions = self.foreign_connections(known)
         if len(found) > 2 and not sessions:
-            self._counters = found[2]
             self._ended = (mark[0] if mark is not None else 0, found[0], found[1], found[2])
         return Look(seen.signature, written, new_mark, sessions)
 
@@ -456,7 +456,8 @@ class MariaDBDatabase:
         """InnoDB does not roll back AUTO_INCREMENT: set it back on the tables where it moved."""
         blueprint = self._backend.blueprint(template)
         conn = self._restore_connection()
-        loaded, self._counters, self._ended = self._counters, None, None
+        ended, self._ended = self._ended, None
+        loaded = ended[3] if ended is not None else None
         try:
             if loaded is None:
                 loaded = rows(conn, autoinc_statement(self.name))
@@ -845,7 +846,7 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
         started = time.perf_counter()
         conn = database._restore_connection()
         ended, database._ended = database._ended, None
-        database._fresh_mark = database._counters = None
+        database._fresh_mark = None
         try:
             only, state, mark = self._restore_plan(database, conn, blueprint, template, ended)
             script = restore_script(blueprint, database.name, state, quiet=_QUIET, only=only)
@@ -897,7 +898,7 @@ class MariaDBBackend(ServerBackend[MariaDBTemplate, MariaDBConnection]):
         conn: MariaDBConnection,
         blueprint: Blueprint,
         template: Any,
-        ended: tuple[int, list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]] | None = None,
+        ended: _Ended | None = None,
     ) -> tuple[set[str] | None, Present, Any]:
         """(the tables to restore, None for all; what the database holds now; the write mark now), one round trip.
 
