@@ -142,10 +142,9 @@ class ServerBackend(Generic[T, C]):
             cached = self._templates.get(fingerprint)
             if cached is not None:
                 return cached
+            # it noted this run's use of the template before letting go of the template's lock
             template = self._ensure_template(fingerprint, migrations, seed, rebuild=rebuild, environment=environment)
             self._templates[fingerprint] = template
-        with contextlib.suppress(*self.driver_errors):
-            self._note_template(template.name)
         return template
 
     # -- drops --
