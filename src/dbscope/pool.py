@@ -124,7 +124,11 @@ class ClonePool:
             return True
         return self._cost is not None and self._idle is not None and self._idle >= AHEAD_WHEN_IDLE * self._cost
 
-    def _note_cost(self, seconds: float) -> None:
+    def _note_cost(self, started: float) -> None:
+        """What the clone begun at ``started`` (``perf_counter()``) cost, averaged."""
+        if not self._adaptive:
+            return
+        seconds = time.perf_counter() - started
         with self._cond:
             self._cost = seconds if self._cost is None else self._cost + _NEWEST * (seconds - self._cost)
 
@@ -159,8 +163,7 @@ class ClonePool:
         if database is None:
             started = time.perf_counter()
             database = self._create()
-            if self._adaptive:
-                self._note_cost(time.perf_counter() - started)
+            self._note_cost(started)
             self._revive()
         self._note_take()  # after the clone: the idle time measured is the test's
         return database
@@ -187,8 +190,7 @@ class ClonePool:
             try:
                 started = time.perf_counter()
                 database = self._create()
-                if self._adaptive:
-                    self._note_cost(time.perf_counter() - started)
+                self._note_cost(started)
             except BaseException as exc:  # take() clones synchronously and raises it there
                 with self._cond:
                     self._busy = False
