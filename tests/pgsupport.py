@@ -87,24 +87,26 @@ def drop_templates_built_by_this_session() -> Iterator[None]:
         # never one a live run still clones from: another test session on this machine (a CI run
         # beside a developer's) may have built the same template since this one started
         try:
-            with psycopg.connect(PG_URL.rsplit("/", 1)[0] + "/" + REGISTRY_DB, autocommit=True) as registry:
-                unused = {item.name for item in plan_garbage(conn, registry, templates=True) if item.action == "drop"}
+            registry = psycopg.connect(PG_URL.rsplit("/", 1)[0] + "/" + REGISTRY_DB, autocommit=True)
         except psycopg.OperationalError:  # no registry: no run of dbscope ever used this server
             return
-        rows = conn.execute(
-            "SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d "
-            "WHERE starts_with(d.datname, %s)",
-            [TEMPLATE_PREFIX],
-        ).fetchall()
-        for name, comment in rows:
-            record = OwnerRecord.from_comment(comment)
-            mine = record and record.host == machine.host and record.boot == machine.boot and record.created >= started
-            if mine and name in unused:
-                try:  # judged again under its build lock: a run may have started using it since
-                    with psycopg.connect(PG_URL.rsplit("/", 1)[0] + "/" + REGISTRY_DB, autocommit=True) as registry:
+        with registry:
+            unused = {item.name for item in plan_garbage(conn, registry, templates=True) if item.action == "drop"}
+            rows = conn.execute(
+                "SELECT d.datname, shobj_description(d.oid, 'pg_database') FROM pg_database d "
+                "WHERE starts_with(d.datname, %s)",
+                [TEMPLATE_PREFIX],
+            ).fetchall()
+            for name, comment in rows:
+                record = OwnerRecord.from_comment(comment)
+                mine = (
+                    record and record.host == machine.host and record.boot == machine.boot and record.created >= started
+                )
+                if mine and name in unused:
+                    try:  # judged again under its build lock: a run may have started using it since
                         drop_unused_template(conn, registry, name, stale_after_s=STALE_AFTER_S)
-                except (psycopg.Error, BackendUnavailableError):
-                    pass  # in use, gone meanwhile, or the server refused: it stays, like any cached template
+                    except (psycopg.Error, BackendUnavailableError):
+                        pass  # in use, gone meanwhile, or the server refused: it stays, like any cached template
 
 
 def drop_if_kept(url: str, name: str) -> None:
